@@ -1,0 +1,91 @@
+"""Format registry: every supported access-log format by name, in auto-detection order.
+
+Each format module exposes `FORMATS: list[Format]`. A `Format.parse` takes decoded lines (a polars
+String Series, envelopes already removed) and the file's `ParserState`, and returns a frame shaped
+by `ingest.schema.finish`: one row per input line, same order, never raising on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+
+@dataclass
+class ParserState:
+    """What a parser must remember between batches of one file (persisted with its offset).
+
+    `header` holds the field list of the last `#Fields:` directive (w3c, cloudfront), so a resumed
+    or tailed file parses the same as one read in one go.
+    """
+
+    header: list[str] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def dumps(self) -> str:
+        return json.dumps({"header": self.header, "extra": self.extra})
+
+    @classmethod
+    def loads(cls, text: str | None) -> ParserState:
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        return cls(header=raw.get("header"), extra=dict(raw.get("extra") or {}))
+
+
+ParseFn = Callable[[pl.Series, ParserState], pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    parse: ParseFn
+    summary: str
+
+
+class UnknownFormatError(ValueError):
+    """A `--format` name or `nginx:` directive that cannot be used."""
+
+
+def _registry() -> list[Format]:
+    # Imported here so a broken optional module names itself instead of breaking every import.
+    from ingest.formats import aws, clf, jsonlog, proxies, w3c
+
+    ordered: list[Format] = []
+    # Specific structured formats first, generic ones last: on a tie in clean parses the earlier
+    # (more specific) format wins.
+    for module in (jsonlog, aws, w3c, proxies, clf):
+        ordered.extend(module.FORMATS)
+    return ordered
+
+
+_FORMATS: list[Format] | None = None
+
+
+def all_formats() -> list[Format]:
+    global _FORMATS
+    if _FORMATS is None:
+        _FORMATS = _registry()
+    return _FORMATS
+
+
+def names() -> list[str]:
+    return [f.name for f in all_formats()]
+
+
+def get_format(spec: str) -> Format:
+    """Resolve a `--format` value: a registered name, or `nginx:'<log_format string>'`."""
+    spec = spec.strip()
+    if spec.startswith("nginx:"):
+        from ingest.formats.clf import nginx_format
+
+        return nginx_format(spec[len("nginx:") :])
+    for fmt in all_formats():
+        if fmt.name == spec:
+            return fmt
+    raise UnknownFormatError(
+        f"unknown format {spec!r}; choose one of {', '.join(names())} or nginx:'<log_format>'"
+    )

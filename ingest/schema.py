@@ -1,0 +1,113 @@
+"""The shape every format parser hands to the pipeline: one row per input line, canonical columns.
+
+A parser takes a polars Series of decoded lines (no trailing newline) and returns a DataFrame of
+exactly the same length and order, with the columns of PARSED (any subset; `finish` adds the rest
+as nulls and casts them) plus two markers:
+
+- `_reject` (String): null when the line parsed, else a short reason ("not a combined line",
+  "bad timestamp", ...). The pipeline stores rejected lines in `rejects`.
+- `_skip` (Boolean): true for a line that is not an access record at all (a start-up message,
+  a header, a blank line). Skipped lines are counted, not rejected.
+
+Parsers never raise on bad input, never drop or reorder rows, and never loop over rows in Python.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+# Columns a parser may produce. `route` is an endpoint template the log itself carries
+# (`http.route`, `routeKey`, `resourcePath`); `target` is the raw request-target (path plus query,
+# possibly absolute-form) when the format does not split it: `finish` splits it.
+PARSED: dict[str, pl.DataType] = {
+    "ts": UTC_TS,
+    "host": pl.String(),
+    "client_ip": pl.String(),
+    "user_agent": pl.String(),
+    "method": pl.String(),
+    "path": pl.String(),
+    "query": pl.String(),
+    "route": pl.String(),
+    "status": pl.Int16(),
+    "upstream_status": pl.Int16(),
+    "bytes": pl.Int64(),
+    "duration_ms": pl.Float64(),
+    "request_id": pl.String(),
+    "message": pl.String(),
+}
+
+MARKERS: dict[str, pl.DataType] = {"_reject": pl.String(), "_skip": pl.Boolean()}
+
+# Values that mean "absent" in access logs.
+ABSENT = ["-", "", '""', "null", "NULL", "None", "(null)"]
+
+
+def absent_to_null(expr: pl.Expr) -> pl.Expr:
+    """Map the usual 'nothing here' spellings to null (strings only)."""
+    return pl.when(expr.str.strip_chars().is_in(ABSENT)).then(None).otherwise(expr)
+
+
+def split_target(target: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Split a request-target into (path, query); absolute-form targets lose scheme and host.
+
+    `http://api.example.com/orders/1?x=1` -> (`/orders/1`, `x=1`); `*` stays `*`.
+    """
+    t = absent_to_null(target)
+    without_origin = t.str.replace(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", "")
+    path_part = without_origin.str.replace(r"[?#].*$", "")
+    path = pl.when(path_part == "").then(pl.lit("/")).otherwise(path_part)
+    query = without_origin.str.extract(r"\?([^#]*)", 1)
+    query = pl.when(query == "").then(None).otherwise(query)
+    return path, query
+
+
+def finish(frame: pl.DataFrame) -> pl.DataFrame:
+    """Give a parser's frame the full canonical shape: every PARSED column cast, markers set.
+
+    - A `target` column, if present and `path` is not, is split into `path` and `query`.
+    - Missing columns become nulls; strings meaning "absent" become null.
+    - A row with no timestamp or no status that is not already rejected or skipped is rejected.
+    """
+    if "target" in frame.columns and "path" not in frame.columns:
+        path, query = split_target(pl.col("target"))
+        extra = [path.alias("path")]
+        if "query" not in frame.columns:
+            extra.append(query.alias("query"))
+        frame = frame.with_columns(extra)
+    exprs: list[pl.Expr] = []
+    for name, dtype in PARSED.items():
+        if name not in frame.columns:
+            exprs.append(pl.lit(None, dtype).alias(name))
+        elif frame.schema[name] == dtype:
+            exprs.append(pl.col(name))
+        elif dtype == pl.String():
+            exprs.append(absent_to_null(pl.col(name).cast(pl.String)).alias(name))
+        elif frame.schema[name] == pl.String():
+            exprs.append(absent_to_null(pl.col(name)).cast(dtype, strict=False).alias(name))
+        else:
+            exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
+    skip = pl.col("_skip").fill_null(False) if "_skip" in frame.columns else pl.lit(False)
+    reject = pl.col("_reject") if "_reject" in frame.columns else pl.lit(None, pl.String)
+    frame = frame.select([*exprs, reject.alias("_reject"), skip.alias("_skip")])
+    missing = (
+        pl.when(pl.col("ts").is_null())
+        .then(pl.lit("no valid timestamp"))
+        .when(pl.col("status").is_null())
+        .then(pl.lit("no valid status"))
+    )
+    return frame.with_columns(
+        pl.when(pl.col("_skip") | pl.col("_reject").is_not_null())
+        .then(pl.col("_reject"))
+        .otherwise(missing)
+        .alias("_reject")
+    ).with_columns(
+        # A skipped line is never also a reject.
+        pl.when(pl.col("_skip")).then(None).otherwise(pl.col("_reject")).alias("_reject")
+    )
+
+
+def empty() -> pl.DataFrame:
+    """A zero-row frame of the canonical shape."""
+    return pl.DataFrame(schema={**PARSED, **MARKERS})

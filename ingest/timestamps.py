@@ -1,0 +1,53 @@
+"""Timestamp parsing shared by the format parsers: every spelling in access logs -> UTC datetime.
+
+All functions take and return polars expressions, so parsing stays vectorized. Offsets in the
+text are honoured; a timestamp with no offset is taken as UTC.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ingest.schema import UTC_TS
+
+CLF_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
+
+
+def parse_clf(text: pl.Expr) -> pl.Expr:
+    """`10/Oct/2025:13:55:36 +0200` (nginx $time_local, Apache %t without brackets)."""
+    return text.str.strip_chars("[]").str.strptime(UTC_TS, CLF_FORMAT, strict=False)
+
+
+def parse_iso(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 / RFC 3339 with `T` or space, optional fraction, `Z` or `+hh:mm`/`+hhmm`.
+
+    A value without any offset is taken as UTC.
+    """
+    cleaned = text.str.strip_chars().str.replace(r"^(\d{4}-\d\d-\d\d) ", "${1}T")
+    with_offset = cleaned.str.strptime(UTC_TS, "%+", strict=False)
+    naive = cleaned.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
+    return pl.coalesce(with_offset, naive.dt.replace_time_zone("UTC"))
+
+
+def parse_epoch(value: pl.Expr) -> pl.Expr:
+    """Unix time as number or numeric string; the unit (s, ms, us, ns) is inferred per value."""
+    num = value.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    absval = num.abs()
+    micros = (
+        pl.when(absval < 1e11)
+        .then(num * 1e6)
+        .when(absval < 1e14)
+        .then(num * 1e3)
+        .when(absval < 1e17)
+        .then(num)
+        .otherwise(num / 1e3)
+    )
+    return pl.from_epoch(micros.round(0).cast(pl.Int64, strict=False), time_unit="us").dt.replace_time_zone(
+        "UTC"
+    )
+
+
+def parse_any(text: pl.Expr) -> pl.Expr:
+    """ISO 8601, CLF or epoch, whichever parses."""
+    s = text.cast(pl.String)
+    return pl.coalesce(parse_iso(s), parse_clf(s), parse_epoch(s.str.extract(r"^\s*(\d{9,19}(?:\.\d+)?)\s*$", 1)))
