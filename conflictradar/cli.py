@@ -1,0 +1,124 @@
+"""Composition root: parse arguments, resolve settings once, wire the packages, report errors.
+
+Data goes to stdout; progress and logs to stderr. Exit 0 ok, 1 error (one sentence), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ingest.errors import ConflictRadarError, UsageError
+from ingest.settings import Settings, load_settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"conflictradar: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="database file (default: $CONFLICTRADAR_DB or ./conflictradar.duckdb)")
+    p.add_argument("--config", help="settings file (default: ./conflictradar.toml if present)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="conflictradar",
+        description="Find, explain and alert on HTTP 409 Conflict responses in access logs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="ingest the bundled sample logs and show what conflictradar finds")
+    _common(p)
+
+    p = sub.add_parser("ingest", help="ingest log files, globs or folders (.gz too), once")
+    _common(p)
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", dest="log_format", metavar="NAME",
+                   help="log format (default: detected per file); e.g. combined, apigw, "
+                        "nginx:'<log_format string>'")  # fmt: skip
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+
+    p = sub.add_parser("sql", help="run a read-only SQL query")
+    _common(p)
+    p.add_argument("query", metavar="QUERY", help="the SELECT to run, or - to read it from stdin")
+    p.add_argument("--format", dest="out_format", choices=["table", "csv", "json"],
+                   help="output format (default: table on a terminal, csv otherwise)")  # fmt: skip
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config=args.config, db=args.db)
+
+
+def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, quiet: bool) -> int:
+    from ingest.pipeline import Ingester, expand_paths
+    from ingest.render import ingest_progress, print_ingest_report
+    from ingest.store import Store
+
+    files = expand_paths(paths)
+    with Store.open(settings.db, wait_s=5.0) as store, ingest_progress(files, quiet) as progress:
+        report = Ingester(store, settings, forced=log_format, progress=progress).ingest(files)
+    for f in report.files:
+        if f.status in ("unrecognized", "error"):
+            print(f"conflictradar: {f.message}", file=sys.stderr)
+    if not quiet:
+        print_ingest_report(report, sys.stdout)
+    failed = [f for f in report.files if f.status == "error"]
+    return 1 if failed and len(failed) == len(report.files) else 0
+
+
+def cmd_sql(settings: Settings, query: str, out_format: str | None) -> int:
+    from ingest.query import open_readonly, run_query
+    from ingest.render import print_table
+
+    text = sys.stdin.read() if query == "-" else query
+    con = open_readonly(settings.db, settings.sql)
+    try:
+        result = run_query(con, text, settings.sql)
+    finally:
+        con.close()
+    fmt = out_format or ("table" if sys.stdout.isatty() else "csv")
+    print_table(result.table, fmt, sys.stdout)
+    if result.truncated:
+        print(f"conflictradar: showing the first {settings.sql.max_rows} rows "
+              "(raise sql.max_rows to see more)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_demo(settings: Settings) -> int:
+    from conflictradar.demo import run_demo
+
+    return run_demo(settings, sys.stdout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "ingest":
+            return cmd_ingest(_settings(args), args.paths, args.log_format, args.quiet)
+        if args.command == "sql":
+            return cmd_sql(_settings(args), args.query, args.out_format)
+        if args.command == "demo":
+            return cmd_demo(_settings(args))
+        raise UsageError(f"unknown command {args.command}")
+    except ConflictRadarError as exc:
+        print(f"conflictradar: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("conflictradar: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # stdout closed early (e.g. `| head`): not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Endpoint templates: concrete paths (resources) -> templates like `/orders/{id}`.
+
+Best source first: an OpenAPI spec from the config; a template the log carries (`route`); else
+segments that look like identifiers become `{id}`, and a path position whose values stay
+high-cardinality under one prefix is folded too (learned per database, see `learn_folds`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from ingest.errors import ConfigError
+
+ID = "{id}"
+
+# A segment can only be an identifier if it has a digit or an @ (cheap pre-filter) and then has
+# one of these shapes. Plain words (`orders`, `v1beta`, `api-v2`) stay literal.
+_ID_SHAPES = "|".join(
+    [
+        r"\d+",  # integers
+        r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",  # UUID
+        r"[0-9a-fA-F]{8,}",  # hex (with a digit: see the pre-filter)
+        r"[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}",  # ULID
+        r"[A-Za-z]{1,12}[_-][A-Za-z0-9]*\d[A-Za-z0-9]*",  # prefixed ids: inv_8f3a, SKU-4417
+        r"[A-Za-z]{1,4}\d{3,}[A-Za-z0-9]*",  # compact prefixed ids: u12345, INV2024001
+        r"[^@/]+(?:@|%40)[^@/]+\.[^@/]+",  # emails
+        r"\d{4}-\d\d-\d\d(?:[T ][0-9:.]+Z?)?",  # dates
+        r"\d+(?:[.,-]\d+)+",  # dotted/dashed numbers: 1.2.3, 2024-001
+        r"[A-Za-z0-9_~=+-]{20,}",  # long tokens (base64url, hashes)
+        r"[A-Za-z0-9+/_-]{16,}={0,2}",  # base64 with padding
+    ]
+)
+_ID_RE = f"^(?:{_ID_SHAPES})$"
+_MAYBE_ID = r"[\d@]|%40"
+
+
+def _segment_template(seg: pl.Expr) -> pl.Expr:
+    is_id = seg.str.contains(_MAYBE_ID) & seg.str.contains(_ID_RE)
+    return pl.when(is_id).then(pl.lit(ID)).otherwise(seg)
+
+
+def heuristic_templates(paths: pl.Expr) -> pl.Expr:
+    """`/orders/42/items/SKU-4417` -> `/orders/{id}/items/{id}` (vectorized)."""
+    return paths.str.split("/").list.eval(_segment_template(pl.element())).list.join("/")
+
+
+# -- OpenAPI -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenApiRoute:
+    template: str
+    pattern: str  # anchored regex over the path
+    literal_segments: int
+
+
+def _route(template: str, base: str) -> OpenApiRoute:
+    full = (base.rstrip("/") + "/" + template.lstrip("/")) if base else template
+    parts = [p for p in full.split("/")]
+    regex_parts = []
+    literal = 0
+    for part in parts:
+        if re.fullmatch(r"\{[^}]+\}", part):
+            regex_parts.append(r"[^/]+")
+        else:
+            literal += 1
+            pieces = re.split(r"(\{[^}]+\})", part)
+            regex_parts.append("".join("[^/]+" if p.startswith("{") else re.escape(p)
+                                       for p in pieces))  # fmt: skip
+    return OpenApiRoute(full, "^" + "/".join(regex_parts) + "/?$", literal)
+
+
+def load_openapi(path: Path) -> list[OpenApiRoute]:
+    """Path templates of an OpenAPI 3 (or Swagger 2) spec, JSON or YAML, most literal first."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read OpenAPI spec {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            doc = json.loads(text)
+        else:
+            import yaml
+
+            doc = yaml.safe_load(text)
+    except Exception as exc:  # json/yaml raise several types; one sentence for all
+        raise ConfigError(f"OpenAPI spec {path} is not valid JSON/YAML: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict) or not doc["paths"]:
+        raise ConfigError(f"OpenAPI spec {path} has no `paths` object")
+    bases: set[str] = {""}
+    for server in doc.get("servers") or []:
+        url = str(server.get("url", "")) if isinstance(server, dict) else ""
+        base = re.sub(r"^[a-z]+://[^/]*", "", url).rstrip("/")
+        if base and "{" not in base:
+            bases.add(base)
+    if isinstance(doc.get("basePath"), str):
+        bases.add(doc["basePath"].rstrip("/"))
+    routes = [_route(str(t), b) for t in doc["paths"] for b in sorted(bases)]
+    routes.sort(key=lambda r: (-r.literal_segments, -len(r.template)))
+    return routes
+
+
+def openapi_templates(paths: pl.Expr, routes: Sequence[OpenApiRoute]) -> pl.Expr:
+    """The first (most literal) matching route's template, else null."""
+    expr: pl.Expr = pl.lit(None, pl.String)
+    for route in reversed(routes):
+        expr = pl.when(paths.str.contains(route.pattern)).then(pl.lit(route.template)).otherwise(expr)
+    return expr
+
+
+# -- folding of high-cardinality positions ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fold:
+    prefix: str  # templated segments before the position, e.g. `/users`
+    position: int  # index in `endpoint.split("/")`
+
+
+def learn_folds(endpoints: pl.Series, threshold: int, known: Iterable[Fold]) -> list[Fold]:
+    """Positions where one prefix is followed by >= threshold distinct literal values.
+
+    Position 1 (the first segment) is never folded: a scan of random root paths must not turn
+    `/health` into `/{id}`.
+    """
+    known_set = set(known)
+    unique = endpoints.drop_nulls().unique().to_frame("endpoint")
+    if unique.height < threshold:
+        return []
+    segs = unique.select(
+        pl.col("endpoint").str.split("/").alias("segs"),
+    ).with_columns(pl.int_ranges(0, pl.col("segs").list.len()).alias("pos"))
+    exploded = (
+        segs.explode("segs", "pos")
+        .rename({"segs": "value"})
+        .with_row_index("row")
+        .filter(pl.col("pos") >= 2)
+    )
+    if exploded.height == 0:
+        return []
+    # The prefix of each (row, pos) is the join of the row's earlier segments.
+    with_prefix = segs.with_row_index("row").join(exploded, on="row").with_columns(
+        pl.col("segs").list.slice(0, pl.col("pos")).list.join("/").alias("prefix")
+    )
+    counts = (
+        with_prefix.filter(pl.col("value") != ID)
+        .group_by("prefix", "pos")
+        .agg(pl.col("value").n_unique().alias("n"))
+        .filter(pl.col("n") >= threshold)
+    )
+    found = [Fold(str(p), int(k)) for p, k in counts.select("prefix", "pos").iter_rows()]
+    return [f for f in found if f not in known_set]
+
+
+def apply_folds(endpoints: pl.Expr, folds: Sequence[Fold]) -> pl.Expr:
+    out = endpoints
+    for fold in folds:
+        depth = fold.prefix.count("/") + 1
+        if depth != fold.position:
+            continue
+        pattern = "^" + re.escape(fold.prefix) + r"/[^/]+(/|$)"
+        out = out.str.replace(pattern, fold.prefix.replace("$", "$$") + "/" + ID + "$1")
+    return out
+
+
+def template(
+    paths: pl.Expr,
+    routes_in_log: pl.Expr,
+    openapi: Sequence[OpenApiRoute],
+    folds: Sequence[Fold],
+) -> pl.Expr:
+    """The endpoint of each request: OpenAPI > the log's own route > identifier heuristics."""
+    heuristic = apply_folds(heuristic_templates(paths), folds)
+    parts = [openapi_templates(paths, openapi)] if openapi else []
+    parts += [routes_in_log, heuristic]
+    return pl.coalesce(parts)

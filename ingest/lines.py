@@ -1,0 +1,44 @@
+"""Bytes -> lines: split a block at newlines without copying, decode UTF-8, keep bad bytes visible.
+
+Splitting uses numpy over the block and builds an Arrow array on the same buffer; decoding is one
+vectorized cast. Only lines that are not valid UTF-8 (rare) are decoded one by one, with U+FFFD
+for the bad bytes, so they can still be parsed or rejected with their content.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+_CHUNK = 1 << 22  # scan for newlines in 4 MiB pieces: stays in cache, ~10x faster than one pass
+
+
+def newline_positions(data: bytes) -> np.ndarray:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    parts = [np.flatnonzero(buf[i : i + _CHUNK] == 10) + i for i in range(0, len(buf), _CHUNK)]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def split_lines(data: bytes) -> pl.Series:
+    """Decoded lines of `data` (a final line without newline included), without `\\n` / `\\r\\n`."""
+    if not data:
+        return pl.Series("text", [], dtype=pl.String)
+    nl = newline_positions(data)
+    ends = nl if data.endswith(b"\n") else np.append(nl, len(data))
+    count = len(ends)
+    offsets = np.empty(count + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    offsets[-1] = min(offsets[-1], len(data))
+    raw = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    binary = pl.Series("raw", raw)
+    text = binary.cast(pl.String, strict=False)
+    invalid = text.is_null()
+    if invalid.any():
+        idx = invalid.arg_true().to_list()
+        fixed = [binary[i].decode("utf-8", errors="replace") for i in idx]
+        text = text.scatter(idx, fixed)
+    return text.str.strip_suffix("\n").str.strip_suffix("\r").alias("text")

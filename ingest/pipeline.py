@@ -1,0 +1,412 @@
+"""One-shot ingest: paths -> files -> blocks of lines -> parsed rows -> batches committed to the store.
+
+Parsing of the next block overlaps with the commit of the current one (two stages, one thread
+each), since polars and DuckDB both release the GIL. Every commit carries the file's new offset,
+so an interrupted ingest resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import polars as pl
+
+from ingest import detect, endpoints, envelopes
+from ingest.classify import Classifier
+from ingest.errors import InputError
+from ingest.formats import Format, ParserState, get_format, names
+from ingest.lines import split_lines
+from ingest.schema import empty
+from ingest.settings import Settings
+from ingest.sources import FP_BYTES, Source, fingerprint, find_record, inspect, open_bytes, read_blocks
+from ingest.store import REQUEST_COLUMNS, Batch, FileRecord, Store
+
+RAW_LIMIT = 2048
+SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".py", ".toml", ".yaml", ".yml", ".csv"}
+
+Progress = Callable[[int], None]  # bytes read since the last call
+
+
+@dataclass
+class FileReport:
+    path: str
+    status: str = "ok"  # ok | unchanged | unrecognized | error
+    format: str | None = None
+    envelope: str | None = None
+    lines: int = 0
+    parsed: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def total(self, attr: str) -> int:
+        return sum(int(getattr(f, attr)) for f in self.files)
+
+
+def expand_paths(args: Sequence[str]) -> list[Path]:
+    """Files, globs and folders (recursive) -> sorted unique files; missing paths are errors."""
+    out: list[Path] = []
+    for arg in args:
+        if glob.has_magic(arg):
+            matches = sorted(glob.glob(arg, recursive=True))
+            if not matches:
+                raise InputError(f"no file matches {arg}")
+            out.extend(Path(m) for m in matches if Path(m).is_file())
+        elif os.path.isdir(arg):
+            for root, dirs, files in os.walk(arg):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if name.startswith(".") or Path(name).suffix.lower() in SKIP_SUFFIXES:
+                        continue
+                    out.append(Path(root) / name)
+        elif os.path.exists(arg):
+            out.append(Path(arg))
+        else:
+            raise InputError(f"{arg} does not exist")
+    seen: set[str] = set()
+    unique = []
+    for p in out:
+        key = os.path.abspath(p)
+        if key not in seen:
+            seen.add(key)
+            unique.append(Path(key))
+    return unique
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every block of a run needs besides its bytes."""
+
+    settings: Settings
+    openapi: tuple[endpoints.OpenApiRoute, ...]
+    folds: tuple[endpoints.Fold, ...]
+
+
+def load_context(store: Store, settings: Settings) -> Context:
+    routes = endpoints.load_openapi(settings.endpoints.openapi) if settings.endpoints.openapi else []
+    rows = store.con.execute("SELECT prefix, position FROM endpoint_folds").fetchall()
+    return Context(settings, tuple(routes), tuple(endpoints.Fold(p, k) for p, k in rows))
+
+
+@dataclass
+class _Parsed:
+    requests: pl.DataFrame
+    rejects: pl.DataFrame
+    conflict_lines: pl.DataFrame
+    lines: int
+    skipped: int
+    end: int  # byte offset after the last consumed line
+    unterminated: bool
+    last_line_start: int
+
+
+def _cut(expr: pl.Expr) -> pl.Expr:
+    return expr.str.slice(0, RAW_LIMIT)
+
+
+def parse_block(
+    data: bytes,
+    start: int,
+    first_line: int,
+    unterminated: bool,
+    oversize: Sequence[tuple[int, int]],
+    fmt: Format,
+    envelope: str | None,
+    state: ParserState,
+    ctx: Context,
+    path: str,
+    final: bool,
+) -> _Parsed:
+    """Parse one block of whole lines into request rows, reject rows and 409 raw lines."""
+    text = split_lines(data)
+    nl_ends = _line_ends(data)
+    count = text.len()
+    consumed = count
+    rows = pl.DataFrame({"text": text}).with_row_index("row")
+    if envelope:
+        unwrapped = envelopes.unwrap(envelope, text, final=final)
+        consumed = unwrapped.consumed
+        rows = unwrapped.frame.select(
+            pl.col("row").cast(pl.UInt32), "text", pl.col("envelope_ts")
+        )
+    blank = rows["text"].str.strip_chars() == ""
+    parsed = fmt.parse(rows["text"], state) if rows.height else empty()
+    if envelope and "envelope_ts" in rows.columns:
+        parsed = parsed.with_columns(pl.coalesce("ts", rows["envelope_ts"]).alias("ts"))
+    line_no = (rows["row"].cast(pl.Int64) + first_line).alias("line")
+    frame = parsed.with_columns(line_no, rows["text"].alias("_raw"), blank.alias("_blank"))
+    if oversize:
+        idx = [i for i, _ in oversize]
+        reasons = [f"line of {n} bytes is longer than the limit; cut" for _, n in oversize]
+        frame = frame.with_columns(
+            pl.Series("_over", [None] * frame.height, dtype=pl.String).scatter(idx, reasons)
+        ).with_columns(
+            pl.coalesce("_over", "_reject").alias("_reject"),
+            (pl.col("_skip") & pl.col("_over").is_null()).alias("_skip"),
+        )
+    # Blank lines are counted as skipped, never rejected.
+    frame = frame.with_columns((pl.col("_skip") | pl.col("_blank")).alias("_skip"))
+    ok = frame.filter(pl.col("_reject").is_null() & ~pl.col("_skip"))
+    requests = ok.with_columns(
+        pl.lit(path).alias("file"),
+        pl.lit(fmt.name).alias("format"),
+        endpoints.template(pl.col("path"), pl.col("route"), ctx.openapi, ctx.folds).alias("endpoint"),
+    )
+    rejects = frame.filter(pl.col("_reject").is_not_null() & ~pl.col("_skip")).select(
+        pl.lit(path).alias("file"), "line", pl.col("_reject").alias("reason"),
+        _cut(pl.col("_raw")).alias("raw"),
+    )  # fmt: skip
+    conflict_lines = requests.filter(pl.col("status") == 409).select(
+        "file", "line", "ts", pl.col("_raw").alias("raw")
+    )
+    end = start + (int(nl_ends[consumed - 1]) + 1 if consumed else 0)
+    if consumed == count and unterminated:
+        end = start + len(data)
+    last_start = start + (int(nl_ends[count - 2]) + 1 if count >= 2 else 0)
+    return _Parsed(
+        requests=requests.select(REQUEST_COLUMNS),
+        rejects=rejects,
+        conflict_lines=conflict_lines,
+        lines=consumed,
+        skipped=int(frame["_skip"].sum()),
+        end=end,
+        unterminated=unterminated and consumed == count,
+        last_line_start=last_start,
+    )
+
+
+def _line_ends(data: bytes) -> list[int]:
+    from ingest.lines import newline_positions
+
+    ends = newline_positions(data).tolist()
+    if data and not data.endswith(b"\n"):
+        ends.append(len(data) - 1)
+    return ends
+
+
+class Ingester:
+    """Reads files into the store; one per run (it caches the file records it has seen)."""
+
+    def __init__(self, store: Store, settings: Settings, forced: str | None = None,
+                 progress: Progress | None = None) -> None:  # fmt: skip
+        self.store = store
+        self.settings = settings
+        self.forced = get_format(forced) if forced else None
+        self.forced_spec = forced
+        self.progress = progress or (lambda n: None)
+        self.ctx = load_context(store, settings)
+        self.classifier = Classifier(settings.classify)
+        self.records = store.file_records()
+        self._next_id = store.next_file_id()
+
+    def ingest(self, paths: Sequence[Path]) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        for path in paths:
+            try:
+                report.files.append(self.ingest_file(path))
+            except InputError as exc:
+                report.files.append(FileReport(str(path), status="error", message=str(exc)))
+        self._learn_folds()
+        report.elapsed_s = time.perf_counter() - started
+        return report
+
+    # -- one file ------------------------------------------------------------------------
+
+    def _resume_point(self, source: Source) -> tuple[FileRecord | None, int, int, bool]:
+        """(record, start offset, first line number, re-reading an unterminated tail?)."""
+        rec = find_record(source, self.records)
+        if rec is None:
+            return None, 0, 1, False
+        if not source.compressed and source.size < rec.read_offset:
+            return None, 0, 1, False  # truncated: a new generation, from the start
+        if rec.tail_start is not None and rec.tail_line is not None:
+            return rec, rec.tail_start, rec.tail_line, True
+        return rec, rec.read_offset, rec.lines + 1, False
+
+    def ingest_file(self, path: Path) -> FileReport:
+        source = inspect(path)
+        report = FileReport(str(source.path))
+        if not source.head:
+            report.status = "unchanged"
+            report.message = "empty file"
+            return report
+        rec, start, first_line, retail = self._resume_point(source)
+        if rec and not source.compressed and source.size == rec.read_offset:
+            report.status, report.format, report.envelope = "unchanged", rec.format, rec.envelope
+            return report
+        fmt, envelope, state = self._choose_format(source, rec)
+        if fmt is None:
+            report.status = "unrecognized"
+            report.message = (
+                f"{source.path}: format not recognised; tried {', '.join(names())}"
+                " (use --format NAME or --format nginx:'<log_format>')"
+            )
+            return report
+        report.format, report.envelope = fmt.name, envelope
+        if rec is None:
+            rec = FileRecord(
+                file_id=self._next_id, path=str(source.path), dev=source.dev, inode=source.inode,
+                fp_len=len(source.head), fp_hash=fingerprint(source.head), read_offset=0, lines=0,
+                tail_start=None, tail_line=None, format=fmt.name, envelope=envelope,
+                parser_state=None, compressed=source.compressed,
+            )  # fmt: skip
+            self._next_id += 1
+        rec = replace(rec, path=str(source.path), dev=source.dev, inode=source.inode,
+                      compressed=source.compressed, format=fmt.name, envelope=envelope)  # fmt: skip
+        self._read(source, rec, start, first_line, retail, fmt, envelope, state, report)
+        return report
+
+    def _choose_format(
+        self, source: Source, rec: FileRecord | None
+    ) -> tuple[Format | None, str | None, ParserState]:
+        state = ParserState.loads(rec.parser_state) if rec else ParserState()
+        if self.forced is not None:
+            state.extra["format_spec"] = self.forced_spec or self.forced.name
+            if rec is None or rec.envelope is None:
+                sample = split_lines(_first_block(source))
+                env = envelopes.detect_envelope(detect.sample_of(sample)) if sample.len() else None
+            else:
+                env = rec.envelope
+            return self.forced, env, state
+        if rec is not None and rec.format:
+            spec = state.extra.get("format_spec", rec.format)
+            return get_format(spec), rec.envelope, state
+        found = detect.detect(split_lines(_first_block(source)))
+        if found.format is not None:
+            state.extra["format_spec"] = found.format.name
+        return found.format, found.envelope, state
+
+    def _read(
+        self, source: Source, rec: FileRecord, start: int, first_line: int, retail: bool,
+        fmt: Format, envelope: str | None, state: ParserState, report: FileReport,
+    ) -> None:  # fmt: skip
+        cfg = self.settings.ingest
+        drop = (rec.path, rec.tail_line) if retail and rec.tail_line is not None else None
+        stage: queue.Queue[tuple[_Parsed, int] | BaseException | None] = queue.Queue(maxsize=2)
+
+        def produce() -> None:
+            try:
+                with open_bytes(source.path, source.compressed) as fh:
+                    line = first_line
+                    pending = b""
+                    pending_start = start
+                    for block in read_blocks(fh, start, block_bytes=cfg.block_bytes,
+                                             max_line_bytes=cfg.max_line_bytes,
+                                             take_unterminated=True):  # fmt: skip
+                        data = pending + block.data if pending else block.data
+                        bstart = pending_start if pending else block.start
+                        shift = 0
+                        if pending:
+                            shift = pending.count(b"\n")
+                        oversize = tuple((i + shift, n) for i, n in block.oversize)
+                        parsed = parse_block(data, bstart, line, block.unterminated, oversize, fmt,
+                                             envelope, state, self.ctx, str(source.path),
+                                             final=block.unterminated)  # fmt: skip
+                        consumed_bytes = parsed.end - bstart
+                        pending = data[consumed_bytes:]
+                        pending_start = parsed.end
+                        line += parsed.lines
+                        stage.put((parsed, block.end - block.start))
+                    if pending:
+                        parsed = parse_block(pending, pending_start, line, False, (), fmt, envelope,
+                                             state, self.ctx, str(source.path), final=True)  # fmt: skip
+                        stage.put((parsed, 0))
+                stage.put(None)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                stage.put(exc)
+
+        worker = threading.Thread(target=produce, name="conflictradar-parse", daemon=True)
+        worker.start()
+        head = source.head[:FP_BYTES]
+        lines_so_far = first_line - 1
+        while True:
+            item = stage.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                if isinstance(item, OSError | EOFError):
+                    raise InputError(f"cannot read {source.path}: {item}") from item
+                raise item
+            parsed, nbytes = item
+            lines_so_far += parsed.lines
+            rec = replace(
+                rec,
+                read_offset=parsed.end,
+                lines=lines_so_far,
+                tail_start=parsed.last_line_start if parsed.unterminated else None,
+                tail_line=lines_so_far if parsed.unterminated else None,
+                fp_len=len(head),
+                fp_hash=fingerprint(head),
+                parser_state=state.dumps(),
+            )
+            self.store.commit_batch(
+                Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop_line=drop),
+                after=self.classifier.classify_range,
+            )
+            drop = None
+            report.lines += parsed.lines
+            report.parsed += parsed.requests.height
+            report.rejected += parsed.rejects.height
+            report.skipped += parsed.skipped
+            report.conflicts += parsed.conflict_lines.height
+            self.progress(nbytes)
+        worker.join()
+        self.records = [r for r in self.records if r.file_id != rec.file_id] + [rec]
+
+    def _learn_folds(self) -> None:
+        """Learn high-cardinality positions from the endpoints stored so far, re-template rows."""
+        threshold = self.settings.endpoints.fold_threshold
+        known = self.ctx.folds
+        stored = self.store.con.execute(
+            "SELECT DISTINCT endpoint FROM requests WHERE endpoint IS NOT NULL"
+        ).to_arrow_table()
+        if stored.num_rows < threshold:
+            return
+        new = endpoints.learn_folds(pl.Series(stored.column(0)), threshold, known)
+        if not new:
+            return
+        with self.store.transaction() as con:
+            for fold in new:
+                con.execute("INSERT INTO endpoint_folds VALUES (?, ?, now())",
+                            [fold.prefix, fold.position])  # fmt: skip
+                for table in ("requests", "conflicts"):
+                  con.execute(
+                    f"UPDATE {table} SET endpoint = regexp_replace(endpoint, ?, ?)"
+                    " WHERE starts_with(endpoint, ?)",
+                    ["^" + _re_escape(fold.prefix) + r"/[^/]+(/|$)",
+                     fold.prefix.replace("\\", "\\\\") + "/{id}\\1", fold.prefix + "/"],
+                )  # fmt: skip
+        self.ctx = replace(self.ctx, folds=self.ctx.folds + tuple(new))
+
+
+def _re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def _first_block(source: Source) -> bytes:
+    """Enough of the file's start for detection: whole lines of up to ~1 MB."""
+    with open_bytes(source.path, source.compressed) as fh:
+        data = fh.read(1 << 20)
+    cut = data.rfind(b"\n")
+    return data[: cut + 1] if cut > 0 else data
+
+
+def iter_reports(report: IngestReport) -> Iterator[FileReport]:
+    yield from report.files

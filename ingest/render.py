@@ -1,0 +1,96 @@
+"""Console output: the ingest progress bar and summary, and query results as table, CSV or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import polars as pl
+import pyarrow as pa
+
+from ingest.pipeline import IngestReport, Progress
+
+
+@contextmanager
+def ingest_progress(files: Sequence[Path], quiet: bool) -> Iterator[Progress]:
+    """A rich progress bar over the bytes of all files, on a terminal only (stderr)."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.progress import (
+        BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeRemainingColumn,
+        TransferSpeedColumn,
+    )  # fmt: skip
+
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except OSError:
+            pass
+    bar = Bar(
+        TextColumn("ingesting"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), transient=True,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task("ingest", total=total or None)
+        yield lambda n: bar.advance(task, n)
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def print_ingest_report(report: IngestReport, out: TextIO) -> None:
+    """Per file: format, lines, parsed, rejected, skipped, 409s; then totals and speed."""
+    rows = []
+    for f in report.files:
+        fmt = f.format or "-"
+        if f.envelope:
+            fmt = f"{fmt} (in {f.envelope})"
+        rows.append(
+            (f.path, f.status, fmt, _fmt_int(f.lines), _fmt_int(f.parsed), _fmt_int(f.rejected),
+             _fmt_int(f.skipped), _fmt_int(f.conflicts))
+        )  # fmt: skip
+    header = ("file", "status", "format", "lines", "parsed", "rejected", "skipped", "409s")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]  # fmt: skip
+    line = "  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    print(line, file=out)
+    for r in rows:
+        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths, strict=True))), file=out)  # fmt: skip
+    lines = report.total("lines")
+    speed = lines / report.elapsed_s if report.elapsed_s > 0 else 0.0
+    print(
+        f"\n{len(report.files)} files, {_fmt_int(lines)} lines: "
+        f"{_fmt_int(report.total('parsed'))} parsed, {_fmt_int(report.total('rejected'))} rejected, "
+        f"{_fmt_int(report.total('skipped'))} skipped, {_fmt_int(report.total('conflicts'))} 409s "
+        f"in {report.elapsed_s:.2f} s ({_fmt_int(int(speed))} lines/s)",
+        file=out,
+    )
+
+
+def print_table(table: pa.Table, fmt: str, out: TextIO) -> None:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if fmt == "csv":
+        out.write(frame.write_csv())
+    elif fmt == "json":
+        rows = frame.to_dicts()
+        out.write(json.dumps(rows, default=str, ensure_ascii=False, indent=None) + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(show_lines=False)
+        for name in frame.columns:
+            t.add_column(name, overflow="fold")
+        for row in frame.iter_rows():
+            t.add_row(*("" if v is None else str(v) for v in row))
+        Console(file=out, soft_wrap=False).print(t)
+        print(f"{frame.height} rows", file=out)

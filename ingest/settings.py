@@ -1,0 +1,320 @@
+"""The one settings object: defaults < conflictradar.toml < CONFLICTRADAR_* environment < flags.
+
+Resolved once by the CLI and passed down explicitly. Validated whole at load: an unknown key or a
+bad value is a ConfigError naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ConfigError
+
+DEFAULT_DB = "conflictradar.duckdb"
+DEFAULT_CONFIG = "conflictradar.toml"
+
+ACTION_VERBS: tuple[str, ...] = (
+    "cancel", "approve", "submit", "pay", "confirm", "close", "reopen", "publish", "archive",
+    "activate", "deactivate", "complete", "refund", "capture", "void", "start", "stop", "retry",
+    "lock", "unlock", "merge", "checkout", "verify",
+)  # fmt: skip
+
+# Message keyword lists of SPEC section 5, in rule order (first matching cause wins).
+KEYWORDS: dict[str, tuple[str, ...]] = {
+    "version_mismatch": (
+        "version", "etag", "e-tag", "revision", "stale", "precondition", "if-match",
+        "modified since", "out of date", "outdated",
+    ),
+    "duplicate_create": ("already exists", "duplicate", "unique"),
+    "resource_locked": (
+        "lock", "locked", "in use", "busy", "being modified", "being processed", "being updated",
+    ),
+    "state_conflict": (
+        "state", "status", "transition", "cannot", "can't", "not allowed", "already cancelled",
+        "already closed", "already completed", "already paid", "already shipped",
+        "already processed",
+    ),
+}  # fmt: skip
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object, key: str) -> float:
+    """`"5s"`, `"1m"`, `"500ms"`, `"2h"`, `"7d"` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} = {value!r} is not a duration; use e.g. \"30s\", \"5m\", \"1h\"")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(
+                f"{key} = {value!r} is not a duration; use e.g. \"500ms\", \"30s\", \"5m\", \"1h\""
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ConfigError(f"{key} = {value!r} must not be negative")
+    return seconds
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    retry_window_s: float = 30.0
+    race_window_s: float = 5.0
+    # How long after a 409 its context may still change (late lines from another node):
+    # it is re-evaluated while younger than this, relative to the newest line seen.
+    settle_s: float = 120.0
+    action_verbs: tuple[str, ...] = ACTION_VERBS
+    keywords: tuple[tuple[str, tuple[str, ...]], ...] = tuple(KEYWORDS.items())
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    openapi: Path | None = None
+    # A path position under one prefix with at least this many distinct values is folded to {id}.
+    fold_threshold: int = 200
+
+
+@dataclass(frozen=True)
+class SqlSettings:
+    timeout_s: float = 10.0
+    max_rows: int = 10_000
+    memory_limit: str = "2GB"
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    block_bytes: int = 32 << 20
+    # Lines longer than this are cut (the cut line is rejected, never silently lost).
+    max_line_bytes: int = 16 << 20
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    host: str = "127.0.0.1"
+    port: int = 8501
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    poll_interval_s: float = 1.0
+    retention_days: float = 0.0  # 0 keeps everything
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path = Path(DEFAULT_DB)
+    config_path: Path | None = None
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    classify: ClassifySettings = field(default_factory=ClassifySettings)
+    endpoints: EndpointSettings = field(default_factory=EndpointSettings)
+    sql: SqlSettings = field(default_factory=SqlSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    # The [alerts] table, validated by the alerts package when it loads its rules.
+    alerts_table: Mapping[str, Any] = field(default_factory=dict)
+
+
+_SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "alerts"}
+
+
+def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key {where}.{key}; allowed keys are {', '.join(sorted(allowed))}"
+            )
+
+
+def _int(value: object, key: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"{key} = {value!r} must be a whole number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{key} = {value!r} must be a whole number") from None
+    if number < minimum:
+        raise ConfigError(f"{key} = {value!r} must be at least {minimum}")
+    return number
+
+
+def _words(value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"{key} must be a list of non-empty strings, got {value!r}")
+    return tuple(v.strip().lower() for v in value)
+
+
+def _classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
+    _expect_keys(table, {"retry_window", "race_window", "settle", "action_verbs", "keywords"},
+                 "classify")  # fmt: skip
+    out = ClassifySettings()
+    if "retry_window" in table:
+        out = replace(out, retry_window_s=parse_duration(table["retry_window"],
+                                                         "classify.retry_window"))  # fmt: skip
+    if "race_window" in table:
+        out = replace(out, race_window_s=parse_duration(table["race_window"],
+                                                        "classify.race_window"))  # fmt: skip
+    if "settle" in table:
+        out = replace(out, settle_s=parse_duration(table["settle"], "classify.settle"))
+    if "action_verbs" in table:
+        out = replace(out, action_verbs=_words(table["action_verbs"], "classify.action_verbs"))
+    if "keywords" in table:
+        kw = table["keywords"]
+        if not isinstance(kw, Mapping):
+            raise ConfigError("classify.keywords must be a table of cause = [words]")
+        _expect_keys(kw, set(KEYWORDS), "classify.keywords")
+        merged = dict(out.keywords)
+        for cause, words in kw.items():
+            merged[cause] = _words(words, f"classify.keywords.{cause}")
+        out = replace(out, keywords=tuple(merged.items()))
+    return out
+
+
+def _endpoints(table: Mapping[str, Any], base: Path) -> EndpointSettings:
+    _expect_keys(table, {"openapi", "fold_threshold"}, "endpoints")
+    out = EndpointSettings()
+    if "openapi" in table:
+        spec = Path(str(table["openapi"]))
+        spec = spec if spec.is_absolute() else base / spec
+        if not spec.is_file():
+            raise ConfigError(f"endpoints.openapi = {str(table['openapi'])!r}: no such file {spec}")
+        out = replace(out, openapi=spec)
+    if "fold_threshold" in table:
+        out = replace(out, fold_threshold=_int(table["fold_threshold"],
+                                               "endpoints.fold_threshold", 2))  # fmt: skip
+    return out
+
+
+def _sql(table: Mapping[str, Any]) -> SqlSettings:
+    _expect_keys(table, {"timeout", "max_rows", "memory_limit"}, "sql")
+    out = SqlSettings()
+    if "timeout" in table:
+        out = replace(out, timeout_s=parse_duration(table["timeout"], "sql.timeout"))
+    if "max_rows" in table:
+        out = replace(out, max_rows=_int(table["max_rows"], "sql.max_rows", 1))
+    if "memory_limit" in table:
+        value = str(table["memory_limit"])
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.I):
+            raise ConfigError(f"sql.memory_limit = {value!r} must look like \"2GB\" or \"512MB\"")
+        out = replace(out, memory_limit=value)
+    return out
+
+
+def _ingest(table: Mapping[str, Any]) -> IngestSettings:
+    _expect_keys(table, {"block_mb", "max_line_mb"}, "ingest")
+    out = IngestSettings()
+    if "block_mb" in table:
+        out = replace(out, block_bytes=_int(table["block_mb"], "ingest.block_mb", 1) << 20)
+    if "max_line_mb" in table:
+        out = replace(out, max_line_bytes=_int(table["max_line_mb"], "ingest.max_line_mb", 1) << 20)
+    return out
+
+
+def _dashboard(table: Mapping[str, Any]) -> DashboardSettings:
+    _expect_keys(table, {"host", "port", "public_url"}, "dashboard")
+    out = DashboardSettings()
+    if "host" in table:
+        out = replace(out, host=str(table["host"]))
+    if "port" in table:
+        port = _int(table["port"], "dashboard.port", 1)
+        if port > 65535:
+            raise ConfigError(f"dashboard.port = {port} must be at most 65535")
+        out = replace(out, port=port)
+    if "public_url" in table:
+        out = replace(out, public_url=str(table["public_url"]).rstrip("/"))
+    return out
+
+
+def _watch(table: Mapping[str, Any]) -> WatchSettings:
+    _expect_keys(table, {"poll_interval", "retention_days"}, "watch")
+    out = WatchSettings()
+    if "poll_interval" in table:
+        out = replace(out, poll_interval_s=parse_duration(table["poll_interval"],
+                                                          "watch.poll_interval"))  # fmt: skip
+    if "retention_days" in table:
+        value = table["retention_days"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"watch.retention_days = {value!r} must be a number >= 0")
+        out = replace(out, retention_days=float(value))
+    return out
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """CONFLICTRADAR_<SECTION>_<KEY>=value -> {section: {key: value}} (scalar keys only)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in env.items():
+        if not name.startswith("CONFLICTRADAR_") or name in ("CONFLICTRADAR_DB",
+                                                            "CONFLICTRADAR_CONFIG"):  # fmt: skip
+            continue
+        rest = name[len("CONFLICTRADAR_") :].lower()
+        section, _, key = rest.partition("_")
+        if section in _SECTIONS - {"alerts"} and key:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+
+
+def load_settings(
+    config: str | Path | None = None,
+    db: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve the settings once: defaults < config file < environment < explicit arguments."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    config_path: Path | None
+    if config is not None:
+        config_path = Path(config)
+    elif env.get("CONFLICTRADAR_CONFIG"):
+        config_path = Path(env["CONFLICTRADAR_CONFIG"])
+    elif (cwd / DEFAULT_CONFIG).is_file():
+        config_path = cwd / DEFAULT_CONFIG
+    else:
+        config_path = None
+    raw: dict[str, Any] = _read_toml(config_path) if config_path else {}
+    unknown = set(raw) - _SECTIONS
+    if unknown:
+        raise ConfigError(
+            f"unknown section [{sorted(unknown)[0]}] in {config_path}; "
+            f"allowed sections are {', '.join(sorted(_SECTIONS))}"
+        )
+    for section, values in _env_overrides(env).items():
+        merged = dict(raw.get(section) or {})
+        merged.update(values)
+        raw[section] = merged
+    for section in _SECTIONS:
+        if section in raw and not isinstance(raw[section], Mapping):
+            raise ConfigError(f"[{section}] in {config_path} must be a table")
+    base = config_path.parent if config_path else cwd
+    db_path = Path(db) if db is not None else Path(env.get("CONFLICTRADAR_DB") or DEFAULT_DB)
+    return Settings(
+        db=db_path,
+        config_path=config_path,
+        ingest=_ingest(raw.get("ingest", {})),
+        classify=_classify(raw.get("classify", {}), base),
+        endpoints=_endpoints(raw.get("endpoints", {}), base),
+        sql=_sql(raw.get("sql", {})),
+        dashboard=_dashboard(raw.get("dashboard", {})),
+        watch=_watch(raw.get("watch", {})),
+        alerts_table=dict(raw.get("alerts", {})),
+    )

@@ -1,0 +1,256 @@
+"""The DuckDB file: schema, the single writer's batch commits, and opening for reads.
+
+Rows of a batch, its rejects and the file's new offset commit in one transaction, so a crash at
+any moment leaves the database at a batch boundary: nothing lost, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ingest.causes import CAUSES
+from ingest.errors import DatabaseError, DatabaseLockedError
+
+SCHEMA_VERSION = 1
+
+REQUEST_COLUMNS = (
+    "ts", "file", "line", "format", "host", "client_ip", "user_agent", "method", "path", "query",
+    "endpoint", "status", "upstream_status", "bytes", "duration_ms", "request_id", "message",
+)  # fmt: skip
+
+DDL = """
+CREATE TABLE IF NOT EXISTS requests (
+    ts TIMESTAMPTZ, file VARCHAR, line BIGINT, format VARCHAR, host VARCHAR, client_ip VARCHAR,
+    user_agent VARCHAR, method VARCHAR, path VARCHAR, query VARCHAR, endpoint VARCHAR,
+    status SMALLINT, upstream_status SMALLINT, bytes BIGINT, duration_ms DOUBLE,
+    request_id VARCHAR, message VARCHAR
+);
+CREATE TABLE IF NOT EXISTS rejects (file VARCHAR, line BIGINT, reason VARCHAR, raw VARCHAR);
+-- The raw text of every 409 line, for the explorer (other lines are not kept twice).
+CREATE TABLE IF NOT EXISTS conflict_lines (file VARCHAR, line BIGINT, ts TIMESTAMPTZ, raw VARCHAR);
+-- One row per file generation read: identity, where reading stopped, and parser state.
+CREATE TABLE IF NOT EXISTS files (
+    file_id BIGINT PRIMARY KEY,
+    path VARCHAR NOT NULL,
+    dev UBIGINT, inode UBIGINT,
+    fp_len INTEGER NOT NULL, fp_hash VARCHAR NOT NULL,
+    read_offset BIGINT NOT NULL, lines BIGINT NOT NULL,
+    tail_start BIGINT, tail_line BIGINT,
+    format VARCHAR, envelope VARCHAR, parser_state VARCHAR,
+    compressed BOOLEAN NOT NULL DEFAULT false,
+    first_seen TIMESTAMPTZ, updated TIMESTAMPTZ
+);
+-- Every 409 with its cause and evidence (SPEC section 5), kept current by ingest.classify.
+CREATE TABLE IF NOT EXISTS conflicts (
+    ts TIMESTAMPTZ, file VARCHAR, line BIGINT, format VARCHAR, host VARCHAR, client_ip VARCHAR,
+    user_agent VARCHAR, method VARCHAR, path VARCHAR, query VARCHAR, endpoint VARCHAR,
+    status SMALLINT, upstream_status SMALLINT, bytes BIGINT, duration_ms DOUBLE,
+    request_id VARCHAR, message VARCHAR, cause VARCHAR, evidence VARCHAR
+);
+CREATE TABLE IF NOT EXISTS causes (
+    cause VARCHAR PRIMARY KEY, title VARCHAR, description VARCHAR, remediation VARCHAR
+);
+CREATE TABLE IF NOT EXISTS endpoint_folds (prefix VARCHAR, position INTEGER, learned TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+"""
+
+AfterInsert = Callable[[duckdb.DuckDBPyConnection, datetime, datetime], object]
+
+LOCK_HINT = "is `conflictradar watch` or another ingest already running?"
+
+
+def translate(exc: duckdb.Error, path: Path) -> DatabaseError:
+    """One sentence for a DuckDB error at the boundary."""
+    text = str(exc)
+    if "lock" in text.lower() and ("conflicting" in text.lower() or "could not set" in text.lower()):
+        return DatabaseLockedError(f"database {path} is locked by another process; {LOCK_HINT}")
+    if "not a valid DuckDB database" in text or "Serialization Error" in text:
+        return DatabaseError(f"{path} is not a conflictradar (DuckDB) database file")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return DatabaseError(f"database {path}: {first}")
+
+
+def connect(path: Path, *, read_only: bool, wait_s: float = 0.0,
+            config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:  # fmt: skip
+    """Open the file, retrying for up to `wait_s` while another process holds the lock."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=config or {})
+            # Evidence and reports print times in UTC, whatever the machine's zone.
+            con.execute("SET TimeZone = 'UTC'")
+            return con
+        except duckdb.Error as exc:
+            err = translate(exc, path)
+            if not isinstance(err, DatabaseLockedError) or time.monotonic() >= deadline:
+                raise err from exc
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the store remembers about one file generation."""
+
+    file_id: int
+    path: str
+    dev: int | None
+    inode: int | None
+    fp_len: int
+    fp_hash: str
+    read_offset: int
+    lines: int
+    tail_start: int | None
+    tail_line: int | None
+    format: str | None
+    envelope: str | None
+    parser_state: str | None
+    compressed: bool
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One commit: parsed rows, rejected lines, and the file's position after them.
+
+    `requests` has REQUEST_COLUMNS; `rejects` has file, line, reason, raw; `conflict_lines` has
+    file, line, ts, raw. `drop_line` removes a previously stored unterminated last line that this
+    batch re-reads in full.
+    """
+
+    requests: pl.DataFrame
+    rejects: pl.DataFrame
+    conflict_lines: pl.DataFrame
+    file: FileRecord
+    drop_line: tuple[str, int] | None = None
+
+
+class Store:
+    """A read-write connection to the database: the single writer."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, wait_s: float = 0.0) -> Store:
+        if path.exists() and path.is_dir():
+            raise DatabaseError(f"--db {path} is a directory; give a file path")
+        if not path.parent.exists():
+            raise DatabaseError(f"cannot create database {path}: folder {path.parent} does not exist")
+        con = connect(path, read_only=False, wait_s=wait_s)
+        store = cls(con, path)
+        store._migrate()
+        return store
+
+    def _migrate(self) -> None:
+        try:
+            self.con.execute(DDL)
+            self.con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                [str(SCHEMA_VERSION)],
+            )
+            self.con.executemany(
+                "INSERT INTO causes VALUES (?, ?, ?, ?) ON CONFLICT (cause) DO UPDATE SET"
+                " title = excluded.title, description = excluded.description,"
+                " remediation = excluded.remediation",
+                [[c.cause.value, c.title, c.description, c.remediation] for c in CAUSES],
+            )
+        except duckdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- files -----------------------------------------------------------------------------
+
+    def file_records(self) -> list[FileRecord]:
+        rows = self.con.execute(
+            "SELECT file_id, path, dev, inode, fp_len, fp_hash, read_offset, lines, tail_start,"
+            " tail_line, format, envelope, parser_state, compressed FROM files ORDER BY file_id"
+        ).fetchall()
+        return [FileRecord(*row) for row in rows]
+
+    def next_file_id(self) -> int:
+        row = self.con.execute("SELECT coalesce(max(file_id), 0) + 1 FROM files").fetchone()
+        return int(row[0]) if row else 1
+
+    def _upsert_file(self, rec: FileRecord) -> None:
+        self.con.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())"
+            " ON CONFLICT (file_id) DO UPDATE SET path = excluded.path, dev = excluded.dev,"
+            " inode = excluded.inode, fp_len = excluded.fp_len, fp_hash = excluded.fp_hash,"
+            " read_offset = excluded.read_offset, lines = excluded.lines,"
+            " tail_start = excluded.tail_start, tail_line = excluded.tail_line,"
+            " format = excluded.format, envelope = excluded.envelope,"
+            " parser_state = excluded.parser_state, compressed = excluded.compressed,"
+            " updated = now()",
+            [
+                rec.file_id, rec.path, rec.dev, rec.inode, rec.fp_len, rec.fp_hash,
+                rec.read_offset, rec.lines, rec.tail_start, rec.tail_line, rec.format,
+                rec.envelope, rec.parser_state, rec.compressed,
+            ],
+        )  # fmt: skip
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def commit_batch(self, batch: Batch, after: AfterInsert | None = None) -> None:
+        """Rows, rejects and the file's offset in one transaction.
+
+        `after(con, lo, hi)` runs inside the same transaction with the batch's time range (the
+        classifier), so derived tables never lag the rows they are derived from.
+        """
+        try:
+            with self.transaction() as con:
+                if batch.drop_line is not None:
+                    for table in ("requests", "rejects", "conflict_lines", "conflicts"):
+                        con.execute(f"DELETE FROM {table} WHERE file = ? AND line = ?",
+                                    list(batch.drop_line))  # fmt: skip
+                if batch.requests.height:
+                    rows = batch.requests.select(REQUEST_COLUMNS).to_arrow()
+                    con.register("_batch_rows", rows)
+                    con.execute("INSERT INTO requests SELECT * FROM _batch_rows")
+                    con.unregister("_batch_rows")
+                if batch.rejects.height:
+                    rejected = batch.rejects.select("file", "line", "reason", "raw").to_arrow()
+                    con.register("_batch_rejects", rejected)
+                    con.execute("INSERT INTO rejects SELECT * FROM _batch_rejects")
+                    con.unregister("_batch_rejects")
+                if batch.conflict_lines.height:
+                    lines = batch.conflict_lines.select("file", "line", "ts", "raw").to_arrow()
+                    con.register("_batch_conflicts", lines)
+                    con.execute("INSERT INTO conflict_lines SELECT * FROM _batch_conflicts")
+                    con.unregister("_batch_conflicts")
+                self._upsert_file(batch.file)
+                if after is not None and batch.requests.height:
+                    ts = batch.requests["ts"]
+                    lo, hi = ts.min(), ts.max()
+                    if lo is not None and hi is not None:
+                        after(con, lo, hi)  # type: ignore[arg-type]
+        except duckdb.Error as exc:
+            raise translate(exc, self.path) from exc
