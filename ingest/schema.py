@@ -80,10 +80,10 @@ def finish(frame: pl.DataFrame) -> pl.DataFrame:
     for name, dtype in PARSED.items():
         if name not in frame.columns:
             exprs.append(pl.lit(None, dtype).alias(name))
-        elif frame.schema[name] == dtype:
-            exprs.append(pl.col(name))
         elif dtype == pl.String():
             exprs.append(absent_to_null(pl.col(name).cast(pl.String)).alias(name))
+        elif frame.schema[name] == dtype:
+            exprs.append(pl.col(name))
         elif frame.schema[name] == pl.String():
             exprs.append(absent_to_null(pl.col(name)).cast(dtype, strict=False).alias(name))
         else:
