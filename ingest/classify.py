@@ -211,6 +211,20 @@ class Classifier:
         hi = hi + self.window
         con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
         con.execute("INSERT INTO conflicts " + self.sql, self.params(lo, hi))
+        # Re-aggregate the whole minutes touched, from every conflict stored in them.
+        bounds = {"lo": lo, "hi": hi}
+        con.execute(
+            "DELETE FROM conflict_minutes WHERE minute >= date_trunc('minute', $lo::TIMESTAMPTZ)"
+            " AND minute <= date_trunc('minute', $hi::TIMESTAMPTZ)",
+            bounds,
+        )
+        con.execute(
+            "INSERT INTO conflict_minutes SELECT date_trunc('minute', ts), file, host, endpoint,"
+            " method, cause, count(*) FROM conflicts"
+            " WHERE ts >= date_trunc('minute', $lo::TIMESTAMPTZ)"
+            " AND ts < date_trunc('minute', $hi::TIMESTAMPTZ) + INTERVAL 1 MINUTE GROUP BY ALL",
+            bounds,
+        )
         row = con.execute(
             "SELECT count(*) FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi}
         ).fetchone()
@@ -218,10 +232,10 @@ class Classifier:
 
     def classify_all(self, con: duckdb.DuckDBPyConnection) -> int:
         row = con.execute("SELECT min(ts), max(ts) FROM requests WHERE status = 409").fetchone()
-        if not row or row[0] is None:
-            con.execute("DELETE FROM conflicts")
-            return 0
         con.execute("DELETE FROM conflicts")
+        con.execute("DELETE FROM conflict_minutes")
+        if not row or row[0] is None:
+            return 0
         return self.classify_range(con, row[0], row[1])
 
 

@@ -42,19 +42,33 @@ def detect(lines: pl.Series) -> Detection:
         inner = inner.filter(inner.str.strip_chars() != "")
     formats = all_formats()
     tried = tuple(f.name for f in formats)
+    starts_json = inner.str.starts_with("{")
+    families = {"any"}
+    if starts_json.any():
+        families.add("json")
+    if not starts_json.all():
+        families.add("text")
     best: Format | None = None
-    best_clean = 0
-    best_skip = 0
+    best_score = (0, 0)
+    best_directives = 0
     for fmt in formats:
+        if fmt.family not in families:
+            continue
         try:
             parsed = fmt.parse(inner, ParserState())
         except Exception:  # a parser bug must not stop detection; it just cannot win
             continue
         clean = int((parsed["_reject"].is_null() & ~parsed["_skip"]).sum())
         skipped = int(parsed["_skip"].sum())
-        if clean > best_clean:
-            best, best_clean, best_skip = fmt, clean, skipped
-    considered = inner.len() - best_skip
-    if best is None or best_clean < max(1, MIN_SHARE * considered):
-        return Detection(None, envelope, best_clean, inner.len(), tried)
-    return Detection(best, envelope, best_clean, inner.len(), tried)
+        if (clean, skipped) > best_score:
+            best, best_score = fmt, (clean, skipped)
+            best_directives = int((parsed["_skip"] & inner.str.starts_with("#")).sum())
+    clean, skipped = best_score
+    considered = inner.len() - skipped
+    if best is not None and clean >= 1 and clean >= MIN_SHARE * considered:
+        return Detection(best, envelope, clean, inner.len(), tried)
+    # A file whose lines are mostly the format's own directives (a w3c file with `#Fields`
+    # headers and one malformed record) is still that format: its records become rejects.
+    if best is not None and clean == 0 and best_directives >= 0.5 * inner.len():
+        return Detection(best, envelope, clean, inner.len(), tried)
+    return Detection(None, envelope, clean, inner.len(), tried)

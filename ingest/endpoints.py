@@ -130,26 +130,21 @@ def learn_folds(endpoints: pl.Series, threshold: int, known: Iterable[Fold]) -> 
     `/health` into `/{id}`.
     """
     known_set = set(known)
-    unique = endpoints.drop_nulls().unique().to_frame("endpoint")
-    if unique.height < threshold:
+    unique = endpoints.drop_nulls().unique()
+    if unique.len() < threshold:
         return []
-    segs = unique.select(
-        pl.col("endpoint").str.split("/").alias("segs"),
-    ).with_columns(pl.int_ranges(0, pl.col("segs").list.len()).alias("pos"))
+    frame = pl.DataFrame({"endpoint": unique}).with_columns(pl.col("endpoint").str.split("/").alias("segs"))
     exploded = (
-        segs.explode("segs", "pos")
-        .rename({"segs": "value"})
-        .with_row_index("row")
-        .filter(pl.col("pos") >= 2)
-    )
-    if exploded.height == 0:
-        return []
-    # The prefix of each (row, pos) is the join of the row's earlier segments.
-    with_prefix = segs.with_row_index("row").join(exploded, on="row").with_columns(
-        pl.col("segs").list.slice(0, pl.col("pos")).list.join("/").alias("prefix")
+        frame.with_columns(pl.int_ranges(2, pl.col("segs").list.len()).alias("pos"))
+        .explode("pos")
+        .drop_nulls("pos")
+        .with_columns(
+            pl.col("segs").list.get(pl.col("pos")).alias("value"),
+            pl.col("segs").list.head(pl.col("pos")).list.join("/").alias("prefix"),
+        )
     )
     counts = (
-        with_prefix.filter(pl.col("value") != ID)
+        exploded.filter(pl.col("value") != ID)
         .group_by("prefix", "pos")
         .agg(pl.col("value").n_unique().alias("n"))
         .filter(pl.col("n") >= threshold)

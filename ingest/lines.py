@@ -1,8 +1,8 @@
 """Bytes -> lines: split a block at newlines without copying, decode UTF-8, keep bad bytes visible.
 
 Splitting uses numpy over the block and builds an Arrow array on the same buffer; decoding is one
-vectorized cast. Only lines that are not valid UTF-8 (rare) are decoded one by one, with U+FFFD
-for the bad bytes, so they can still be parsed or rejected with their content.
+vectorized cast. A block that is not valid UTF-8 (rare) is re-encoded with U+FFFD for the bad
+bytes first, so its lines can still be parsed or rejected with their content.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ def split_lines(data: bytes) -> pl.Series:
     """Decoded lines of `data` (a final line without newline included), without `\\n` / `\\r\\n`."""
     if not data:
         return pl.Series("text", [], dtype=pl.String)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Rare: re-encode with U+FFFD for the bad bytes. Newlines are never part of an invalid
+        # sequence, so the lines stay the same lines.
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
     nl = newline_positions(data)
     ends = nl if data.endswith(b"\n") else np.append(nl, len(data))
     count = len(ends)
@@ -34,11 +40,5 @@ def split_lines(data: bytes) -> pl.Series:
     raw = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    binary = pl.Series("raw", raw)
-    text = binary.cast(pl.String, strict=False)
-    invalid = text.is_null()
-    if invalid.any():
-        idx = invalid.arg_true().to_list()
-        fixed = [binary[i].decode("utf-8", errors="replace") for i in idx]
-        text = text.scatter(idx, fixed)
+    text = pl.Series("raw", raw).cast(pl.String)
     return text.str.strip_suffix("\n").str.strip_suffix("\r").alias("text")

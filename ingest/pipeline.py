@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -32,6 +33,7 @@ RAW_LIMIT = 2048
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".py", ".toml", ".yaml", ".yml", ".csv"}
 
 Progress = Callable[[int], None]  # bytes read since the last call
+Opener = Callable[[], BinaryIO]
 
 
 @dataclass
@@ -202,14 +204,16 @@ class Ingester:
     """Reads files into the store; one per run (it caches the file records it has seen)."""
 
     def __init__(self, store: Store, settings: Settings, forced: str | None = None,
-                 progress: Progress | None = None) -> None:  # fmt: skip
+                 progress: Progress | None = None, classify: bool = True) -> None:  # fmt: skip
         self.store = store
         self.settings = settings
         self.forced = get_format(forced) if forced else None
         self.forced_spec = forced
         self.progress = progress or (lambda n: None)
         self.ctx = load_context(store, settings)
-        self.classifier = Classifier(settings.classify)
+        # `classify=False` exists for the benchmark that prices classification; the conflicts
+        # table then lags until `Classifier.classify_all` runs.
+        self.classifier = Classifier(settings.classify) if classify else None
         self.records = store.file_records()
         self._next_id = store.next_file_id()
 
@@ -240,6 +244,17 @@ class Ingester:
 
     def ingest_file(self, path: Path) -> FileReport:
         source = inspect(path)
+        return self.ingest_source(source, lambda: open_bytes(source.path, source.compressed))
+
+    def ingest_source(
+        self, source: Source, opener: Opener, take_unterminated: bool = True
+    ) -> FileReport:
+        """Read what is new in one file (resuming at its stored offset) into the store.
+
+        `opener` returns a fresh binary reader over the file's content (a path or a kept file
+        descriptor, for files followed across renames). A final line without a newline is read
+        only when `take_unterminated`; if it is completed later it is re-read and replaced.
+        """
         report = FileReport(str(source.path))
         if not source.head:
             report.status = "unchanged"
@@ -249,7 +264,7 @@ class Ingester:
         if rec and not source.compressed and source.size == rec.read_offset:
             report.status, report.format, report.envelope = "unchanged", rec.format, rec.envelope
             return report
-        fmt, envelope, state = self._choose_format(source, rec)
+        fmt, envelope, state = self._choose_format(source, rec, opener)
         if fmt is None:
             report.status = "unrecognized"
             report.message = (
@@ -268,17 +283,18 @@ class Ingester:
             self._next_id += 1
         rec = replace(rec, path=str(source.path), dev=source.dev, inode=source.inode,
                       compressed=source.compressed, format=fmt.name, envelope=envelope)  # fmt: skip
-        self._read(source, rec, start, first_line, retail, fmt, envelope, state, report)
+        self._read(source, opener, rec, start, first_line, retail, fmt, envelope, state, report,
+                   take_unterminated)  # fmt: skip
         return report
 
     def _choose_format(
-        self, source: Source, rec: FileRecord | None
+        self, source: Source, rec: FileRecord | None, opener: Opener
     ) -> tuple[Format | None, str | None, ParserState]:
         state = ParserState.loads(rec.parser_state) if rec else ParserState()
         if self.forced is not None:
             state.extra["format_spec"] = self.forced_spec or self.forced.name
             if rec is None or rec.envelope is None:
-                sample = split_lines(_first_block(source))
+                sample = split_lines(_first_block(opener))
                 env = envelopes.detect_envelope(detect.sample_of(sample)) if sample.len() else None
             else:
                 env = rec.envelope
@@ -286,14 +302,15 @@ class Ingester:
         if rec is not None and rec.format:
             spec = state.extra.get("format_spec", rec.format)
             return get_format(spec), rec.envelope, state
-        found = detect.detect(split_lines(_first_block(source)))
+        found = detect.detect(split_lines(_first_block(opener)))
         if found.format is not None:
             state.extra["format_spec"] = found.format.name
         return found.format, found.envelope, state
 
     def _read(
-        self, source: Source, rec: FileRecord, start: int, first_line: int, retail: bool,
-        fmt: Format, envelope: str | None, state: ParserState, report: FileReport,
+        self, source: Source, opener: Opener, rec: FileRecord, start: int, first_line: int,
+        retail: bool, fmt: Format, envelope: str | None, state: ParserState, report: FileReport,
+        take_unterminated: bool,
     ) -> None:  # fmt: skip
         cfg = self.settings.ingest
         drop = (rec.path, rec.tail_line) if retail and rec.tail_line is not None else None
@@ -301,13 +318,13 @@ class Ingester:
 
         def produce() -> None:
             try:
-                with open_bytes(source.path, source.compressed) as fh:
+                with opener() as fh:
                     line = first_line
                     pending = b""
                     pending_start = start
                     for block in read_blocks(fh, start, block_bytes=cfg.block_bytes,
                                              max_line_bytes=cfg.max_line_bytes,
-                                             take_unterminated=True):  # fmt: skip
+                                             take_unterminated=take_unterminated):  # fmt: skip
                         data = pending + block.data if pending else block.data
                         bstart = pending_start if pending else block.start
                         shift = 0
@@ -322,7 +339,7 @@ class Ingester:
                         pending_start = parsed.end
                         line += parsed.lines
                         stage.put((parsed, block.end - block.start))
-                    if pending:
+                    if pending and take_unterminated:
                         parsed = parse_block(pending, pending_start, line, False, (), fmt, envelope,
                                              state, self.ctx, str(source.path), final=True)  # fmt: skip
                         stage.put((parsed, 0))
@@ -356,7 +373,7 @@ class Ingester:
             )
             self.store.commit_batch(
                 Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop_line=drop),
-                after=self.classifier.classify_range,
+                after=self.classifier.classify_range if self.classifier else None,
             )
             drop = None
             report.lines += parsed.lines
@@ -374,17 +391,18 @@ class Ingester:
         known = self.ctx.folds
         stored = self.store.con.execute(
             "SELECT DISTINCT endpoint FROM requests WHERE endpoint IS NOT NULL"
-        ).to_arrow_table()
-        if stored.num_rows < threshold:
+        ).fetchall()
+        if len(stored) < threshold:
             return
-        new = endpoints.learn_folds(pl.Series(stored.column(0)), threshold, known)
+        series = pl.Series("endpoint", [r[0] for r in stored], dtype=pl.String)
+        new = endpoints.learn_folds(series, threshold, known)
         if not new:
             return
         with self.store.transaction() as con:
             for fold in new:
                 con.execute("INSERT INTO endpoint_folds VALUES (?, ?, now())",
                             [fold.prefix, fold.position])  # fmt: skip
-                for table in ("requests", "conflicts"):
+                for table in ("requests", "conflicts", "request_minutes", "conflict_minutes"):
                   con.execute(
                     f"UPDATE {table} SET endpoint = regexp_replace(endpoint, ?, ?)"
                     " WHERE starts_with(endpoint, ?)",
@@ -400,9 +418,9 @@ def _re_escape(text: str) -> str:
     return re.escape(text)
 
 
-def _first_block(source: Source) -> bytes:
+def _first_block(opener: Opener) -> bytes:
     """Enough of the file's start for detection: whole lines of up to ~1 MB."""
-    with open_bytes(source.path, source.compressed) as fh:
+    with opener() as fh:
         data = fh.read(1 << 20)
     cut = data.rfind(b"\n")
     return data[: cut + 1] if cut > 0 else data

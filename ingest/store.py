@@ -59,6 +59,15 @@ CREATE TABLE IF NOT EXISTS conflicts (
 CREATE TABLE IF NOT EXISTS causes (
     cause VARCHAR PRIMARY KEY, title VARCHAR, description VARCHAR, remediation VARCHAR
 );
+-- Pre-aggregated per minute, maintained at ingest, so dashboards and alerts never scan raw rows.
+CREATE TABLE IF NOT EXISTS request_minutes (
+    minute TIMESTAMPTZ, file VARCHAR, host VARCHAR, endpoint VARCHAR, method VARCHAR,
+    status SMALLINT, requests BIGINT, bytes BIGINT, duration_ms_sum DOUBLE
+);
+CREATE TABLE IF NOT EXISTS conflict_minutes (
+    minute TIMESTAMPTZ, file VARCHAR, host VARCHAR, endpoint VARCHAR, method VARCHAR,
+    cause VARCHAR, conflicts BIGINT
+);
 CREATE TABLE IF NOT EXISTS endpoint_folds (prefix VARCHAR, position INTEGER, learned TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 """
@@ -86,9 +95,14 @@ def connect(path: Path, *, read_only: bool, wait_s: float = 0.0,
     delay = 0.02
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only, config=config or {})
-            # Evidence and reports print times in UTC, whatever the machine's zone.
+            cfg = dict(config or {})
+            lock = bool(cfg.pop("lock_configuration", False))
+            con = duckdb.connect(str(path), read_only=read_only, config=cfg)
+            # Evidence and reports print times in UTC, whatever the machine's zone. (Set after
+            # opening: the time-zone extension is not loaded while the config is applied.)
             con.execute("SET TimeZone = 'UTC'")
+            if lock:
+                con.execute("SET lock_configuration = true")
             return con
         except duckdb.Error as exc:
             err = translate(exc, path)
@@ -228,6 +242,13 @@ class Store:
         try:
             with self.transaction() as con:
                 if batch.drop_line is not None:
+                    # Take the stored partial line back out of the rollup before deleting it.
+                    con.execute(
+                        "INSERT INTO request_minutes SELECT date_trunc('minute', ts), file, host,"
+                        " endpoint, method, status, -count(*), -sum(bytes), -sum(duration_ms)"
+                        " FROM requests WHERE file = ? AND line = ? GROUP BY ALL",
+                        list(batch.drop_line),
+                    )
                     for table in ("requests", "rejects", "conflict_lines", "conflicts"):
                         con.execute(f"DELETE FROM {table} WHERE file = ? AND line = ?",
                                     list(batch.drop_line))  # fmt: skip
@@ -235,6 +256,11 @@ class Store:
                     rows = batch.requests.select(REQUEST_COLUMNS).to_arrow()
                     con.register("_batch_rows", rows)
                     con.execute("INSERT INTO requests SELECT * FROM _batch_rows")
+                    con.execute(
+                        "INSERT INTO request_minutes SELECT date_trunc('minute', ts), file, host,"
+                        " endpoint, method, status, count(*), sum(bytes), sum(duration_ms)"
+                        " FROM _batch_rows GROUP BY ALL"
+                    )
                     con.unregister("_batch_rows")
                 if batch.rejects.height:
                     rejected = batch.rejects.select("file", "line", "reason", "raw").to_arrow()

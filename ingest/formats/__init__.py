@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -44,6 +44,9 @@ class Format:
     name: str
     parse: ParseFn
     summary: str
+    # "json" for formats whose records are JSON objects, "text" otherwise (detection uses it to
+    # try only the plausible family on a sample).
+    family: str = "text"
 
 
 class UnknownFormatError(ValueError):
@@ -57,7 +60,9 @@ def _registry() -> list[Format]:
     ordered: list[Format] = []
     # Specific structured formats first, generic ones last: on a tie in clean parses the earlier
     # (more specific) format wins.
-    for module in (jsonlog, aws, w3c, proxies, clf):
+    # envoy takes both its default text format and JSON lines.
+    ordered.extend(replace(f, family="any" if f.name == "envoy" else "json") for f in jsonlog.FORMATS)
+    for module in (w3c, aws, proxies, clf):
         ordered.extend(module.FORMATS)
     return ordered
 

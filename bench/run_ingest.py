@@ -1,0 +1,47 @@
+"""In a child process: ingest files into a fresh database and print lines, seconds, rows as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ingest.classify import Classifier
+from ingest.pipeline import Ingester, expand_paths
+from ingest.settings import load_settings
+from ingest.store import Store
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("db")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--no-classify", action="store_true")
+    p.add_argument("--format")
+    args = p.parse_args()
+    db = Path(args.db)
+    db.unlink(missing_ok=True)
+    settings = load_settings(db=db, env={})
+    started = time.perf_counter()
+    with Store.open(db) as store:
+        ingester = Ingester(store, settings, forced=args.format, classify=not args.no_classify)
+        report = ingester.ingest(expand_paths(args.paths))
+        ingest_s = time.perf_counter() - started
+        conflicts = store.con.execute("SELECT count(*) FROM conflicts").fetchone()
+        classify_all_s = None
+        if args.no_classify:
+            t = time.perf_counter()
+            with store.transaction() as con:
+                Classifier(settings.classify).classify_all(con)
+            classify_all_s = time.perf_counter() - t
+    print(json.dumps({
+        "lines": report.total("lines"), "parsed": report.total("parsed"),
+        "rejected": report.total("rejected"), "conflicts": conflicts[0] if conflicts else 0,
+        "ingest_s": ingest_s, "classify_all_s": classify_all_s,
+        "total_s": time.perf_counter() - started,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

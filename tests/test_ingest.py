@@ -1,0 +1,211 @@
+"""Ingest end to end on real DuckDB files: idempotency, append, truncation, .gz, bad lines, CLI."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import Ingester, expand_paths
+from ingest.settings import load_settings
+from ingest.store import Store
+
+LINE = '{ip} - - [10/Oct/2025:13:55:{s:02d} +0200] "{m} /orders/{n}?x=1 HTTP/1.1" {st} 12 "-" "curl/8"\n'
+
+
+def lines(start: int, count: int, status: int = 200, method: str = "GET") -> str:
+    return "".join(
+        LINE.format(ip=f"10.0.0.{i % 250}", s=i % 60, m=method, n=i, st=status)
+        for i in range(start, start + count)
+    )
+
+
+def ingest(db: Path, *paths: Path | str, fmt: str | None = None) -> dict[str, int]:
+    settings = load_settings(db=db, env={})
+    with Store.open(db) as store:
+        report = Ingester(store, settings, forced=fmt).ingest(expand_paths([str(p) for p in paths]))
+    return {
+        "parsed": report.total("parsed"),
+        "rejected": report.total("rejected"),
+        "skipped": report.total("skipped"),
+        "lines": report.total("lines"),
+        "conflicts": report.total("conflicts"),
+    }
+
+
+def count(db: Path, sql: str = "SELECT count(*) FROM requests") -> object:
+    with Store.open(db) as store:
+        row = store.con.execute(sql).fetchone()
+    return row[0] if row else None
+
+
+def test_reingest_adds_nothing_and_append_adds_only_new(tmp_path: Path) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    log.write_text(lines(0, 100))
+    assert ingest(db, log)["parsed"] == 100
+    assert ingest(db, log)["parsed"] == 0
+    with log.open("a") as fh:
+        fh.write(lines(100, 30, status=409, method="PUT"))
+    got = ingest(db, log)
+    assert got["parsed"] == 30 and got["conflicts"] == 30
+    assert count(db) == 130
+    assert count(db, "SELECT min(line) FROM requests WHERE status = 409") == 101
+    assert count(db, "SELECT count(*) FROM conflicts") == 30
+
+
+def test_truncated_and_rewritten_file_is_read_from_start(tmp_path: Path) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    log.write_text(lines(0, 50))
+    ingest(db, log)
+    log.write_text(lines(1000, 10))  # copytruncate, then new lines
+    assert ingest(db, log)["parsed"] == 10
+    assert count(db) == 60
+    assert count(db, "SELECT count(*) FROM requests WHERE line <= 10") == 20
+
+
+def test_rotated_then_compressed_is_not_ingested_twice(tmp_path: Path) -> None:
+    logs, db = tmp_path / "logs", tmp_path / "db.duckdb"
+    logs.mkdir()
+    (logs / "access.log").write_text(lines(0, 500))
+    ingest(db, logs)
+    os.rename(logs / "access.log", logs / "access.log.1")
+    with (logs / "access.log.1").open("rb") as src, gzip.open(logs / "access.log.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (logs / "access.log.1").unlink()
+    (logs / "access.log").write_text(lines(500, 20))
+    got = ingest(db, logs)
+    assert got["parsed"] == 20
+    assert count(db) == 520
+
+
+def test_gzip_file_is_read(tmp_path: Path) -> None:
+    gz, db = tmp_path / "old.log.gz", tmp_path / "db.duckdb"
+    gz.write_bytes(gzip.compress(lines(0, 300).encode()))
+    assert ingest(db, gz)["parsed"] == 300
+    assert ingest(db, gz)["parsed"] == 0
+
+
+def test_unterminated_last_line_is_completed_not_duplicated(tmp_path: Path) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    full = lines(0, 3)
+    log.write_text(full[:-20])  # last line cut mid-way, no newline
+    first = ingest(db, log)
+    assert first["parsed"] + first["rejected"] == 3
+    with log.open("a") as fh:
+        fh.write(full[-20:] + lines(3, 2))
+    ingest(db, log)
+    assert count(db) == 5
+    assert count(db, "SELECT count(*) FROM rejects") == 0
+    assert count(db, "SELECT string_agg(line::VARCHAR, ',' ORDER BY line) FROM requests") == "1,2,3,4,5"
+
+
+def test_bad_lines_become_rejects_with_reasons(tmp_path: Path) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    good = lines(0, 20)
+    bad = (
+        b"\x00\x01\x02\xff\xfe binary garbage\n"
+        + b'10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET /caf\xe9 HTTP/1.1" 200 1 "-" "x"\n'
+        + b'10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET /trunc\n'
+        + b"A" * (1 << 20) + b"\n"
+        + b"\n"
+    )
+    log.write_bytes(good.encode() + bad + lines(20, 5).encode())
+    got = ingest(db, log)
+    assert got["parsed"] == 26  # the invalid-UTF-8 line still parses, with U+FFFD
+    assert got["rejected"] == 3
+    assert got["skipped"] == 1  # the blank line
+    assert count(db, "SELECT path FROM requests WHERE line = 22") == "/caf\ufffd"
+    assert count(db, "SELECT max(length(raw)) FROM rejects") == 2048
+    assert count(db, "SELECT count(*) FROM rejects WHERE reason IS NULL OR reason = ''") == 0
+    assert count(db, "SELECT max(line) FROM requests") == 30
+
+
+def test_timestamps_with_offsets_are_stored_in_utc(tmp_path: Path) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    log.write_text(
+        '1.1.1.1 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "x"\n'
+        '1.1.1.1 - - [10/Oct/2025:06:55:36 -0500] "GET / HTTP/1.1" 200 1 "-" "x"\n'
+    )
+    ingest(db, log)
+    assert count(db, "SELECT count(DISTINCT ts) FROM requests") == 1
+    assert count(db, "SELECT strftime(min(ts), '%Y-%m-%d %H:%M:%S') FROM requests") == (
+        "2025-10-10 11:55:36"
+    )
+
+
+def test_race_across_two_nodes_with_different_offsets(tmp_path: Path) -> None:
+    a, b, db = tmp_path / "gw-a.log", tmp_path / "gw-b.log", tmp_path / "db.duckdb"
+    # Node A (+0200) logs the loser at 12:00:03 UTC; node B (-0500) the winner at 12:00:01 UTC.
+    a.write_text('203.0.113.5 - - [02/Jun/2025:14:00:03 +0200] "PATCH /orders/42 HTTP/1.1" 409 0 "-" "a"\n')
+    b.write_text('198.51.100.7 - - [02/Jun/2025:07:00:01 -0500] "PATCH /orders/42 HTTP/1.1" 200 9 "-" "b"\n')
+    ingest(db, a)  # the loser first: no winner in sight yet
+    assert count(db, "SELECT cause FROM conflicts") == "version_mismatch"
+    ingest(db, b)  # the winner arrives later, from the other node
+    assert count(db, "SELECT cause FROM conflicts") == "concurrent_update"
+    assert count(db, "SELECT evidence FROM conflicts") == (
+        "lost a race: 198.51.100.7 PATCH /orders/42 got 200 at 12:00:01Z, 2.0 s earlier (gw-b.log:1)"
+    )
+
+
+def test_unrecognised_file_gets_one_clear_line(tmp_path: Path) -> None:
+    junk, db = tmp_path / "notes.log", tmp_path / "db.duckdb"
+    junk.write_text("hello world\nthis is not an access log\n" * 20)
+    proc = run_cli("ingest", str(junk), "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert "format not recognised; tried" in proc.stderr
+    assert "combined" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conflictradar", *args],
+        capture_output=True, text=True, input=stdin, timeout=120,
+        env={**os.environ, "CONFLICTRADAR_DB": ""},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["ingest", "/no/such/file.log"], 1, "conflictradar: error: /no/such/file.log does not exist\n"),
+        (["ingest", "/no/such/*.log"], 1, "conflictradar: error: no file matches /no/such/*.log\n"),
+        (["sql", "SELECT 1", "--db", "/no/such/db.duckdb"], 1,
+         "conflictradar: error: database /no/such/db.duckdb does not exist yet; run"
+         " `conflictradar ingest PATH` first\n"),
+        (["ingest", "x.log", "--format", "nope"], 1, None),
+        (["frobnicate"], 2, None),
+    ],
+)  # fmt: skip
+def test_cli_errors(tmp_path: Path, args: list[str], code: int, message: str | None) -> None:
+    proc = run_cli(*args)
+    assert proc.returncode == code
+    assert "Traceback" not in proc.stderr
+    if message is not None:
+        assert proc.stderr == message
+
+
+def test_cli_bad_config_names_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[classify]\nrace_windw = "5s"\n')
+    proc = run_cli("sql", "SELECT 1", "--config", str(cfg), "--db", str(tmp_path / "x.duckdb"))
+    assert proc.returncode == 1
+    assert "unknown key classify.race_windw" in proc.stderr
+
+
+def test_cli_sql_formats(tmp_path: Path) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    log.write_text(lines(0, 5, status=409, method="POST"))
+    assert run_cli("ingest", str(log), "--db", str(db), "-q").returncode == 0
+    csv = run_cli("sql", "SELECT cause, count(*) AS n FROM conflicts GROUP BY 1", "--db", str(db))
+    assert csv.stdout == "cause,n\nduplicate_create,5\n"
+    js = run_cli("sql", "-", "--db", str(db), "--format", "json",
+                 stdin="SELECT line FROM requests ORDER BY line LIMIT 2")  # fmt: skip
+    assert js.stdout.strip() == '[{"line": 1}, {"line": 2}]'
+    refused = run_cli("sql", "DROP TABLE requests", "--db", str(db))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("conflictradar: error: only SELECT queries are allowed")
