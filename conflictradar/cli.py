@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "nginx:'<log_format string>'")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
 
+    p = sub.add_parser("watch", help="follow log files, folders or globs until stopped")
+    _common(p)
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", dest="log_format", metavar="NAME",
+                   help="log format (default: detected per file)")  # fmt: skip
+    p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log what watch does (files, rotations, batches, lag) to stderr as JSON")  # fmt: skip
+
     p = sub.add_parser("sql", help="run a read-only SQL query")
     _common(p)
     p.add_argument("query", metavar="QUERY", help="the SELECT to run, or - to read it from stdin")
@@ -74,21 +83,26 @@ def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, qui
 
 
 def cmd_sql(settings: Settings, query: str, out_format: str | None) -> int:
-    from ingest.query import open_readonly, run_query
+    from ingest.reader import open_reader
     from ingest.render import print_table
 
     text = sys.stdin.read() if query == "-" else query
-    con = open_readonly(settings.db, settings.sql)
-    try:
-        result = run_query(con, text, settings.sql)
-    finally:
-        con.close()
+    result = open_reader(settings).user_query(text)
     fmt = out_format or ("table" if sys.stdout.isatty() else "csv")
     print_table(result.table, fmt, sys.stdout)
     if result.truncated:
         print(f"conflictradar: showing the first {settings.sql.max_rows} rows "
               "(raise sql.max_rows to see more)", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def cmd_watch(settings: Settings, paths: list[str], log_format: str | None, alerts: bool,
+              verbose: int) -> int:  # fmt: skip
+    from conflictradar.logs import setup_logging
+    from conflictradar.watch import run_watch
+
+    setup_logging(verbose)
+    return run_watch(settings, paths, log_format, alerts)
 
 
 def cmd_demo(settings: Settings) -> int:
@@ -103,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "ingest":
             return cmd_ingest(_settings(args), args.paths, args.log_format, args.quiet)
+        if args.command == "watch":
+            return cmd_watch(_settings(args), args.paths, args.log_format, not args.no_alerts,
+                             args.verbose)  # fmt: skip
         if args.command == "sql":
             return cmd_sql(_settings(args), args.query, args.out_format)
         if args.command == "demo":

@@ -225,7 +225,7 @@ class Ingester:
                 report.files.append(self.ingest_file(path))
             except InputError as exc:
                 report.files.append(FileReport(str(path), status="error", message=str(exc)))
-        self._learn_folds()
+        self.learn_folds()
         report.elapsed_s = time.perf_counter() - started
         return report
 
@@ -385,7 +385,7 @@ class Ingester:
         worker.join()
         self.records = [r for r in self.records if r.file_id != rec.file_id] + [rec]
 
-    def _learn_folds(self) -> None:
+    def learn_folds(self) -> None:
         """Learn high-cardinality positions from the endpoints stored so far, re-template rows."""
         threshold = self.settings.endpoints.fold_threshold
         known = self.ctx.folds

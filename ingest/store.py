@@ -74,6 +74,14 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 
 AfterInsert = Callable[[duckdb.DuckDBPyConnection, datetime, datetime], object]
 
+WRITER_SANDBOX: dict[str, Any] = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
+
 LOCK_HINT = "is `conflictradar watch` or another ingest already running?"
 
 
@@ -156,12 +164,15 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path, *, wait_s: float = 0.0) -> Store:
+    def open(cls, path: Path, *, wait_s: float = 0.0, sandboxed: bool = False) -> Store:
+        """Open for writing. `sandboxed` also closes DuckDB's doors to files, network and
+        extensions (the watcher, which answers other processes' queries, runs that way)."""
         if path.exists() and path.is_dir():
             raise DatabaseError(f"--db {path} is a directory; give a file path")
         if not path.parent.exists():
             raise DatabaseError(f"cannot create database {path}: folder {path.parent} does not exist")
-        con = connect(path, read_only=False, wait_s=wait_s)
+        config = WRITER_SANDBOX if sandboxed else None
+        con = connect(path, read_only=False, wait_s=wait_s, config=config)
         store = cls(con, path)
         store._migrate()
         return store
@@ -200,6 +211,17 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
+
+    def prune(self, before: datetime) -> int:
+        """Delete rows older than `before` (retention); returns requests deleted."""
+        with self.transaction() as con:
+            row = con.execute("SELECT count(*) FROM requests WHERE ts < ?", [before]).fetchone()
+            for table in ("requests", "conflicts", "conflict_lines"):
+                con.execute(f"DELETE FROM {table} WHERE ts < ?", [before])
+            for table in ("request_minutes", "conflict_minutes"):
+                con.execute(f"DELETE FROM {table} WHERE minute < date_trunc('minute', ?::TIMESTAMPTZ)",
+                            [before])  # fmt: skip
+        return int(row[0]) if row else 0
 
     # -- files -----------------------------------------------------------------------------
 

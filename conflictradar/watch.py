@@ -1,0 +1,91 @@
+"""`conflictradar watch`: wires the store, the tailer, the read server and alert evaluation."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from ingest.pipeline import Ingester
+from ingest.serve import QueryServer, announce_starting, withdraw
+from ingest.settings import Settings
+from ingest.store import Store
+from ingest.tail import Tailer
+
+log = logging.getLogger("conflictradar.watch")
+
+MAINTENANCE_EVERY_S = 60.0
+
+
+def _alert_hook(settings: Settings, store: Store) -> Callable[[int], None] | None:
+    """The alert engine's per-batch evaluation, if the alerts package is available."""
+    try:
+        from alerts.engine import AlertEngine  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    engine = AlertEngine(settings, store)
+
+    def evaluate(lines: int) -> None:
+        try:
+            now = datetime.now(UTC)
+            engine.evaluate(now)
+            engine.deliver_due(now)
+        except Exception as exc:  # alerting trouble must never stop ingest
+            log.error("alert evaluation failed", extra={"error": str(exc)})
+
+    return evaluate
+
+
+def run_watch(settings: Settings, paths: list[str], log_format: str | None, alerts: bool) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    announce_starting(settings.db)
+    try:
+        store = Store.open(settings.db, wait_s=30.0, sandboxed=True)
+    except BaseException:
+        withdraw(settings.db)
+        raise
+    with store:
+        ingester = Ingester(store, settings, forced=log_format)
+        server = QueryServer(store.con, settings.db, settings.sql)
+        server.start()
+        hook = _alert_hook(settings, store) if alerts else None
+        last_maintenance = time.monotonic()
+
+        def on_batch(lines: int) -> None:
+            nonlocal last_maintenance
+            if hook is not None:
+                hook(lines)
+            if time.monotonic() - last_maintenance >= MAINTENANCE_EVERY_S:
+                last_maintenance = time.monotonic()
+                maintain(settings, store, ingester)
+
+        tailer = Tailer(store, ingester, paths, settings.watch.poll_interval_s, on_batch)
+        print(f"conflictradar: watching {', '.join(paths)} into {settings.db} "
+              f"(reads served on 127.0.0.1:{server.port}); Ctrl-C to stop", file=sys.stderr)  # fmt: skip
+        try:
+            tailer.run(stop)
+        finally:
+            server.stop()
+    return 0
+
+
+def maintain(settings: Settings, store: Store, ingester: Ingester) -> None:
+    """Periodic upkeep: learn endpoint folds, prune beyond retention."""
+    ingester.learn_folds()
+    if settings.watch.retention_days > 0:
+        before = datetime.now(UTC) - timedelta(days=settings.watch.retention_days)
+        pruned = store.prune(before)
+        if pruned:
+            log.info("pruned old rows", extra={"rows": pruned, "before": before.isoformat()})
