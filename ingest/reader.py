@@ -8,20 +8,22 @@ reader then asks it instead of opening the file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
-from ingest.errors import DatabaseError, QueryRefusedError
+from ingest.errors import DatabaseError, DatabaseLockedError, QueryRefusedError
 from ingest.query import QueryResult, open_readonly, run_query
 from ingest.settings import Settings, SqlSettings
 
 Params = Sequence[object] | Mapping[str, object] | None
+T = TypeVar("T")
 
 
 class Reader(Protocol):
@@ -84,17 +86,52 @@ class DirectReader:
             con.close()
 
 
+@dataclass
+class AutoReader:
+    """Asks the running watcher when there is one, else opens the file; retries across the
+    hand-overs (a watcher starting, stopping or killed) for up to `patience_s`."""
+
+    path: Path
+    sql: SqlSettings
+    patience_s: float = 60.0
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _call(self, op: Callable[[Reader], T]) -> T:
+        from ingest.serve import ServedReader, WatcherGone, connect_served
+
+        deadline = time.monotonic() + self.patience_s
+        while True:
+            served = connect_served(self.path, self.sql)
+            try:
+                if served is not None:
+                    return op(ServedReader(served.db, served.sql, served.host, served.port,
+                                           served.token, fallback=False))  # fmt: skip
+                return op(DirectReader(self.path, self.sql, wait_s=2.0))
+            except (WatcherGone, DatabaseLockedError):
+                if time.monotonic() >= deadline:
+                    raise DatabaseLockedError(
+                        f"database {self.path} stayed busy for {self.patience_s:g} s; is a"
+                        " `conflictradar watch` starting or stuck?"
+                    ) from None
+                time.sleep(0.1)
+
+    def query(self, sql: str, params: Params = None) -> pa.Table:
+        return self._call(lambda r: r.query(sql, params))
+
+    def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
+        out = pl.from_arrow(self.query(sql, params))
+        assert isinstance(out, pl.DataFrame)
+        return out
+
+    def user_query(self, sql: str) -> QueryResult:
+        return self._call(lambda r: r.user_query(sql))
+
+
 def open_reader(settings: Settings) -> Reader:
-    """The best reader for this database: the running watcher's socket, else the file itself."""
-    try:
-        from ingest.serve import connect_served
-
-        served = connect_served(settings.db, settings.sql)
-    except ImportError:
-        served = None
-    if served is not None:
-        return served
-    return DirectReader(settings.db, settings.sql)
+    """The read API for everyone but the writer: the watcher's socket, else the file itself."""
+    return AutoReader(settings.db, settings.sql)
 
 
-__all__ = ["DirectReader", "Params", "QueryRefusedError", "Reader", "open_reader"]
+__all__ = ["AutoReader", "DirectReader", "Params", "QueryRefusedError", "Reader", "open_reader"]

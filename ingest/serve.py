@@ -242,6 +242,9 @@ class ServedReader:
     host: str
     port: int
     token: str
+    # When the watcher is gone mid-call: fall back to reading the file (True), or raise
+    # WatcherGone so the caller can look again (AutoReader does).
+    fallback: bool = True
 
     def exists(self) -> bool:
         return True
@@ -254,7 +257,10 @@ class ServedReader:
                 sock.settimeout(max(self.sql.timeout_s, INTERNAL_TIMEOUT_S) + 30)
                 sock.sendall(message.encode() + b"\n")
                 stream = sock.makefile("rb")
-                header = json.loads(stream.readline() or b"{}")
+                first = stream.readline()
+                if not first:  # the watcher died before answering
+                    raise WatcherGone
+                header = json.loads(first)
                 if not header.get("ok"):
                     error = str(header.get("error", "the watcher refused the query"))
                     if header.get("kind") == "refused":
@@ -263,7 +269,7 @@ class ServedReader:
                 table = pa.ipc.open_stream(stream).read_all()
                 return table, header
         except (OSError, ValueError) as exc:
-            raise _Gone from exc
+            raise WatcherGone from exc
 
     def _direct(self):  # type: ignore[no-untyped-def]
         from ingest.reader import DirectReader
@@ -273,7 +279,9 @@ class ServedReader:
     def query(self, sql: str, params: Any = None) -> pa.Table:
         try:
             return self._ask("query", sql, params)[0]
-        except _Gone:
+        except WatcherGone:
+            if not self.fallback:
+                raise
             return self._direct().query(sql, params)  # type: ignore[no-any-return]
 
     def frame(self, sql: str, params: Any = None) -> pl.DataFrame:
@@ -285,12 +293,14 @@ class ServedReader:
         started = time.perf_counter()
         try:
             table, header = self._ask("user_query", sql)
-        except _Gone:
+        except WatcherGone:
+            if not self.fallback:
+                raise
             return self._direct().user_query(sql)  # type: ignore[no-any-return]
         return QueryResult(table, bool(header.get("truncated")), time.perf_counter() - started)
 
 
-class _Gone(Exception):
+class WatcherGone(Exception):
     """The watcher that wrote the serve file is not answering."""
 
 
