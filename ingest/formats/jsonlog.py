@@ -1,18 +1,19 @@
 """JSON access logs (parse stage): API Gateway, Kong, Traefik, Caddy, Envoy, ECS, OTel, any JSON.
 
-Every line is parsed once by DuckDB's JSON reader (`json_extract_string` with the list of key
-paths a format reads), which never raises on a bad line, tolerates a key whose type varies from
-line to line (`error` as a string here, an object there) and is several times faster than polars'
-`json_path_match` (one parse per key) or `json_decode` (raises on the first odd line). Everything
-after that is polars expressions over the extracted strings.
+Each batch of lines is parsed once by DuckDB's JSON reader (`from_json` into a struct of exactly
+the keys a format reads), which never raises on a bad line, tolerates a key whose type changes
+from line to line (`error` a string here, an object there) and is several times faster than
+polars' `json_path_match` (one parse per key) or `json_decode` (raises on the first odd line).
+Everything after that is polars expressions over the extracted strings.
 
-Key paths are written `a/b/c` (nesting), an all-digit segment is an array index and a dot is part
+Key paths are written `a/b/c` (nesting); an all-digit segment is an array index, and a dot is part
 of a key, so `http.request.method` is the dotted key and `http/request/method` the nested one.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -21,7 +22,7 @@ import polars as pl
 
 from ingest import schema
 from ingest.formats import Format, ParserState
-from ingest.timestamps import parse_any, parse_clf, parse_epoch, parse_iso
+from ingest.timestamps import parse_clf, parse_epoch, parse_iso
 
 # --- extraction -------------------------------------------------------------------------------
 
@@ -37,13 +38,12 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _jsonpath(path: str) -> str:
-    parts = [f"[{seg}]" if seg.isdigit() else '."' + seg + '"' for seg in path.split("/")]
-    return "$" + "".join(parts)
-
-
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _jsonpath(segments: Sequence[str]) -> str:
+    return "$" + "".join(f"[{s}]" if s.isdigit() else '."' + s + '"' for s in segments)
 
 
 def _sql(query: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -57,6 +57,98 @@ def _sql(query: str, frame: pl.DataFrame) -> pl.DataFrame:
     return result
 
 
+def _plan(paths: Sequence[str]) -> tuple[str, list[str]]:
+    """A `from_json` structure covering `paths`, and one SQL expression per path.
+
+    Each path is read through its shortest requested prefix that stops before any array index
+    (its anchor), declared VARCHAR so it comes back as a string or as JSON text; whatever lies
+    below an anchor (`error/message` under `error`, `User-Agent/0`) is read from that text. A key
+    differing only in case from a sibling cannot share a DuckDB struct: it is read from the line.
+    """
+    split = [p.split("/") for p in paths]
+    heads = {tuple(s[: next((i for i, x in enumerate(s) if x.isdigit()), len(s))]) for s in split}
+    structure: dict = {}
+    exprs = []
+    for segments in split:
+        anchor = next(
+            (
+                tuple(segments[:n])
+                for n in range(1, len(segments) + 1)
+                if tuple(segments[:n]) in heads
+            ),
+            (),
+        )
+        node, access = structure, "s"
+        for depth, key in enumerate(anchor):
+            clash = next((k for k in node if k.lower() == key.lower() and k != key), None)
+            if clash is not None:
+                anchor = ()
+                break
+            if depth == len(anchor) - 1:
+                node.setdefault(key, "VARCHAR")
+            else:
+                node = node.setdefault(key, {})
+            access = f"struct_extract({access}, {_sql_text(key)})"
+        if not anchor:
+            exprs.append(f"json_extract_string(line, {_sql_text(_jsonpath(segments))})")
+            continue
+        tail = segments[len(anchor) :]
+        if tail:
+            path = _sql_text(_jsonpath(tail))
+            access = (
+                f"CASE WHEN json_valid({access}) THEN json_extract_string({access}, {path}) END"
+            )
+        exprs.append(access)
+    return json.dumps(structure), exprs
+
+
+def _present_keys(text: pl.Series, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` occur as `"key"` anywhere in the batch (a superset of the top-level keys).
+
+    Reading a key costs DuckDB time even when no line has it; a log uses a handful of the many
+    aliases a format knows. A strided sample names the common keys cheaply, one Aho-Corasick pass
+    over the batch proves the others absent or finds the few lines that hold them.
+    """
+    quoted = {f'"{key}"': key for key in keys}
+    step = max(1, len(text) // 512)
+    found = set(text.gather_every(step).str.extract_many(list(quoted)).explode().drop_nulls())
+    rest = [q for q in quoted if q not in found]
+    if rest:
+        holders = text.filter(text.str.contains_any(rest))
+        if len(holders):
+            found |= set(holders.str.extract_many(rest).explode().drop_nulls())
+    return {quoted[q] for q in found}
+
+
+def _extract(text: pl.Series, paths: Sequence[str]) -> pl.DataFrame:
+    """Columns for the `paths` whose first key occurs in the batch, plus `_json`."""
+    candidate = text.str.contains(r"^[\s\ufeff]*\{")
+    src = pl.DataFrame({"line": text}).select(pl.when(candidate).then(pl.col("line")).alias("line"))
+    present = _present_keys(text, sorted({p.split("/")[0] for p in paths}))
+    paths = [p for p in dict.fromkeys(paths) if p.split("/")[0] in present]
+    structure, exprs = _plan(paths)
+    picks = "".join(f", {e} AS c{i}" for i, e in enumerate(exprs))
+    parsed = f"try(from_json(line, {_sql_text(structure)}))" if paths else "json('{}')"
+    query = (
+        f"SELECT s IS NOT NULL AS ok{picks} FROM (SELECT line, "
+        f"CASE WHEN json_valid(line) THEN {parsed} END AS s FROM src)"
+    )
+    got = _sql(query, src)
+    if len(got) != len(text):  # DuckDB keeps insertion order for a plain projection
+        raise RuntimeError("JSON extraction changed the row count")
+    kind = (
+        pl.when(~candidate)
+        .then(pl.lit("other"))
+        .when(pl.col("ok"))
+        .then(pl.lit("object"))
+        .otherwise(pl.lit("invalid"))
+    )
+    return got.select(
+        *[pl.col(f"c{i}").cast(pl.String).alias(p) for i, p in enumerate(paths)],
+        kind.alias("_json"),
+    )
+
+
 def extract_json(lines: pl.Series, paths: Sequence[str]) -> pl.DataFrame:
     """The value at each key path of each line: one String column per path, plus `_json`.
 
@@ -65,32 +157,10 @@ def extract_json(lines: pl.Series, paths: Sequence[str]) -> pl.DataFrame:
     a line that starts like one but does not parse, "other" for anything else (arrays, scalars,
     plain text). Same length and order as `lines`.
     """
-    paths = list(dict.fromkeys(paths))
-    text = lines.cast(pl.String).fill_null("").rename("line")
-    candidate = text.str.strip_chars_start(" \t\ufeff").str.starts_with("{")
-    if len(text) == 0:
-        return pl.DataFrame(schema={**dict.fromkeys(paths, pl.String()), "_json": pl.String()})
-    src = pl.DataFrame({"line": pl.select(pl.when(candidate).then(text)).to_series()})
-    listed = "[" + ", ".join(_sql_text(_jsonpath(p)) for p in paths) + "]"
-    picks = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(paths)))
-    query = (
-        f"SELECT v IS NOT NULL AS ok{', ' + picks if picks else ''} FROM (SELECT "
-        f"try(CASE WHEN json_valid(line) THEN json_extract_string(line, {listed}) END) AS v "
-        "FROM src)"
-    )
-    got = _sql(query, src)
-    if len(got) != len(text):  # DuckDB keeps insertion order for a plain projection
-        raise RuntimeError("JSON extraction changed the row count")
-    kind = (
-        pl.when(~candidate)
-        .then(pl.lit("other"))
-        .when(got["ok"])
-        .then(pl.lit("object"))
-        .otherwise(pl.lit("invalid"))
-    )
+    got = _extract(lines.cast(pl.String).fill_null(""), paths)
     return got.select(
-        *[pl.col(f"c{i}").cast(pl.String).alias(p) for i, p in enumerate(paths)],
-        pl.select(kind).to_series().alias("_json"),
+        *[pl.col(p) if p in got.columns else pl.lit(None, pl.String).alias(p) for p in paths],
+        pl.col("_json"),
     )
 
 
@@ -100,15 +170,19 @@ def extract_json(lines: pl.Series, paths: Sequence[str]) -> pl.DataFrame:
 class _Keys:
     """Hands out expressions for key paths and remembers which paths a format reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, available: set[str] | None = None) -> None:
         self.used: dict[str, None] = {}
+        self.available = available
 
     def col(self, path: str) -> pl.Expr:
+        """The value at `path`; "-", "" and the other spellings of nothing are null."""
         self.used[path] = None
+        if self.available is not None and path not in self.available:
+            return pl.lit(None, pl.String)  # no line of the batch has it: skip the work
         return pl.col(path)
 
     def first(self, *paths: str) -> pl.Expr:
-        """The first of `paths` that holds a value ("-" and empty mean absent)."""
+        """The first of `paths` that holds a value."""
         return pl.coalesce([self.col(p) for p in paths])
 
     def each(self, paths: Iterable[str], convert: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
@@ -119,13 +193,28 @@ class _Keys:
         return pl.any_horizontal([self.col(p).is_not_null() for p in paths])
 
 
+def _keys(words: str) -> tuple[str, ...]:
+    return tuple(words.split())
+
+
 def _int(e: pl.Expr) -> pl.Expr:
-    """409, "409", 409.0 -> 409."""
-    return e.str.extract(r"^\s*(-?\d+)(?:\.0*)?\s*$", 1).cast(pl.Int64, strict=False)
+    """409, "409", " 409", 409.0 -> 409."""
+    plain = e.cast(pl.Int64, strict=False)
+    odd = pl.when(plain.is_null()).then(e)  # only the odd spellings pay for the regex
+    return pl.coalesce(
+        plain, odd.str.extract(r"^\s*(-?\d+)(?:\.0*)?\s*$", 1).cast(pl.Int64, strict=False)
+    )
 
 
 def _num(e: pl.Expr) -> pl.Expr:
     return e.str.strip_chars().cast(pl.Float64, strict=False)
+
+
+def _scaled(factor: float) -> Callable[[pl.Expr], pl.Expr]:
+    def convert(e: pl.Expr) -> pl.Expr:
+        return _num(e) * factor
+
+    return convert
 
 
 def _http_status(e: pl.Expr) -> pl.Expr:
@@ -139,31 +228,47 @@ def _upstream_status(e: pl.Expr) -> pl.Expr:
     return pl.when(code > 0).then(code)
 
 
-_GO_UNITS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+_GO_UNITS = {
+    "ns": 1e-6,
+    "us": 1e-3,
+    "µs": 1e-3,
+    "μs": 1e-3,
+    "ms": 1.0,
+    "s": 1e3,
+    "m": 6e4,
+    "h": 3.6e6,
+}
 
 
 def _go_duration_ms(e: pl.Expr) -> pl.Expr:
     """`1.5ms`, `2s`, `350µs` (Go's time.Duration text) -> milliseconds."""
     parts = e.str.extract_groups(r"^\s*(\d*\.?\d+)\s*(ns|us|µs|μs|ms|s|m|h)\s*$")
     value = parts.struct.field("1").cast(pl.Float64, strict=False)
-    factor = parts.struct.field("2").replace_strict(_GO_UNITS, default=None, return_dtype=pl.Float64)
+    factor = parts.struct.field("2").replace_strict(
+        _GO_UNITS, default=None, return_dtype=pl.Float64
+    )
     return value * factor
 
 
 def _guess_duration_ms(e: pl.Expr) -> pl.Expr:
     """A duration whose key names no unit: a unit suffix wins, else a fraction means seconds
-    (`0.012`), an integer milliseconds (`12`)."""
+    (`0.012`) and an integer milliseconds (`12`)."""
     integer = e.str.contains(r"^\s*\d+\s*$")
     return pl.coalesce(_go_duration_ms(e), pl.when(integer).then(_num(e)).otherwise(_num(e) * 1e3))
 
 
 def _address(e: pl.Expr) -> pl.Expr:
     """First address of an X-Forwarded-For style list, without port or IPv6 brackets."""
-    first = e.str.extract(r"^\s*([^,\s]+)", 1)
+    bare = e.str.contains(r"^[0-9a-fA-F.]+$|^[0-9a-fA-F]*:[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$")
+    odd = pl.when(~bare).then(e)  # only lists, ports and brackets pay for the big regex
+    parts = odd.str.extract_groups(
+        r"^\s*(?:\[([^\]]*)\](?::\d*)?|([^\s,:]+):\d+\s*(?:,|$)|([^\s,]+))"
+    )
     return pl.coalesce(
-        first.str.extract(r"^\[([^\]]+)\](?::\d+)?$", 1),
-        first.str.extract(r"^([^:\[\]]+):\d+$", 1),
-        first,
+        pl.when(bare).then(e),
+        parts.struct.field("1"),
+        parts.struct.field("2"),
+        parts.struct.field("3"),
     )
 
 
@@ -174,22 +279,26 @@ def _scalar_text(e: pl.Expr) -> pl.Expr:
 
 
 def _ts(e: pl.Expr) -> pl.Expr:
-    """Timestamp in any spelling; epoch zero (OTLP's "unset") is absent."""
-    return pl.when(e.str.contains(r"^\s*0+\s*$")).then(None).otherwise(parse_any(e))
+    """ISO 8601, Unix time (s/ms/us/ns, number or string) or CLF, whichever the value is.
+
+    Unix time needs 9+ integer digits (1973 on): a small number is a duration logged under a
+    time-like key, and 0 is OTLP's "unset". Each parser only sees the values shaped for it.
+    """
+    iso = e.str.contains(r"^\s*\d{4}-\d\d-\d\d")
+    number = e.str.contains(r"^\s*-?\d+(?:\.\d+)?\s*$")
+    epoch = e.str.contains(r"^\s*\d{9,19}(?:\.\d+)?\s*$")
+    return pl.coalesce(
+        parse_iso(pl.when(iso).then(e)),
+        parse_epoch(pl.when(epoch).then(e)),
+        parse_clf(pl.when(~iso & ~number).then(e)),
+    )
 
 
 # Error-specific keys win over a generic log message (SPEC section 3).
-ERROR_KEYS = (
-    "error/message",
-    "error.message",
-    "errorMessage",
-    "error_message",
-    "errorMsg",
-    "error",
-    "err",
-    "reason",
+ERROR_KEYS = _keys(
+    "error/message error.message errorMessage error_message errorMsg error err reason"
 )
-GENERIC_KEYS = ("message", "msg")
+GENERIC_KEYS = _keys("message msg")
 
 
 def _message(
@@ -197,29 +306,40 @@ def _message(
 ) -> pl.Expr:
     """Error/reason text. A generic message that merely restates the request (`GET /x ...`, the
     raw access line some shippers keep in `message`) is not a reason and is dropped."""
-    error = pl.coalesce([_scalar_text(k.col(p)) for p in errors]) if errors else None
+    error = pl.coalesce([_scalar_text(k.col(p)) for p in errors])
     if not generic:
-        return error if error is not None else pl.lit(None, pl.String)
+        return error
     text = pl.coalesce([_scalar_text(k.col(p)) for p in generic])
     restates = text.str.contains(pl.concat_str([method, pl.lit(" "), path]), literal=True)
-    text = pl.when(restates.fill_null(False)).then(None).otherwise(text)
-    return text if error is None else pl.coalesce(error, text)
+    return pl.coalesce(error, pl.when(restates.fill_null(False)).then(None).otherwise(text))
 
 
-def _target(target: pl.Expr, path: pl.Expr | None = None, query: pl.Expr | None = None) -> dict[str, pl.Expr]:
+def _target(
+    target: pl.Expr, path: pl.Expr | None = None, query: pl.Expr | None = None
+) -> dict[str, pl.Expr]:
     """`path` and `query` columns from a raw request-target, preferring separate fields."""
-    split_path, split_query = schema.split_target(target)
-    return {
-        "path": split_path if path is None else pl.coalesce(path.str.replace(r"[?#].*$", ""), split_path),
-        "query": split_query if query is None else pl.coalesce(query, split_query),
-    }
+    plain = target.str.contains(r"^/[^?#]*$")  # the common case needs no splitting
+    split_path, split_query = schema.split_target(pl.when(~plain).then(target))
+    split_path = pl.coalesce(pl.when(plain).then(target), split_path)
+    if path is not None:
+        split_path = pl.coalesce(path.str.replace(r"[?#].*$", ""), split_path)
+    if query is not None:
+        split_query = pl.coalesce(query, split_query)
+    return {"path": split_path, "query": split_query}
 
 
-# Keys that mark an application log line (start-up, TLS, ...): skipped when nothing HTTP is there.
-_APP_KEYS = ("level", "msg", "message", "severity", "log.level", "log/level", "severityText", "logger")
+# A JSON line that is not a record of the format is skipped (not rejected) when it looks like an
+# application log line (start-up, TLS, config reload...) and carries nothing HTTP.
+_APP_HINT = r'"(?:level|lvl|msg|message|severity|severityText|logger|log\.level)"\s*:'
+# The same for a text line among JSON ones: `DEBUG: plugin ...`, `INFO ...`, `time="..." level=...`.
+_PLAIN_APP_LINE = (
+    r"^\s*(?:\[?[0-9][0-9:./TZ+ -]*\]?\s+)?(?:DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|TRACE|FATAL"
+    r"|DBG|INF|WRN|ERR|FTL)\b|^\s*time=\S+ level="
+)
 _HTTP_HINT = (
-    r'"(?:[Ss]tatus|status_?[Cc]ode|[Rr]esponse_?[Cc]ode|[Mm]ethod|request_?[Mm]ethod|http[_.]?[Mm]ethod'
-    r'|httpMethod|http\.request\.method|http\.response\.status_code|DownstreamStatus|RequestMethod)"\s*:'
+    r'"(?:[Ss]tatus|status_?[Cc]ode|[Rr]esponse_?[Cc]ode|[Mm]ethod|request_?[Mm]ethod|http[_.]?'
+    r"[Mm]ethod|httpMethod|http\.request\.method|http\.response\.status_code|DownstreamStatus"
+    r'|RequestMethod)"\s*:'
 )
 
 Build = Callable[[_Keys], tuple[dict[str, pl.Expr], pl.Expr]]
@@ -229,38 +349,57 @@ def _run(
     lines: pl.Series,
     name: str,
     build: Build,
-    augment: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    augment: Callable[[pl.DataFrame, pl.Series], pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Extract the keys `build` reads, evaluate its columns, set `_reject` / `_skip`."""
-    k = _Keys()
-    columns, is_record = build(k)
-    app = k.present(*_APP_KEYS)
-    values = extract_json(lines, list(k.used))
+    wanted = _Keys()
+    build(wanted)
+    text = lines.cast(pl.String).fill_null("")
+    values = _extract(text, list(wanted.used))
+    read = [c for c in values.columns if c != "_json"]
     values = values.with_columns(
-        *[schema.absent_to_null(pl.col(p)).alias(p) for p in k.used],
-        lines.cast(pl.String).fill_null("").alias("_line"),
+        pl.when(pl.col(p).is_in(schema.ABSENT)).then(None).otherwise(pl.col(p)).alias(p)
+        for p in read
     )
+    k = _Keys(set(read))
+    columns, is_record = build(k)
     if augment is not None:
-        values = augment(values)
+        values = augment(values, text)
+    if "duration_ms" in columns:  # whole nanoseconds: no float noise from unit conversions
+        columns["duration_ms"] = columns["duration_ms"].round(6)
+    frame = values.select(
+        *[e.alias(col) for col, e in columns.items()],
+        pl.col("_json"),
+        ((pl.col("_json") == "object") & ~is_record.fill_null(False)).alias("_other"),
+    )
+    # A format may mark lines it knows are not requests (`_skip`); only JSON objects qualify.
+    own = frame["_skip"] if "_skip" in frame.columns else None
+    skip = pl.repeat(False, len(text), eager=True)
+    if own is not None:
+        skip = (own.fill_null(False) & (frame["_json"] == "object")).alias("_skip")
+    other = frame["_other"] & ~skip
+    if other.any():
+        some = text.filter(other)
+        app_line = some.str.contains(_APP_HINT) & ~some.str.contains(_HTTP_HINT)
+        skip = skip.scatter(other.arg_true(), app_line)
+    plain = frame["_json"] == "other"
+    if plain.any():
+        some = text.filter(plain)
+        app_line = some.str.contains(r"^\s*$") | some.str.contains(_PLAIN_APP_LINE)
+        skip = skip.scatter(plain.arg_true(), app_line)
     kind = pl.col("_json")
-    blank = pl.col("_line").str.strip_chars() == ""
-    record = (kind == "object") & is_record.fill_null(False)
-    other = (kind == "object") & ~record
-    skip = blank | (other & app & ~pl.col("_line").str.contains(_HTTP_HINT))
     reject = (
-        pl.when(skip)
+        pl.when(pl.col("_skip"))
         .then(None)
         .when(kind == "invalid")
         .then(pl.lit("invalid JSON"))
         .when(kind == "other")
         .then(pl.lit("not a JSON object"))
-        .when(other)
-        .then(pl.lit(f"not a {name} record"))
+        .when(pl.col("_other"))
+        .then(pl.lit(f"not {'an' if name[0] in 'aeiou' else 'a'} {name} record"))
     )
-    frame = values.select(
-        *[e.alias(col) for col, e in columns.items()], reject.alias("_reject"), skip.alias("_skip")
-    )
-    return schema.finish(frame)
+    frame = frame.with_columns(skip.alias("_skip")).with_columns(reject.alias("_reject"))
+    return schema.finish(frame.drop("_json", "_other"))
 
 
 # --- formats ----------------------------------------------------------------------------------
@@ -269,20 +408,24 @@ def _run(
 def _apigw(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
     route_key = k.col("routeKey")
     key_method = route_key.str.extract(r"^([A-Z]+) ", 1)
-    route = pl.coalesce(
-        route_key.str.extract(r"^(?:[A-Z]+ )?(/\S*)$", 1), k.col("resourcePath")
-    )
-    method = pl.coalesce(
-        k.col("httpMethod"), pl.when(key_method != "ANY").then(key_method)
-    )
+    method = pl.coalesce(k.col("httpMethod"), pl.when(key_method != "ANY").then(key_method))
     path = k.col("path")
+    errors = _keys(
+        "errorMessage error/message error.message error/messageString error.messageString "
+        "integrationErrorMessage integration/error integration.error error_message errorMsg err "
+        "reason"
+    )
     columns = {
-        "ts": pl.coalesce(parse_epoch(_int(k.col("requestTimeEpoch"))), parse_any(k.col("requestTime"))),
+        # requestTimeEpoch has milliseconds; requestTime is CLF with seconds only.
+        "ts": pl.coalesce(_ts(k.col("requestTimeEpoch")), _ts(k.col("requestTime"))),
         "client_ip": _address(k.first("ip", "sourceIp", "identity/sourceIp", "identity.sourceIp")),
         "user_agent": k.first("userAgent", "identity/userAgent", "identity.userAgent"),
         "method": method,
         **_target(path),
-        "route": route,
+        # `POST /orders/{id}` -> `/orders/{id}`; `$default` is no template.
+        "route": pl.coalesce(
+            route_key.str.extract(r"^(?:[A-Z]+ )?(/\S*)$", 1), k.col("resourcePath")
+        ),
         "host": k.col("domainName"),
         "status": _int(k.col("status")),
         "upstream_status": _upstream_status(
@@ -290,26 +433,12 @@ def _apigw(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
         ),
         "bytes": _int(k.col("responseLength")),
         "duration_ms": _num(
-            k.first("responseLatency", "integrationLatency", "integration/latency", "integration.latency")
+            k.first(
+                *_keys("responseLatency integrationLatency integration/latency integration.latency")
+            )
         ),
         "request_id": k.first("requestId", "extendedRequestId"),
-        "message": _message(
-            k,
-            (
-                "errorMessage",
-                "error/message",
-                "error.message",
-                "error/messageString",
-                "error.messageString",
-                "integrationErrorMessage",
-                "integration/error",
-                "integration.error",
-                *ERROR_KEYS[3:],
-            ),
-            GENERIC_KEYS,
-            method,
-            path,
-        ),
+        "message": _message(k, errors, GENERIC_KEYS, method, path),
     }
     return columns, k.present("requestId") & k.present("httpMethod", "routeKey", "resourcePath")
 
@@ -317,6 +446,8 @@ def _apigw(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
 def _kong(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
     method = k.col("request/method")
     target = _target(k.first("request/uri", "request/url"))
+    # Kong's plain `paths` are prefixes, not templates; a regex path with named groups is one:
+    # `~/orders/(?<id>\d+)$` -> `/orders/{id}`.
     route_path = k.col("route/paths/0")
     template = (
         route_path.str.strip_prefix("~")
@@ -324,31 +455,29 @@ def _kong(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
         .str.strip_prefix("^")
         .str.strip_suffix("$")
     )
-    # Kong's plain `paths` are prefixes, not templates; only a regex path with named groups is one.
-    route = pl.when(
-        route_path.str.starts_with("~") & ~template.str.contains(r"[()\[\]\\*+?|^$]")
-    ).then(template)
+    regex_left = template.str.contains(r"[()\[\]\\*+?|^$]")
     status = _int(k.col("response/status"))
-    upstream = _upstream_status(k.col("upstream_status"))
     columns = {
         "ts": parse_epoch(k.col("started_at")),
         "client_ip": _address(k.col("client_ip")),
         "user_agent": k.first("request/headers/user-agent/0", "request/headers/user-agent"),
         "method": method,
         **target,
-        "route": route,
+        "route": pl.when(route_path.str.starts_with("~") & ~regex_left).then(template),
         "host": k.first("request/headers/host/0", "request/headers/host"),
         "status": status,
         # Kong 3 says where the response came from; "upstream" means the service answered.
-        "upstream_status": pl.coalesce(upstream, pl.when(k.col("source") == "upstream").then(status)),
+        "upstream_status": pl.coalesce(
+            _upstream_status(k.col("upstream_status")),
+            pl.when(k.col("source") == "upstream").then(status),
+        ),
         "bytes": _int(k.col("response/size")),
         "duration_ms": _num(k.col("latencies/request")),
         "request_id": k.first(
-            "request/id",
-            "request/headers/x-kong-request-id",
-            "response/headers/x-kong-request-id",
-            "request/headers/kong-request-id",
-            "response/headers/kong-request-id",
+            *_keys(
+                "request/id request/headers/x-kong-request-id response/headers/x-kong-request-id "
+                "request/headers/kong-request-id response/headers/kong-request-id"
+            )
         ),
         "message": _message(k, ERROR_KEYS, GENERIC_KEYS, method, target["path"]),
     }
@@ -359,7 +488,8 @@ def _traefik(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
     method = k.col("RequestMethod")
     target = _target(k.col("RequestPath"))
     columns = {
-        "ts": k.each(("StartUTC", "StartLocal", "time"), parse_iso),
+        # StartUTC is the request's start with nanoseconds; `time` is when the line was written.
+        "ts": parse_iso(k.first("StartUTC", "StartLocal", "time")),
         "client_ip": _address(k.first("ClientHost", "ClientAddr")),
         "user_agent": k.col("request_User-Agent"),
         "method": method,
@@ -369,70 +499,69 @@ def _traefik(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
         "upstream_status": _upstream_status(k.col("OriginStatus")),
         "bytes": _int(k.first("DownstreamContentSize", "OriginContentSize")),
         "duration_ms": _num(k.first("Duration", "OriginDuration")) / 1e6,
-        "request_id": k.first("request_X-Request-Id", "request_X-Request-ID", "request_X-Correlation-Id"),
+        "request_id": k.first("request_X-Request-Id", "request_X-Correlation-Id"),
         "message": _message(k, ERROR_KEYS, GENERIC_KEYS, method, target["path"]),
     }
     return columns, k.present("RequestMethod", "DownstreamStatus")
 
 
 def _caddy(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
-    method = k.col("request/method")
-    logger = k.col("logger")
     duration = k.col("duration")
     columns = {
         "ts": _ts(k.col("ts")),
-        "client_ip": _address(k.first("request/client_ip", "request/remote_ip", "request/remote_addr")),
+        "client_ip": _address(
+            k.first("request/client_ip", "request/remote_ip", "request/remote_addr")
+        ),
         "user_agent": k.first("request/headers/User-Agent/0", "request/headers/User-Agent"),
-        "method": method,
+        "method": k.col("request/method"),
         **_target(k.col("request/uri")),
         "host": k.col("request/host"),
         "status": _int(k.col("status")),
         "bytes": _int(k.col("size")),
         "duration_ms": pl.coalesce(_go_duration_ms(duration), _num(duration) * 1e3),
-        "request_id": k.first("request/headers/X-Request-Id/0", "request/headers/X-Request-ID/0"),
+        "request_id": k.col("request/headers/X-Request-Id/0"),
         # `msg` is always "handled request": only an error field is a reason.
         "message": pl.coalesce([_scalar_text(k.col(p)) for p in ERROR_KEYS]),
     }
-    # http.log.error lines repeat the request of a failed access line: not a second request.
+    # Only http.log.access lines are requests; every other logger (admin, tls, http.log.error,
+    # which repeats the request of a failed access line) is caddy talking about itself.
+    logger = k.col("logger")
+    columns["_skip"] = logger.is_not_null() & ~logger.str.starts_with("http.log.access")
     access = pl.coalesce(
-        logger.str.starts_with("http.log.access"),
-        k.col("msg") == "handled request",
+        logger.str.starts_with("http.log.access"), k.col("msg") == "handled request"
     )
-    return columns, access.fill_null(False) & k.present("request/method") & k.present("status")
+    return columns, access & k.present("request/method") & k.present("status")
 
 
 def _envoy(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
     method = k.first("method", ":method", "request_method")
     target = _target(
         k.first(
-            "x-envoy-origin-path",
-            "x_envoy_origin_path",
-            "x-envoy-original-path",
-            "x_envoy_original_path",
-            "path",
-            ":path",
+            *_keys(
+                "x-envoy-origin-path x_envoy_origin_path x-envoy-original-path "
+                "x_envoy_original_path path :path"
+            )
         )
     )
     status = _int(k.col("response_code"))
-    upstream = _upstream_status(k.first("upstream_response_code", "upstream_status"))
+    client = k.first(
+        *_keys(
+            "x_forwarded_for x-forwarded-for downstream_remote_address "
+            "downstream_direct_remote_address"
+        )
+    )
     columns = {
-        "ts": k.each(("start_time", "timestamp", "@timestamp"), _ts),
-        "client_ip": _address(
-            k.first(
-                "x_forwarded_for",
-                "x-forwarded-for",
-                "downstream_remote_address",
-                "downstream_direct_remote_address",
-            )
-        ),
-        "user_agent": k.first("user_agent", "user-agent", "useragent"),
+        "ts": _ts(k.first("start_time", "timestamp", "@timestamp")),
+        "client_ip": _address(client),
+        "user_agent": k.first("user_agent", "user-agent"),
         "method": method,
         **target,
         "host": k.first("authority", ":authority", "host"),
         "status": status,
         # "via_upstream": the service's own response went through unchanged.
         "upstream_status": pl.coalesce(
-            upstream, pl.when(k.col("response_code_details") == "via_upstream").then(status)
+            _upstream_status(k.first("upstream_response_code", "upstream_status")),
+            pl.when(k.col("response_code_details") == "via_upstream").then(status),
         ),
         "bytes": _int(k.col("bytes_sent")),
         "duration_ms": _num(k.col("duration")),
@@ -443,12 +572,12 @@ def _envoy(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
 
 
 def _ecs_paths(dotted: str) -> tuple[str, ...]:
-    """Every way an ECS field can be spelled: nested, dotted or any mix (`http.request/method`)."""
+    """Every spelling of an ECS field: nested, dotted, or a mix such as `http.request/method`."""
     parts = dotted.split(".")
-    spellings = []
-    for seps in itertools.product("/.", repeat=len(parts) - 1):
-        spellings.append(parts[0] + "".join(s + p for s, p in zip(seps, parts[1:], strict=True)))
-    return tuple(spellings)
+    return tuple(
+        parts[0] + "".join(s + p for s, p in zip(seps, parts[1:], strict=True))
+        for seps in itertools.product("/.", repeat=len(parts) - 1)
+    )
 
 
 def _ecs(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
@@ -456,10 +585,10 @@ def _ecs(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
         return k.first(*[p for n in names for p in _ecs_paths(n)])
 
     method = field("http.request.method")
-    path = field("url.path")
-    target = _target(field("url.original", "url.full"), path, field("url.query"))
+    target = _target(field("url.original", "url.full"), field("url.path"), field("url.query"))
+    errors = (*_ecs_paths("error.message"), *ERROR_KEYS[2:])
     columns = {
-        "ts": k.each(("@timestamp", "timestamp"), _ts),
+        "ts": _ts(k.first("@timestamp", "timestamp")),
         "client_ip": _address(field("source.ip", "client.ip", "source.address", "client.address")),
         "user_agent": field("user_agent.original"),
         "method": method,
@@ -470,46 +599,47 @@ def _ecs(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
         "bytes": _int(field("http.response.body.bytes", "http.response.bytes")),
         "duration_ms": _num(field("event.duration")) / 1e6,
         "request_id": field("http.request.id", "trace.id", "transaction.id"),
-        "message": _message(
-            k, (*_ecs_paths("error.message"), *ERROR_KEYS[2:]), GENERIC_KEYS, method, target["path"]
-        ),
+        "message": _message(k, errors, GENERIC_KEYS, method, target["path"]),
     }
-    is_record = k.present(*_ecs_paths("http.request.method"), *_ecs_paths("http.response.status_code"))
-    return columns, is_record
+    http = (*_ecs_paths("http.request.method"), *_ecs_paths("http.response.status_code"))
+    return columns, k.present(*http)
 
 
-# OTel attribute names, current first, then the pre-1.21 names.
+# OTel attribute names by field, current names first, then the pre-1.21 ones.
 _OTEL = {
-    "method": ("http.request.method", "http.method"),
-    "path": ("url.path",),
-    "query": ("url.query",),
-    "target": ("http.target", "url.full", "http.url"),
-    "route": ("http.route",),
-    "status": ("http.response.status_code", "http.status_code"),
-    "client": ("client.address", "http.client_ip", "net.peer.ip", "net.sock.peer.addr", "network.peer.address"),
-    "user_agent": ("user_agent.original", "http.user_agent"),
-    "host": ("server.address", "http.host", "net.host.name"),
-    "bytes": ("http.response.body.size", "http.response_content_length"),
-    "request_id": ("http.request.header.x-request-id",),
-    "error": ("error.message", "exception.message"),
+    "method": _keys("http.request.method http.method"),
+    "path": _keys("url.path"),
+    "query": _keys("url.query"),
+    "target": _keys("http.target url.full http.url"),
+    "route": _keys("http.route"),
+    "status": _keys("http.response.status_code http.status_code"),
+    "client": _keys(
+        "client.address http.client_ip net.peer.ip net.sock.peer.addr network.peer.address"
+    ),
+    "user_agent": _keys("user_agent.original http.user_agent"),
+    "host": _keys("server.address http.host net.host.name"),
+    "bytes": _keys("http.response.body.size http.response_content_length"),
+    "request_id": _keys("http.request.header.x-request-id"),
+    "error": _keys("error.message exception.message"),
 }
 
 
 def _otel(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
-    k.col("attributes")  # the OTLP list form is read from the raw JSON by `_otel_list`
-
     def attr(field: str) -> pl.Expr:
-        flat = [f"attributes/{name}" for name in _OTEL[field]]
-        listed = [pl.col(f"_attr:{name}") for name in _OTEL[field]]
-        return pl.coalesce([*[k.col(p) for p in flat], *listed])
+        # The flat-map form is read here; `_otel_list` fills `_attr:` columns from the list form.
+        names = _OTEL[field]
+        return pl.coalesce(
+            *[k.col(f"attributes/{n}") for n in names], *[pl.col(f"_attr:{n}") for n in names]
+        )
 
     method = attr("method")
     target = _target(attr("target"), attr("path"), attr("query"))
     start = _int(k.col("startTimeUnixNano"))
     end = _int(k.col("endTimeUnixNano"))
-    body = pl.coalesce(k.col("body/stringValue"), k.col("body"))
+    body = _scalar_text(k.first("body/stringValue", "body"))
+    times = _keys("timeUnixNano observedTimeUnixNano startTimeUnixNano timestamp time")
     columns = {
-        "ts": k.each(("timeUnixNano", "observedTimeUnixNano", "startTimeUnixNano", "timestamp", "time"), _ts),
+        "ts": k.each(times, _ts),
         "client_ip": _address(attr("client")),
         "user_agent": attr("user_agent"),
         "method": method,
@@ -522,133 +652,153 @@ def _otel(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
         "request_id": pl.coalesce(attr("request_id"), k.first("traceId", "trace_id")),
         "message": pl.coalesce(
             _scalar_text(attr("error")),
-            pl.when(body.str.contains(pl.concat_str([method, pl.lit(" ")]), literal=True).fill_null(False))
+            pl.when(body.str.contains(pl.concat_str([method, pl.lit(" ")]), literal=True))
             .then(None)
-            .otherwise(_scalar_text(body)),
+            .otherwise(body),
         ),
     }
-    return columns, method.is_not_null() | attr("status").is_not_null()
+    return columns, attr("method").is_not_null() | attr("status").is_not_null()
 
 
-def _otel_list(values: pl.DataFrame) -> pl.DataFrame:
+def _otel_list(values: pl.DataFrame, lines: pl.Series) -> pl.DataFrame:
     """Attributes in OTLP's list form, `[{"key": k, "value": {"stringValue": v}}]`, by name."""
     names = sorted({n for group in _OTEL.values() for n in group})
-    listed = values["attributes"].str.strip_chars_start().str.starts_with("[").fill_null(False)
+    flat = pl.any_horizontal(
+        pl.lit(False),
+        *[pl.col(f"attributes/{n}").is_not_null() for n in names if f"attributes/{n}" in values],
+    )
+    listed = values.select((pl.col("_json") == "object") & ~flat).to_series()
+    listed = listed & lines.str.contains(r'"attributes"\s*:\s*\[')
+    empty = [pl.lit(None, pl.String).alias(f"_attr:{n}") for n in names]
     if not listed.any():
-        return values.with_columns([pl.lit(None, pl.String).alias(f"_attr:{n}") for n in names])
-    value = (
-        "coalesce(json_extract_string(x.value, '$.stringValue'), json_extract_string(x.value, "
-        "'$.intValue'), json_extract_string(x.value, '$.doubleValue'), json_extract_string("
-        "x.value, '$.boolValue'), json_extract_string(x.value, '$.arrayValue.values[0].stringValue'))"
+        return values.with_columns(empty)
+    value = " ".join(
+        f"json_extract_string(x.value, '$.{kind}'),"
+        for kind in ("stringValue", "intValue", "doubleValue", "boolValue")
     )
     picks = ", ".join(
         f"list_filter(kv, lambda x: x.k = {_sql_text(n)})[1].v AS c{i}" for i, n in enumerate(names)
     )
     query = (
-        f"SELECT {picks} FROM (SELECT list_transform(try(from_json(attributes, "
-        f"'[{{\"key\":\"VARCHAR\",\"value\":\"JSON\"}}]')), lambda x: {{'k': x.key, 'v': {value}}}) "
-        "AS kv FROM src)"
+        f"SELECT {picks} FROM (SELECT list_transform(try(from_json(json_extract(line, "
+        '\'$.attributes\'), \'[{"key":"VARCHAR","value":"JSON"}]\')), lambda x: {\'k\': x.key, '
+        f"'v': coalesce({value} json_extract_string(x.value, '$.arrayValue.values[0].stringValue'"
+        "))}) AS kv FROM src)"
     )
-    src = pl.DataFrame({"attributes": values.select(pl.when(listed).then(pl.col("attributes"))).to_series()})
-    got = _sql(query, src)
-    return values.with_columns(
-        [schema.absent_to_null(got[f"c{i}"].cast(pl.String)).alias(f"_attr:{n}") for i, n in enumerate(names)]
-    )
+    got = _sql(query, pl.DataFrame({"line": lines.filter(listed)}))
+    at = listed.arg_true()
+    out = []
+    for i, n in enumerate(names):
+        col = pl.repeat(None, len(values), dtype=pl.String, eager=True).alias(f"_attr:{n}")
+        found = got[f"c{i}"].cast(pl.String)
+        out.append(col.scatter(at, found.set(found.is_in(schema.ABSENT), None)))
+    return values.with_columns(out)
 
 
 def _json(k: _Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
     request = k.first("request", "request_line", "requestLine")
     line = request.str.extract_groups(r"^([A-Z][A-Z0-9_-]*) (\S+)(?: HTTP/[0-9.]+)?$")
-    method = k.first(
-        "method", "request_method", "requestMethod", "http_method", "httpMethod", "verb",
-        "http/method", "http.method",
+    method = pl.coalesce(
+        k.first(
+            *_keys(
+                "method request_method requestMethod http_method httpMethod verb http/method "
+                "http.method"
+            )
+        ),
+        line.struct.field("1"),
     )
-    method = pl.coalesce(method, line.struct.field("1"))
     raw_target = pl.coalesce(
         k.first(
-            "request_uri", "requestUri", "uri", "path", "url", "request_path", "requestPath",
-            "url_path", "http/url", "http.url", "http/path",
+            *_keys(
+                "request_uri requestUri uri path url request_path requestPath url_path http/url "
+                "http.url http/path"
+            )
         ),
         line.struct.field("2"),
         pl.when(request.str.contains(r"^(?:/|https?://)")).then(request),
     )
-    target = _target(
-        raw_target,
-        None,
-        k.first("query", "query_string", "querystring", "args", "request_query", "url_query"),
-    )
+    query = k.first(*_keys("query query_string querystring args request_query url_query"))
+    target = _target(raw_target, None, query)
     status = k.each(
-        (
-            "status", "status_code", "statusCode", "response_code", "responseCode", "http_status",
-            "httpStatus", "response_status", "responseStatus", "http/status_code",
-            "http.status_code", "http/status", "code", "response",
+        _keys(
+            "status status_code statusCode response_code responseCode http_status httpStatus "
+            "response_status responseStatus http/status_code http.status_code http/status"
         ),
         _http_status,
     )
-    unit = [
-        (("duration_ms", "durationMs", "latency_ms", "latencyMs", "elapsed_ms", "elapsedMs",
-          "response_time_ms", "responseTimeMs", "request_time_ms", "took_ms", "time_ms"), 1.0),
-        (("request_time", "duration_s", "duration_sec", "duration_seconds", "latency_s",
-          "latency_seconds", "response_time_s", "elapsed_s"), 1e3),
-        (("duration_us", "duration_micros", "latency_us", "elapsed_us"), 1e-3),
-        (("duration_ns", "duration_nanos", "latency_ns", "elapsed_ns"), 1e-6),
-    ]
+    # `code` and `response` are too common in application logs to mean a status on their own.
+    weak = k.each(("code", "response"), _http_status)
+    status = pl.coalesce(
+        status, pl.when(method.is_not_null() | raw_target.is_not_null()).then(weak)
+    )
+    units = (
+        (
+            "duration_ms durationMs latency_ms latencyMs elapsed_ms elapsedMs response_time_ms "
+            "responseTimeMs request_time_ms took_ms time_ms",
+            1.0,
+        ),
+        (
+            "request_time duration_s duration_sec duration_seconds latency_s latency_seconds "
+            "response_time_s elapsed_s",
+            1e3,
+        ),
+        ("duration_us duration_micros latency_us elapsed_us", 1e-3),
+        ("duration_ns duration_nanos latency_ns elapsed_ns", 1e-6),
+    )
     duration = pl.coalesce(
-        *[k.each(keys, lambda e, f=factor: _num(e) * f) for keys, factor in unit],
-        k.each(("duration", "latency", "elapsed", "response_time", "responseTime", "took", "time_taken"),
-               _guess_duration_ms),
+        *[k.each(_keys(words), _scaled(factor)) for words, factor in units],
+        k.each(
+            _keys("duration latency elapsed response_time responseTime took time_taken"),
+            _guess_duration_ms,
+        ),
+    )
+    times = _keys(
+        "time timestamp @timestamp ts date datetime time_iso8601 time_local timeMillis msec "
+        "start_time created_at event_datetime logged_at"
+    )
+    clients = _keys(
+        "remote_addr client_ip clientIp clientip ip remote_ip remoteIp remote_address client_addr "
+        "client_address client src_ip source_ip network/client/ip network.client.ip "
+        "x_forwarded_for http_x_forwarded_for xff"
+    )
+    agents = _keys(
+        "user_agent http_user_agent userAgent ua agent user-agent http/useragent http.useragent "
+        "http/user_agent"
+    )
+    request_ids = _keys(
+        "request_id requestId req_id reqId x_request_id http_x_request_id x-request-id "
+        "request-id correlation_id trace_id traceId"
+    )
+    sizes = _keys(
+        "bytes body_bytes_sent bytes_sent size response_size responseSize response_bytes "
+        "resp_bytes bytes_out response_length responseLength"
     )
     columns = {
-        "ts": k.each(
-            (
-                "time", "timestamp", "@timestamp", "ts", "date", "datetime", "time_iso8601",
-                "time_local", "timeMillis", "msec", "start_time", "created_at", "event_datetime",
-                "logged_at", "Timestamp",
-            ),
-            _ts,
-        ),
-        "client_ip": _address(
-            k.first(
-                "remote_addr", "client_ip", "clientIp", "clientip", "ip", "remote_ip", "remoteIp",
-                "remote_address", "client_addr", "client_address", "client", "src_ip",
-                "source_ip", "network/client/ip", "network.client.ip", "x_forwarded_for",
-                "http_x_forwarded_for", "xff",
-            )
-        ),
-        "user_agent": k.first(
-            "user_agent", "http_user_agent", "userAgent", "ua", "agent", "user-agent", "useragent",
-            "http/useragent", "http.useragent", "http/user_agent",
-        ),
+        "ts": k.each(times, _ts),
+        "client_ip": _address(k.first(*clients)),
+        "user_agent": k.first(*agents),
         "method": method,
         **target,
         "route": k.first("route", "http_route", "http.route", "route_template"),
-        "host": k.first("host", "http_host", "server_name", "vhost", "domain", "authority"),
+        "host": k.first(*_keys("host http_host server_name vhost domain authority")),
         "status": status,
         "upstream_status": _upstream_status(
-            k.first("upstream_status", "upstreamStatus", "upstream_response_code", "upstream_code")
+            k.first(*_keys("upstream_status upstreamStatus upstream_response_code upstream_code"))
         ),
-        "bytes": k.each(
-            (
-                "bytes", "body_bytes_sent", "bytes_sent", "size", "response_size", "responseSize",
-                "response_bytes", "resp_bytes", "bytes_out", "response_length", "responseLength",
-            ),
-            _int,
-        ),
+        "bytes": k.each(sizes, _int),
         "duration_ms": duration,
-        "request_id": k.first(
-            "request_id", "requestId", "req_id", "reqId", "x_request_id", "http_x_request_id",
-            "x-request-id", "request-id", "correlation_id", "trace_id", "traceId",
-        ),
+        "request_id": k.first(*request_ids),
         "message": _message(k, ERROR_KEYS, GENERIC_KEYS, method, target["path"]),
     }
-    return columns, status.is_not_null() | method.is_not_null()
+    # A status alone (an app log's `"status": 200`) is no request: it needs a method or a target.
+    return columns, method.is_not_null() | (status.is_not_null() & raw_target.is_not_null())
 
 
 def _parser(name: str, build: Build) -> Callable[[pl.Series, ParserState], pl.DataFrame]:
     def parse(lines: pl.Series, state: ParserState) -> pl.DataFrame:
         return _run(lines, name, build)
 
-    parse.__name__ = f"parse_{name}"
+    parse.__name__ = parse.__qualname__ = f"parse_{name}"
     return parse
 
 
@@ -666,33 +816,33 @@ def parse_otel(lines: pl.Series, state: ParserState) -> pl.DataFrame:
 
 
 def parse_envoy(lines: pl.Series, state: ParserState) -> pl.DataFrame:
-    """Envoy's JSON access log and its default text format, line by line, in one stream."""
-    is_json = lines.cast(pl.String).fill_null("").str.strip_chars_start().str.starts_with("{")
+    """Envoy's JSON access log and its default text format, in any mix, row-aligned."""
+    is_json = lines.cast(pl.String).fill_null("").str.contains(r"^[\s\ufeff]*\{")
     if is_json.all():
         return parse_envoy_json(lines, state)
     rows = pl.int_range(0, len(lines), dtype=pl.Int64, eager=True)
-    text_lines = lines.filter(~is_json)
+    # Ambassador/Emissary put `ACCESS ` before envoy's text line.
+    text_lines = lines.filter(~is_json).str.replace(r"^ACCESS (\[)", "${1}")
     try:
         from ingest.formats.proxies import parse_envoy_text
     except ImportError:
-        text = schema.finish(
-            pl.DataFrame({"_reject": pl.repeat("not an envoy JSON line", len(text_lines), eager=True)})
-        )
+        reason = pl.repeat("not an envoy JSON line", len(text_lines), eager=True, dtype=pl.String)
+        text = schema.finish(pl.DataFrame({"_reject": reason}))
     else:
         text = parse_envoy_text(text_lines, state)
     parts = [text.with_columns(rows.filter(~is_json).alias("_row"))]
     if is_json.any():
-        json_part = parse_envoy_json(lines.filter(is_json), state)
-        parts.append(json_part.with_columns(rows.filter(is_json).alias("_row")))
+        parsed = parse_envoy_json(lines.filter(is_json), state)
+        parts.append(parsed.with_columns(rows.filter(is_json).alias("_row")))
     return pl.concat(parts, how="vertical_relaxed").sort("_row").drop("_row")
 
 
 FORMATS: list[Format] = [
-    Format("apigw", parse_apigw, "AWS API Gateway JSON access log (requestId, httpMethod, routeKey, ...)"),
+    Format("apigw", parse_apigw, "AWS API Gateway JSON access log (requestId, httpMethod, ...)"),
     Format("kong", parse_kong, "Kong file-log plugin JSON"),
     Format("traefik", parse_traefik, "Traefik JSON access log"),
     Format("caddy", parse_caddy, "Caddy JSON access log (http.log.access)"),
-    Format("envoy", parse_envoy, "Envoy access log, JSON keys or the default text format"),
+    Format("envoy", parse_envoy, "Envoy access log: JSON keys or the default text format"),
     Format("ecs", parse_ecs, "Elastic Common Schema JSON, nested or dotted keys"),
     Format("otel", parse_otel, "OpenTelemetry HTTP semantic conventions (log records or spans)"),
     Format("json", parse_json, "any JSON lines with common key names"),
