@@ -47,7 +47,9 @@ def bench_ingest(lines: int) -> None:
     print(_row("DuckDB count(*) of the file as one column", scan, lines, ref))
     goaccess = ensure_debian_package("goaccess", "goaccess")
     if goaccess:
-        ga = measure([goaccess, str(log), "--log-format=COMBINED", "-o", str(DATA / "goaccess.html")])
+        ga = measure(
+            [goaccess, str(log), "--log-format=COMBINED", "-o", str(DATA / "goaccess.html")]
+        )
         print(_row("GoAccess (HTML report)", ga, lines, ref))
     else:
         print("GoAccess: not available (see message above)")

@@ -31,7 +31,9 @@ def write_combined(path: Path, lines: int, seed: int = 1, chunk: int = 500_000) 
         for start in range(0, lines, chunk):
             n = min(chunk, lines - start)
             secs = (np.arange(start, start + n) // 200).astype("timedelta64[s]")
-            ts = pl.Series((base + secs).astype("datetime64[us]")).dt.strftime("%d/%b/%Y:%H:%M:%S +0000")
+            ts = pl.Series((base + secs).astype("datetime64[us]")).dt.strftime(
+                "%d/%b/%Y:%H:%M:%S +0000"
+            )
             ids = rng.integers(1, 200_000, n)
             tpl = PATHS[rng.integers(0, len(PATHS), n)]
             frame = pl.DataFrame(
@@ -49,9 +51,14 @@ def write_combined(path: Path, lines: int, seed: int = 1, chunk: int = 500_000) 
             out = frame.select(
                 pl.format(
                     '{} - - [{}] "{} {}?page=2 HTTP/1.1" {} {} "-" "{}"',
-                    "ip", "ts", "m", pl.col("tpl").str.replace("{}", pl.col("id"), literal=True),
-                    "st", "b", "ua",
-                )  # fmt: skip
+                    "ip",
+                    "ts",
+                    "m",
+                    pl.col("tpl").str.replace("{}", pl.col("id"), literal=True),
+                    "st",
+                    "b",
+                    "ua",
+                )
             ).to_series()
             fh.write(("\n".join(out.to_list()) + "\n").encode())
     return path

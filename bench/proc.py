@@ -30,7 +30,9 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        print(f"bench: {' '.join(cmd[:3])} failed ({proc.returncode}): {err[-500:]}", file=sys.stderr)
+        print(
+            f"bench: {' '.join(cmd[:3])} failed ({proc.returncode}): {err[-500:]}", file=sys.stderr
+        )
     return Run(elapsed, usage.ru_maxrss / 1024, proc.returncode, b"".join(out_chunks).decode())
 
 

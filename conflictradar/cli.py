@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from ingest.errors import ConflictRadarError, UsageError
 from ingest.settings import Settings, load_settings
@@ -22,7 +21,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="database file (default: $CONFLICTRADAR_DB or ./conflictradar.duckdb)")
+    p.add_argument(
+        "--db", help="database file (default: $CONFLICTRADAR_DB or ./conflictradar.duckdb)"
+    )
     p.add_argument("--config", help="settings file (default: ./conflictradar.toml if present)")
 
 
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("demo", help="ingest the bundled sample logs and show what conflictradar finds")
+    p = sub.add_parser(
+        "demo", help="ingest the bundled sample logs and show what conflictradar finds"
+    )
     _common(p)
 
     p = sub.add_parser("ingest", help="ingest log files, globs or folders (.gz too), once")

@@ -43,7 +43,7 @@ def run_demo(settings: Settings, out: TextIO) -> int:
     con = open_readonly(settings.db, settings.sql)
     try:
         for title, sql in EXAMPLES:
-            print(f"\n-- {title}\n$ conflictradar sql \"{sql}\"", file=out)
+            print(f'\n-- {title}\n$ conflictradar sql "{sql}"', file=out)
             print_table(run_query(con, sql, settings.sql).table, "table", out)
     finally:
         con.close()

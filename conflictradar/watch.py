@@ -25,7 +25,7 @@ MAINTENANCE_EVERY_S = 60.0
 def _alert_hook(settings: Settings, store: Store) -> Callable[[int], None] | None:
     """The alert engine's per-batch evaluation, if the alerts package is available."""
     try:
-        from alerts.engine import AlertEngine  # type: ignore[import-not-found]
+        from alerts.engine import AlertEngine
     except ImportError:
         return None
     engine = AlertEngine(settings, store)

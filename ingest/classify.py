@@ -24,6 +24,7 @@ WORD_START = ("lock", "locked")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 RACE_LOSER_METHODS = ("PUT", "PATCH", "DELETE")
 
+
 def keyword_pattern(words: tuple[str, ...]) -> str:
     """One RE2 alternation capturing the matched keyword; word-start keywords get `\\b`."""
     parts = []
@@ -124,7 +125,7 @@ labelled AS (
             WHEN c.upstream_status IS NOT NULL AND c.upstream_status <> 409 THEN 'gateway_conflict'
             WHEN rt.w IS NOT NULL THEN 'retry_after_success'
             WHEN rc.w IS NOT NULL THEN 'concurrent_update'
-            {' '.join(message_whens)}
+            {" ".join(message_whens)}
             WHEN c.method = 'POST' AND list_contains($verbs, c.last_segment) THEN 'state_conflict'
             WHEN c.method = 'POST' THEN 'duplicate_create'
             WHEN c.method IN ('PUT', 'PATCH') THEN 'version_mismatch'
@@ -135,9 +136,10 @@ labelled AS (
             WHEN c.upstream_status IS NOT NULL AND c.upstream_status <> 409 THEN 1
             WHEN rt.w IS NOT NULL THEN 2
             WHEN rc.w IS NOT NULL THEN 3
-            WHEN c.msg IS NOT NULL AND ({' OR '.join(
-                f"regexp_matches(lower(c.msg), $kw{i})" for i in range(len(rules.patterns))
-            ) or 'false'}) THEN 4
+            WHEN c.msg IS NOT NULL AND ({
+        " OR ".join(f"regexp_matches(lower(c.msg), $kw{i})" for i in range(len(rules.patterns)))
+        or "false"
+    }) THEN 4
             WHEN c.method = 'POST' AND list_contains($verbs, c.last_segment) THEN 5
             ELSE 6
         END AS rule
@@ -152,15 +154,15 @@ SELECT ts, file, line, format, host, client_ip, user_agent, method, path, query,
                            || ' came from the gateway, not the service', upstream_status)
         WHEN 2 THEN printf('retry of a request that already succeeded: the same client %s got %d'
                            || ' for %s %s at %s, %s s earlier (%s:%d)',
-                           client_ip, retry_w.status, method, path, {_ts('retry_w.ts')},
-                           {_secs('epoch_us(ts) - epoch_us(retry_w.ts)')},
+                           client_ip, retry_w.status, method, path, {_ts("retry_w.ts")},
+                           {_secs("epoch_us(ts) - epoch_us(retry_w.ts)")},
                            regexp_extract(retry_w.file, '[^/]+$'), retry_w.line)
         WHEN 3 THEN printf('lost a race: %s %s %s got %d at %s, %s s earlier (%s:%d)',
                            coalesce(race_w.ip, 'another client'), race_w.method, path,
-                           race_w.status, {_ts('race_w.ts')},
-                           {_secs('epoch_us(ts) - epoch_us(race_w.ts)')},
+                           race_w.status, {_ts("race_w.ts")},
+                           {_secs("epoch_us(ts) - epoch_us(race_w.ts)")},
                            regexp_extract(race_w.file, '[^/]+$'), race_w.line)
-        WHEN 4 THEN CASE cause {' '.join(message_evidence)} END
+        WHEN 4 THEN CASE cause {" ".join(message_evidence)} END
         WHEN 5 THEN printf('POST to the action `%s`, no error text and no earlier request in the'
                            || ' windows: the resource''s state did not allow the action',
                            last_segment)

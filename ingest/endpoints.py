@@ -110,7 +110,9 @@ def openapi_templates(paths: pl.Expr, routes: Sequence[OpenApiRoute]) -> pl.Expr
     """The first (most literal) matching route's template, else null."""
     expr: pl.Expr = pl.lit(None, pl.String)
     for route in reversed(routes):
-        expr = pl.when(paths.str.contains(route.pattern)).then(pl.lit(route.template)).otherwise(expr)
+        expr = (
+            pl.when(paths.str.contains(route.pattern)).then(pl.lit(route.template)).otherwise(expr)
+        )
     return expr
 
 
@@ -133,7 +135,9 @@ def learn_folds(endpoints: pl.Series, threshold: int, known: Iterable[Fold]) -> 
     unique = endpoints.drop_nulls().unique()
     if unique.len() < threshold:
         return []
-    frame = pl.DataFrame({"endpoint": unique}).with_columns(pl.col("endpoint").str.split("/").alias("segs"))
+    frame = pl.DataFrame({"endpoint": unique}).with_columns(
+        pl.col("endpoint").str.split("/").alias("segs")
+    )
     exploded = (
         frame.with_columns(pl.int_ranges(2, pl.col("segs").list.len()).alias("pos"))
         .explode("pos")

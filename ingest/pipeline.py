@@ -26,7 +26,15 @@ from ingest.formats import Format, ParserState, get_format, names
 from ingest.lines import split_lines
 from ingest.schema import empty
 from ingest.settings import Settings
-from ingest.sources import FP_BYTES, Source, fingerprint, find_record, inspect, open_bytes, read_blocks
+from ingest.sources import (
+    FP_BYTES,
+    Source,
+    find_record,
+    fingerprint,
+    inspect,
+    open_bytes,
+    read_blocks,
+)
 from ingest.store import REQUEST_COLUMNS, Batch, FileRecord, Store
 
 RAW_LIMIT = 2048
@@ -99,7 +107,9 @@ class Context:
 
 
 def load_context(store: Store, settings: Settings) -> Context:
-    routes = endpoints.load_openapi(settings.endpoints.openapi) if settings.endpoints.openapi else []
+    routes = (
+        endpoints.load_openapi(settings.endpoints.openapi) if settings.endpoints.openapi else []
+    )
     rows = store.con.execute("SELECT prefix, position FROM endpoint_folds").fetchall()
     return Context(settings, tuple(routes), tuple(endpoints.Fold(p, k) for p, k in rows))
 
@@ -142,9 +152,7 @@ def parse_block(
     if envelope:
         unwrapped = envelopes.unwrap(envelope, text, final=final)
         consumed = unwrapped.consumed
-        rows = unwrapped.frame.select(
-            pl.col("row").cast(pl.UInt32), "text", pl.col("envelope_ts")
-        )
+        rows = unwrapped.frame.select(pl.col("row").cast(pl.UInt32), "text", pl.col("envelope_ts"))
     blank = rows["text"].str.strip_chars() == ""
     parsed = fmt.parse(rows["text"], state) if rows.height else empty()
     if envelope and "envelope_ts" in rows.columns:
@@ -166,7 +174,9 @@ def parse_block(
     requests = ok.with_columns(
         pl.lit(path).alias("file"),
         pl.lit(fmt.name).alias("format"),
-        endpoints.template(pl.col("path"), pl.col("route"), ctx.openapi, ctx.folds).alias("endpoint"),
+        endpoints.template(pl.col("path"), pl.col("route"), ctx.openapi, ctx.folds).alias(
+            "endpoint"
+        ),
     )
     rejects = frame.filter(pl.col("_reject").is_not_null() & ~pl.col("_skip")).select(
         pl.lit(path).alias("file"), "line", pl.col("_reject").alias("reason"),
@@ -403,7 +413,7 @@ class Ingester:
                 con.execute("INSERT INTO endpoint_folds VALUES (?, ?, now())",
                             [fold.prefix, fold.position])  # fmt: skip
                 for table in ("requests", "conflicts", "request_minutes", "conflict_minutes"):
-                  con.execute(
+                    con.execute(
                     f"UPDATE {table} SET endpoint = regexp_replace(endpoint, ?, ?)"
                     " WHERE starts_with(endpoint, ?)",
                     ["^" + _re_escape(fold.prefix) + r"/[^/]+(/|$)",

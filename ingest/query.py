@@ -51,9 +51,7 @@ def check_statement(con: duckdb.DuckDBPyConnection, text: str) -> str:
     except duckdb.Error as exc:
         raise QueryRefusedError(f"the query does not parse: {_first_line(exc)}") from exc
     if len(statements) != 1:
-        raise QueryRefusedError(
-            f"only one statement is allowed per query, got {len(statements)}"
-        )
+        raise QueryRefusedError(f"only one statement is allowed per query, got {len(statements)}")
     kind = statements[0].type
     if kind != duckdb.StatementType.SELECT:
         name = str(kind).rsplit(".", 1)[-1]
@@ -87,6 +85,8 @@ def run_query(con: duckdb.DuckDBPyConnection, text: str, sql: SqlSettings) -> Qu
             warnings.simplefilter("ignore")
             con.execute(text)
             reader = con.to_arrow_reader(min(sql.max_rows + 1, 100_000))
+            if reader is None:
+                raise QueryRefusedError("the query returned no result set")
             batches = []
             rows = 0
             for batch in reader:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TextIO
 
@@ -22,16 +22,20 @@ def ingest_progress(files: Sequence[Path], quiet: bool) -> Iterator[Progress]:
         yield lambda n: None
         return
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeRemainingColumn,
+        BarColumn,
+        DownloadColumn,
+        TextColumn,
+        TimeRemainingColumn,
         TransferSpeedColumn,
     )  # fmt: skip
+    from rich.progress import (
+        Progress as Bar,
+    )
 
     total = 0
     for f in files:
-        try:
+        with suppress(OSError):
             total += f.stat().st_size
-        except OSError:
-            pass
     bar = Bar(
         TextColumn("ingesting"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TimeRemainingColumn(), transient=True,
@@ -59,7 +63,10 @@ def print_ingest_report(report: IngestReport, out: TextIO) -> None:
     header = ("file", "status", "format", "lines", "parsed", "rejected", "skipped", "409s")
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]  # fmt: skip
-    line = "  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    line = "  ".join(
+        h.ljust(w) if i < 3 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
     print(line, file=out)
     for r in rows:
         print("  ".join(c.ljust(w) if i < 3 else c.rjust(w)

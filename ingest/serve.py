@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
@@ -34,6 +34,9 @@ import pyarrow as pa
 from ingest.errors import DatabaseError, DatabaseLockedError, QueryRefusedError
 from ingest.query import QueryResult, check_statement, run_query
 from ingest.settings import SqlSettings
+
+if TYPE_CHECKING:
+    from ingest.reader import DirectReader
 
 log = logging.getLogger("conflictradar.serve")
 
@@ -249,11 +252,15 @@ class ServedReader:
     def exists(self) -> bool:
         return True
 
-    def _ask(self, op: str, sql_text: str, params: object = None) -> tuple[pa.Table, dict[str, Any]]:
+    def _ask(
+        self, op: str, sql_text: str, params: object = None
+    ) -> tuple[pa.Table, dict[str, Any]]:
         message = json.dumps({"token": self.token, "op": op, "sql": sql_text,
                               "params": encode_params(params)})  # type: ignore[arg-type]  # fmt: skip
         try:
-            with socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_S) as sock:
+            with socket.create_connection(
+                (self.host, self.port), timeout=CONNECT_TIMEOUT_S
+            ) as sock:
                 sock.settimeout(max(self.sql.timeout_s, INTERNAL_TIMEOUT_S) + 30)
                 sock.sendall(message.encode() + b"\n")
                 stream = sock.makefile("rb")
@@ -271,7 +278,7 @@ class ServedReader:
         except (OSError, ValueError) as exc:
             raise WatcherGone from exc
 
-    def _direct(self):  # type: ignore[no-untyped-def]
+    def _direct(self) -> DirectReader:
         from ingest.reader import DirectReader
 
         return DirectReader(self.db, self.sql)
@@ -282,7 +289,7 @@ class ServedReader:
         except WatcherGone:
             if not self.fallback:
                 raise
-            return self._direct().query(sql, params)  # type: ignore[no-any-return]
+            return self._direct().query(sql, params)
 
     def frame(self, sql: str, params: Any = None) -> pl.DataFrame:
         out = pl.from_arrow(self.query(sql, params))
@@ -296,7 +303,7 @@ class ServedReader:
         except WatcherGone:
             if not self.fallback:
                 raise
-            return self._direct().user_query(sql)  # type: ignore[no-any-return]
+            return self._direct().user_query(sql)
         return QueryResult(table, bool(header.get("truncated")), time.perf_counter() - started)
 
 

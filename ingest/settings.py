@@ -49,14 +49,14 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 def parse_duration(value: object, key: str) -> float:
     """`"5s"`, `"1m"`, `"500ms"`, `"2h"`, `"7d"` or a number of seconds -> seconds."""
     if isinstance(value, bool):
-        raise ConfigError(f"{key} = {value!r} is not a duration; use e.g. \"30s\", \"5m\", \"1h\"")
+        raise ConfigError(f'{key} = {value!r} is not a duration; use e.g. "30s", "5m", "1h"')
     if isinstance(value, int | float):
         seconds = float(value)
     else:
         match = _DURATION.match(str(value))
         if not match:
             raise ConfigError(
-                f"{key} = {value!r} is not a duration; use e.g. \"500ms\", \"30s\", \"5m\", \"1h\""
+                f'{key} = {value!r} is not a duration; use e.g. "500ms", "30s", "5m", "1h"'
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds < 0:
@@ -203,7 +203,7 @@ def _sql(table: Mapping[str, Any]) -> SqlSettings:
     if "memory_limit" in table:
         value = str(table["memory_limit"])
         if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.I):
-            raise ConfigError(f"sql.memory_limit = {value!r} must look like \"2GB\" or \"512MB\"")
+            raise ConfigError(f'sql.memory_limit = {value!r} must look like "2GB" or "512MB"')
         out = replace(out, memory_limit=value)
     return out
 

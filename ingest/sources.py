@@ -21,8 +21,9 @@ from ingest.errors import InputError
 from ingest.store import FileRecord
 
 FP_BYTES = 4096
-# A content-only match (another path, another inode) needs at least this many identical bytes.
-MIN_CONTENT_MATCH = 256
+# A content-only match (another path, another inode) needs at least this many identical bytes:
+# about half an access-log line, which always holds a timestamp.
+MIN_CONTENT_MATCH = 64
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -99,10 +100,10 @@ def find_record(source: Source, records: Sequence[FileRecord]) -> FileRecord | N
         same_place = rec.path == str(source.path) or (
             rec.dev == source.dev and rec.inode == source.inode and not rec.compressed
         )
-        if same_place or rec.fp_len >= MIN_CONTENT_MATCH:
-            # Prefer the record that has read furthest: it holds the most recent offset.
-            if best is None or rec.read_offset > best.read_offset:
-                best = rec
+        # Prefer the record that has read furthest: it holds the most recent offset.
+        close_enough = same_place or rec.fp_len >= MIN_CONTENT_MATCH
+        if close_enough and (best is None or rec.read_offset > best.read_offset):
+            best = rec
     return best
 
 
@@ -177,7 +178,9 @@ def _oversize_line(
         yield Block(kept + b"\n", pos, pos + skipped, False, ((0, skipped - 1),))
         rest = chunk[nl + 1 :]
         # Continue with the remainder of this chunk followed by the rest of the file.
-        yield from _continue(rest, fh, pos + skipped, block_bytes, max_line_bytes, take_unterminated)
+        yield from _continue(
+            rest, fh, pos + skipped, block_bytes, max_line_bytes, take_unterminated
+        )
         return
 
 

@@ -88,7 +88,9 @@ LOCK_HINT = "is `conflictradar watch` or another ingest already running?"
 def translate(exc: duckdb.Error, path: Path) -> DatabaseError:
     """One sentence for a DuckDB error at the boundary."""
     text = str(exc)
-    if "lock" in text.lower() and ("conflicting" in text.lower() or "could not set" in text.lower()):
+    if "lock" in text.lower() and (
+        "conflicting" in text.lower() or "could not set" in text.lower()
+    ):
         return DatabaseLockedError(f"database {path} is locked by another process; {LOCK_HINT}")
     if "not a valid DuckDB database" in text or "Serialization Error" in text:
         return DatabaseError(f"{path} is not a conflictradar (DuckDB) database file")
@@ -170,7 +172,9 @@ class Store:
         if path.exists() and path.is_dir():
             raise DatabaseError(f"--db {path} is a directory; give a file path")
         if not path.parent.exists():
-            raise DatabaseError(f"cannot create database {path}: folder {path.parent} does not exist")
+            raise DatabaseError(
+                f"cannot create database {path}: folder {path.parent} does not exist"
+            )
         config = WRITER_SANDBOX if sandboxed else None
         con = connect(path, read_only=False, wait_s=wait_s, config=config)
         store = cls(con, path)

@@ -120,7 +120,7 @@ def _source_of(f: Followed) -> Source | None:
     try:
         st = os.fstat(f.fd)
         if f.compressed:
-            with gzip.GzipFile(fileobj=FdReader(f.fd)) as gz:  # type: ignore[arg-type]
+            with gzip.GzipFile(fileobj=FdReader(f.fd)) as gz:
                 head = gz.read(FP_BYTES)
         else:
             head = os.pread(f.fd, FP_BYTES, 0)
@@ -250,7 +250,7 @@ class Tailer:
                 fd = f.fd
 
                 def opener(fd: int = fd) -> BinaryIO:
-                    return gzip.GzipFile(fileobj=FdReader(fd))  # type: ignore[arg-type,return-value]
+                    return gzip.GzipFile(fileobj=FdReader(fd))  # type: ignore[return-value]
             else:
                 fd = f.fd
 

@@ -42,12 +42,14 @@ def parse_epoch(value: pl.Expr) -> pl.Expr:
         .then(num)
         .otherwise(num / 1e3)
     )
-    return pl.from_epoch(micros.round(0).cast(pl.Int64, strict=False), time_unit="us").dt.replace_time_zone(
-        "UTC"
-    )
+    return pl.from_epoch(
+        micros.round(0).cast(pl.Int64, strict=False), time_unit="us"
+    ).dt.replace_time_zone("UTC")
 
 
 def parse_any(text: pl.Expr) -> pl.Expr:
     """ISO 8601, CLF or epoch, whichever parses."""
     s = text.cast(pl.String)
-    return pl.coalesce(parse_iso(s), parse_clf(s), parse_epoch(s.str.extract(r"^\s*(\d{9,19}(?:\.\d+)?)\s*$", 1)))
+    return pl.coalesce(
+        parse_iso(s), parse_clf(s), parse_epoch(s.str.extract(r"^\s*(\d{9,19}(?:\.\d+)?)\s*$", 1))
+    )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
-import uuid
 
 from ingest.classify import Classifier, keyword_pattern
 from ingest.settings import ClassifySettings, load_settings
@@ -194,7 +194,7 @@ def test_evidence_names_the_winner(tmp_path: Path) -> None:
         Req(0.2, "PATCH", "/orders/42", 200, ip="198.51.100.7", file="/l/gw-b.log", line=1033),
         Req(2.0, "PATCH", "/orders/42", 409, ip="203.0.113.5"),
     ]
-    (cause, evidence), = classify(tmp_path, reqs)
+    ((cause, evidence),) = classify(tmp_path, reqs)
     assert cause == "concurrent_update"
     assert evidence == (
         "lost a race: 198.51.100.7 PATCH /orders/42 got 200 at 10:00:00.200Z, 1.8 s earlier"
@@ -203,15 +203,20 @@ def test_evidence_names_the_winner(tmp_path: Path) -> None:
 
 
 def test_evidence_quotes_message(tmp_path: Path) -> None:
-    (cause, evidence), = classify(tmp_path, [Req(0, "PUT", "/o/1", 409, message="ETag mismatch")])
+    ((_cause, evidence),) = classify(
+        tmp_path, [Req(0, "PUT", "/o/1", 409, message="ETag mismatch")]
+    )
     assert evidence == 'the error message says "ETag mismatch" (matched "etag")'
 
 
 def test_retry_evidence(tmp_path: Path) -> None:
     reqs = [Req(0, "POST", "/pay", 201, file="/l/a.log", line=7), Req(2.5, "POST", "/pay", 409)]
-    (cause, evidence), = classify(tmp_path, reqs)
+    ((cause, evidence),) = classify(tmp_path, reqs)
     assert cause == "retry_after_success"
-    assert "same client 198.51.100.7 got 201 for POST /pay at 10:00:00Z, 2.5 s earlier (a.log:7)" in evidence
+    assert (
+        "same client 198.51.100.7 got 201 for POST /pay at 10:00:00Z, 2.5 s earlier (a.log:7)"
+        in evidence
+    )
 
 
 def test_winner_arriving_in_a_later_batch_relabels(tmp_path: Path) -> None:
@@ -241,17 +246,33 @@ def test_windows_and_lists_are_configurable(tmp_path: Path) -> None:
         '[classify.keywords]\nresource_locked = ["frozen"]\n'
     )
     s = load_settings(config=cfg, env={}).classify
-    assert cause_of_last(tmp_path, [Req(0, "PUT", "/o/1", 200, ip="203.0.113.9"),
-                                    Req(9, "PUT", "/o/1", 409)], settings=s) == "concurrent_update"
-    assert cause_of_last(tmp_path, [Req(0, "POST", "/o", 201), Req(59, "POST", "/o", 409)],
-                         settings=s) == "retry_after_success"
-    assert cause_of_last(tmp_path, [Req(0, "POST", "/o/1/ship", 409)], settings=s) == "state_conflict"
-    assert cause_of_last(tmp_path, [Req(0, "POST", "/o/1/cancel", 409)],
-                         settings=s) == "duplicate_create"
-    assert cause_of_last(tmp_path, [Req(0, "PUT", "/o/1", 409, message="account frozen")],
-                         settings=s) == "resource_locked"
-    assert cause_of_last(tmp_path, [Req(0, "PUT", "/o/1", 409, message="row locked")],
-                         settings=s) == "version_mismatch"
+    assert (
+        cause_of_last(
+            tmp_path,
+            [Req(0, "PUT", "/o/1", 200, ip="203.0.113.9"), Req(9, "PUT", "/o/1", 409)],
+            settings=s,
+        )
+        == "concurrent_update"
+    )
+    assert (
+        cause_of_last(tmp_path, [Req(0, "POST", "/o", 201), Req(59, "POST", "/o", 409)], settings=s)
+        == "retry_after_success"
+    )
+    assert (
+        cause_of_last(tmp_path, [Req(0, "POST", "/o/1/ship", 409)], settings=s) == "state_conflict"
+    )
+    assert (
+        cause_of_last(tmp_path, [Req(0, "POST", "/o/1/cancel", 409)], settings=s)
+        == "duplicate_create"
+    )
+    assert (
+        cause_of_last(tmp_path, [Req(0, "PUT", "/o/1", 409, message="account frozen")], settings=s)
+        == "resource_locked"
+    )
+    assert (
+        cause_of_last(tmp_path, [Req(0, "PUT", "/o/1", 409, message="row locked")], settings=s)
+        == "version_mismatch"
+    )
 
 
 def test_keyword_pattern_word_start() -> None:

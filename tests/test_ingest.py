@@ -74,7 +74,10 @@ def test_rotated_then_compressed_is_not_ingested_twice(tmp_path: Path) -> None:
     (logs / "access.log").write_text(lines(0, 500))
     ingest(db, logs)
     os.rename(logs / "access.log", logs / "access.log.1")
-    with (logs / "access.log.1").open("rb") as src, gzip.open(logs / "access.log.1.gz", "wb") as dst:
+    with (
+        (logs / "access.log.1").open("rb") as src,
+        gzip.open(logs / "access.log.1.gz", "wb") as dst,
+    ):
         shutil.copyfileobj(src, dst)
     (logs / "access.log.1").unlink()
     (logs / "access.log").write_text(lines(500, 20))
@@ -101,7 +104,10 @@ def test_unterminated_last_line_is_completed_not_duplicated(tmp_path: Path) -> N
     ingest(db, log)
     assert count(db) == 5
     assert count(db, "SELECT count(*) FROM rejects") == 0
-    assert count(db, "SELECT string_agg(line::VARCHAR, ',' ORDER BY line) FROM requests") == "1,2,3,4,5"
+    assert (
+        count(db, "SELECT string_agg(line::VARCHAR, ',' ORDER BY line) FROM requests")
+        == "1,2,3,4,5"
+    )
 
 
 def test_bad_lines_become_rejects_with_reasons(tmp_path: Path) -> None:
@@ -111,7 +117,8 @@ def test_bad_lines_become_rejects_with_reasons(tmp_path: Path) -> None:
         b"\x00\x01\x02\xff\xfe binary garbage\n"
         + b'10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET /caf\xe9 HTTP/1.1" 200 1 "-" "x"\n'
         + b'10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET /trunc\n'
-        + b"A" * (1 << 20) + b"\n"
+        + b"A" * (1 << 20)
+        + b"\n"
         + b"\n"
     )
     log.write_bytes(good.encode() + bad + lines(20, 5).encode())
@@ -141,8 +148,12 @@ def test_timestamps_with_offsets_are_stored_in_utc(tmp_path: Path) -> None:
 def test_race_across_two_nodes_with_different_offsets(tmp_path: Path) -> None:
     a, b, db = tmp_path / "gw-a.log", tmp_path / "gw-b.log", tmp_path / "db.duckdb"
     # Node A (+0200) logs the loser at 12:00:03 UTC; node B (-0500) the winner at 12:00:01 UTC.
-    a.write_text('203.0.113.5 - - [02/Jun/2025:14:00:03 +0200] "PATCH /orders/42 HTTP/1.1" 409 0 "-" "a"\n')
-    b.write_text('198.51.100.7 - - [02/Jun/2025:07:00:01 -0500] "PATCH /orders/42 HTTP/1.1" 200 9 "-" "b"\n')
+    a.write_text(
+        '203.0.113.5 - - [02/Jun/2025:14:00:03 +0200] "PATCH /orders/42 HTTP/1.1" 409 0 "-" "a"\n'
+    )
+    b.write_text(
+        '198.51.100.7 - - [02/Jun/2025:07:00:01 -0500] "PATCH /orders/42 HTTP/1.1" 200 9 "-" "b"\n'
+    )
     ingest(db, a)  # the loser first: no winner in sight yet
     assert count(db, "SELECT cause FROM conflicts") == "version_mismatch"
     ingest(db, b)  # the winner arrives later, from the other node

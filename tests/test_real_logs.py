@@ -90,11 +90,17 @@ def test_combined_files_parse_every_well_formed_line(ingested: tuple[Path, str],
     con = duckdb.connect(str(ingested[0]), read_only=True)
     try:
         apache = str(real_logs / "elastic-examples/apache_logs")
-        assert con.execute("SELECT count(*) FROM requests WHERE file = ?", [apache]).fetchone() == (10_000,)
-        assert con.execute("SELECT count(*) FROM rejects WHERE file = ?", [apache]).fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM requests WHERE file = ?", [apache]).fetchone() == (
+            10_000,
+        )
+        assert con.execute("SELECT count(*) FROM rejects WHERE file = ?", [apache]).fetchone() == (
+            0,
+        )
         erddap = str(real_logs / "erddaplogs-voto") + "/%"
         parsed = con.execute("SELECT count(*) FROM requests WHERE file LIKE ?", [erddap]).fetchone()
-        rejected = con.execute("SELECT count(*) FROM rejects WHERE file LIKE ?", [erddap]).fetchone()
+        rejected = con.execute(
+            "SELECT count(*) FROM rejects WHERE file LIKE ?", [erddap]
+        ).fetchone()
         assert rejected == (5_796,)
         assert parsed == (16_275 - 5_796,)
         # The rejects are the fragments (a user agent only), never a well-formed request line.
@@ -103,6 +109,8 @@ def test_combined_files_parse_every_well_formed_line(ingested: tuple[Path, str],
             [erddap],
         ).fetchone() == (0,)
         shop = str(real_logs / "lnav-tests/logfile_shop_access_log.0")
-        assert con.execute("SELECT count(*) FROM requests WHERE file = ?", [shop]).fetchone() == (1_000,)
+        assert con.execute("SELECT count(*) FROM requests WHERE file = ?", [shop]).fetchone() == (
+            1_000,
+        )
     finally:
         con.close()

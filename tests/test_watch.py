@@ -103,7 +103,10 @@ def test_delete_after_rotation_and_compress_later(tmp_path: Path, logs: Path) ->
     os.rename(log, logs / "access.log.1")
     write(log, 300, 10)
     h.poll()
-    with (logs / "access.log.1").open("rb") as src, gzip.open(logs / "access.log.1.gz", "wb") as dst:
+    with (
+        (logs / "access.log.1").open("rb") as src,
+        gzip.open(logs / "access.log.1.gz", "wb") as dst,
+    ):
         shutil.copyfileobj(src, dst)
     (logs / "access.log.1").unlink()
     time.sleep(2.1)  # compressed files are read once they have settled
@@ -208,7 +211,7 @@ def test_watch_serves_reads_refuses_a_second_watch_and_stops_cleanly(tmp_path: P
         assert sql.stdout == "n\n11\n"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert not (tmp_path / "w.duckdb.serve.json").exists()

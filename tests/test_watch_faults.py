@@ -58,8 +58,11 @@ def test_kill_9_rotation_and_heavy_readers(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     readers = [
-        subprocess.Popen(_py("-m", "tests.faults.reader", str(db), str(WRITE_SECONDS + 5)),
-                         stdout=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            _py("-m", "tests.faults.reader", str(db), str(WRITE_SECONDS + 5)),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     kills = 0
@@ -103,7 +106,12 @@ def test_kill_9_rotation_and_heavy_readers(tmp_path: Path) -> None:
         "SELECT count(*), count(DISTINCT query), min(CAST(substr(query, 5) AS BIGINT)),"
         " max(CAST(substr(query, 5) AS BIGINT)) FROM requests"
     ).fetchone() or (0, 0, 0, 0)
-    assert (total, distinct, lo, hi) == (written["lines"], written["lines"], 0, written["lines"] - 1)
+    assert (total, distinct, lo, hi) == (
+        written["lines"],
+        written["lines"],
+        0,
+        written["lines"] - 1,
+    )
     assert con.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
     watched = dict(con.execute("SELECT query, cause FROM conflicts").fetchall())
     con.close()

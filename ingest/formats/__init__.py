@@ -61,7 +61,9 @@ def _registry() -> list[Format]:
     # Specific structured formats first, generic ones last: on a tie in clean parses the earlier
     # (more specific) format wins.
     # envoy takes both its default text format and JSON lines.
-    ordered.extend(replace(f, family="any" if f.name == "envoy" else "json") for f in jsonlog.FORMATS)
+    ordered.extend(
+        replace(f, family="any" if f.name == "envoy" else "json") for f in jsonlog.FORMATS
+    )
     for module in (w3c, aws, proxies, clf):
         ordered.extend(module.FORMATS)
     return ordered

@@ -41,7 +41,11 @@ def main() -> None:
             order = rng.randrange(60)
             method = rng.choice(["GET", "GET", "PUT", "PATCH", "POST", "DELETE"])
             status = rng.choice([200, 200, 200, 201, 409]) if method != "GET" else 200
-            path = f"/orders/{order}" if method != "POST" else rng.choice(["/orders", f"/orders/{order}/cancel"])
+            path = (
+                f"/orders/{order}"
+                if method != "POST"
+                else rng.choice(["/orders", f"/orders/{order}/cancel"])
+            )
             handles[name].write(
                 f'10.1.0.{client} - - [{clf_time(now, NODES[name])}] "{method} {path}?seq={seq} '
                 f'HTTP/1.1" {status} 12 "-" "client-{client % 7}"\n'

@@ -1,0 +1,424 @@
+"""Read queries behind the dashboard: (Reader, Filters) -> DataFrame; the only SQL its pages use.
+
+store -> (read queries) -> dashboard. Counts and rates come from the per-minute rollups that ingest
+maintains (request_minutes, conflict_minutes), so no page scans the raw requests; lists of
+conflicts come from `conflicts`, which holds only the 409s. Filters are whole minutes, so rollups
+and raw rows always agree on what a time range contains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from ingest.reader import Reader
+
+MINUTE = timedelta(minutes=1)
+BUCKETS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
+ALERT_TABLES = ("alert_events", "deliveries")
+# Columns of alert tables never shown: they may carry endpoints with credentials in them.
+SECRET_WORDS = ("url", "secret", "token", "signature", "password", "authorization", "header")
+
+
+def floor_minute(t: datetime) -> datetime:
+    t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    return t.replace(second=0, microsecond=0)
+
+
+def ceil_minute(t: datetime) -> datetime:
+    down = floor_minute(t)
+    return down if down == t.astimezone(UTC) else down + MINUTE
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the sidebar selects: a [start, end) range in whole UTC minutes and column values.
+
+    An empty tuple means "any". `causes` narrows conflicts only; request counts ignore it.
+    """
+
+    start: datetime
+    end: datetime
+    files: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        start, end = floor_minute(self.start), ceil_minute(self.end)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", max(end, start + MINUTE))
+
+    @property
+    def span(self) -> timedelta:
+        return self.end - self.start
+
+    def previous(self) -> Filters:
+        """The same filters over the period of equal length just before."""
+        return replace(self, start=self.start - self.span, end=self.start)
+
+
+@dataclass(frozen=True)
+class Drill:
+    """A narrowing of a conflict list below the sidebar's dimensions (drill-down, explorer)."""
+
+    path: str | None = None
+    client: str | None = None
+    text: str = ""  # case-insensitive substring of path, message or evidence
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """What is in the database: enough to choose a friendly state and to anchor time ranges."""
+
+    tables: frozenset[str]
+    requests: int = 0
+    conflicts: int = 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    last_ingest: datetime | None = None
+
+    @property
+    def has_schema(self) -> bool:
+        return {"requests", "conflicts", "request_minutes", "conflict_minutes"} <= self.tables
+
+    @property
+    def version(self) -> tuple[object, ...]:
+        """Changes whenever ingest commits, so cached reads never outlive the data they show."""
+        return (self.requests, self.conflicts, self.newest, self.last_ingest)
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    files: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
+
+
+def bucket_seconds(span: timedelta, target: int = 72) -> int:
+    """The smallest round bucket that cuts `span` into at most `target` pieces."""
+    for b in BUCKETS_S:
+        if span.total_seconds() / b <= target:
+            return b
+    return BUCKETS_S[-1]
+
+
+def _where(f: Filters, time_col: str, *, cause: bool, alias: str = "") -> tuple[str, dict]:
+    a = f"{alias}." if alias else ""
+    parts = [f"{a}{time_col} >= $start", f"{a}{time_col} < $end"]
+    params: dict[str, object] = {"start": f.start, "end": f.end}
+    dims = [("files", "file", f.files), ("hosts", "host", f.hosts),
+            ("endpoints", "endpoint", f.endpoints), ("methods", "method", f.methods)]  # fmt: skip
+    if cause:
+        dims.append(("causes", "cause", f.causes))
+    for name, col, values in dims:
+        if values:
+            parts.append(f"list_contains(${name}, {a}{col})")
+            params[name] = list(values)
+    return " AND ".join(parts), params
+
+
+def _bucket(col: str) -> str:
+    return f"to_timestamp(floor(epoch({col}) / $bucket) * $bucket)"
+
+
+# -- the database as a whole ----------------------------------------------------------------
+
+
+def data_status(reader: Reader) -> DataStatus:
+    if not reader.exists():
+        return DataStatus(frozenset())
+    names = reader.frame("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")
+    tables = frozenset(names["table_name"].to_list())
+    status = DataStatus(tables)
+    if not status.has_schema:
+        return status
+    ingest = "(SELECT max(updated) FROM files)" if "files" in tables else "NULL::TIMESTAMPTZ"
+    row = reader.frame(
+        "SELECT (SELECT count(*) FROM requests) AS requests,"
+        " (SELECT count(*) FROM conflicts) AS conflicts,"
+        " (SELECT min(minute) FROM request_minutes) AS oldest,"
+        " (SELECT max(ts) FROM requests"
+        "   WHERE ts >= (SELECT max(minute) FROM request_minutes)) AS newest,"
+        f" {ingest} AS last_ingest"
+    ).row(0, named=True)
+    return replace(status, requests=int(row["requests"]), conflicts=int(row["conflicts"]),
+                   oldest=row["oldest"], newest=row["newest"], last_ingest=row["last_ingest"])  # fmt: skip
+
+
+def filter_options(reader: Reader) -> FilterOptions:
+    df = reader.frame(
+        "SELECT 'files' AS kind, file AS value FROM request_minutes GROUP BY file"
+        " UNION ALL SELECT 'hosts', host FROM request_minutes GROUP BY host"
+        " UNION ALL SELECT 'endpoints', endpoint FROM request_minutes GROUP BY endpoint"
+        " UNION ALL SELECT 'methods', method FROM request_minutes GROUP BY method"
+        " UNION ALL SELECT 'causes', cause FROM causes"
+        " UNION ALL SELECT 'causes', cause FROM conflict_minutes GROUP BY cause"
+    ).drop_nulls()
+    values = {kind: tuple(sorted(set(df.filter(pl.col("kind") == kind)["value"].to_list())))
+              for kind in ("files", "hosts", "endpoints", "methods", "causes")}  # fmt: skip
+    return FilterOptions(**values)
+
+
+# -- counts and rates (rollups) ---------------------------------------------------------------
+
+
+def kpis(reader: Reader, f: Filters) -> pl.DataFrame:
+    """One row: requests, conflicts, rate, endpoints and resources hit, clients, top cause."""
+    req, p1 = _where(f, "minute", cause=False)
+    con, p2 = _where(f, "minute", cause=True)
+    raw, _ = _where(f, "ts", cause=True)
+    return reader.frame(
+        f"WITH r AS (SELECT coalesce(sum(requests), 0) AS n FROM request_minutes WHERE {req}),"
+        f" c AS (SELECT coalesce(sum(conflicts), 0) AS n, count(DISTINCT endpoint) AS endpoints"
+        f"       FROM conflict_minutes WHERE {con} AND conflicts > 0),"
+        f" k AS (SELECT count(DISTINCT path) AS resources,"
+        f"       count(DISTINCT (client_ip, user_agent)) AS clients FROM conflicts WHERE {raw}),"
+        f" t AS (SELECT cause FROM conflict_minutes WHERE {con}"
+        f"       GROUP BY cause ORDER BY sum(conflicts) DESC, cause LIMIT 1)"
+        " SELECT r.n::BIGINT AS requests, c.n::BIGINT AS conflicts,"
+        " c.n / nullif(r.n, 0) AS rate, c.endpoints, k.resources, k.clients,"
+        " (SELECT cause FROM t) AS top_cause FROM r, c, k",
+        p1 | p2,
+    )
+
+
+def timeline(reader: Reader, f: Filters) -> pl.DataFrame:
+    """Per time bucket and cause: conflicts, with the bucket's requests (cause null if none)."""
+    req, p1 = _where(f, "minute", cause=False)
+    con, p2 = _where(f, "minute", cause=True)
+    bucket = bucket_seconds(f.span)
+    return reader.frame(
+        f"WITH r AS (SELECT {_bucket('minute')} AS bucket, sum(requests)::BIGINT AS requests"
+        f"           FROM request_minutes WHERE {req} GROUP BY ALL),"
+        f" c AS (SELECT {_bucket('minute')} AS bucket, cause, sum(conflicts)::BIGINT AS conflicts"
+        f"       FROM conflict_minutes WHERE {con} GROUP BY ALL)"
+        " SELECT coalesce(r.bucket, c.bucket) AS bucket, c.cause,"
+        " coalesce(c.conflicts, 0) AS conflicts, coalesce(r.requests, 0) AS requests"
+        " FROM r FULL JOIN c USING (bucket) ORDER BY bucket, c.cause",
+        p1 | p2 | {"bucket": bucket},
+    )
+
+
+def top_endpoints(reader: Reader, f: Filters, limit: int = 10) -> pl.DataFrame:
+    """Endpoints by conflicts: requests, rate and the main cause."""
+    req, p1 = _where(f, "minute", cause=False)
+    con, p2 = _where(f, "minute", cause=True)
+    return reader.frame(
+        f"WITH c AS (SELECT endpoint, cause, sum(conflicts) AS n FROM conflict_minutes"
+        f"           WHERE {con} GROUP BY ALL HAVING n > 0),"
+        " e AS (SELECT endpoint, sum(n)::BIGINT AS conflicts, arg_max(cause, (n, cause)) AS"
+        "       main_cause FROM c GROUP BY endpoint ORDER BY conflicts DESC, endpoint LIMIT $limit),"
+        f" r AS (SELECT endpoint, sum(requests)::BIGINT AS requests FROM request_minutes"
+        f"       WHERE {req} AND endpoint IN (SELECT endpoint FROM e) GROUP BY endpoint)"
+        " SELECT e.endpoint, e.conflicts, r.requests, e.conflicts / nullif(r.requests, 0) AS rate,"
+        " e.main_cause FROM e LEFT JOIN r USING (endpoint) ORDER BY conflicts DESC, endpoint",
+        p1 | p2 | {"limit": limit},
+    )
+
+
+def endpoint_heatmap(reader: Reader, f: Filters, top: int = 15) -> pl.DataFrame:
+    """The top endpoints by conflicts x time buckets: requests, conflicts and the 409 rate."""
+    req, p1 = _where(f, "minute", cause=False)
+    con, p2 = _where(f, "minute", cause=True)
+    bucket = bucket_seconds(f.span)
+    return reader.frame(
+        f"WITH e AS (SELECT endpoint FROM conflict_minutes WHERE {con} GROUP BY endpoint"
+        "           HAVING sum(conflicts) > 0 ORDER BY sum(conflicts) DESC, endpoint LIMIT $top),"
+        f" c AS (SELECT endpoint, {_bucket('minute')} AS bucket, sum(conflicts)::BIGINT AS n"
+        f"       FROM conflict_minutes WHERE {con} AND endpoint IN (SELECT endpoint FROM e)"
+        "       GROUP BY ALL),"
+        f" r AS (SELECT endpoint, {_bucket('minute')} AS bucket, sum(requests)::BIGINT AS n"
+        f"       FROM request_minutes WHERE {req} AND endpoint IN (SELECT endpoint FROM e)"
+        "       GROUP BY ALL)"
+        " SELECT endpoint, bucket, coalesce(r.n, 0) AS requests, coalesce(c.n, 0) AS conflicts,"
+        " coalesce(c.n, 0) / nullif(r.n, 0) AS rate"
+        " FROM r FULL JOIN c USING (endpoint, bucket) ORDER BY endpoint, bucket",
+        p1 | p2 | {"bucket": bucket, "top": top},
+    )
+
+
+def endpoint_causes(reader: Reader, f: Filters, top: int = 25) -> pl.DataFrame:
+    """Conflicts per endpoint and cause, for the busiest `top` endpoints."""
+    con, params = _where(f, "minute", cause=True)
+    return reader.frame(
+        f"WITH c AS (SELECT endpoint, cause, sum(conflicts)::BIGINT AS conflicts"
+        f"           FROM conflict_minutes WHERE {con} GROUP BY ALL HAVING conflicts > 0),"
+        " e AS (SELECT endpoint FROM c GROUP BY endpoint"
+        "       ORDER BY sum(conflicts) DESC, endpoint LIMIT $top)"
+        " SELECT * FROM c WHERE endpoint IN (SELECT endpoint FROM e)"
+        " ORDER BY conflicts DESC, endpoint, cause",
+        params | {"top": top},
+    )
+
+
+def cause_shares(reader: Reader, f: Filters) -> pl.DataFrame:
+    """Each cause's conflicts and share of all conflicts in the filters, with its title."""
+    con, params = _where(f, "minute", cause=True)
+    return reader.frame(
+        f"WITH c AS (SELECT cause, sum(conflicts)::BIGINT AS conflicts FROM conflict_minutes"
+        f"           WHERE {con} GROUP BY cause HAVING conflicts > 0)"
+        " SELECT c.cause, coalesce(k.title, c.cause) AS title, c.conflicts,"
+        " c.conflicts / sum(c.conflicts) OVER () AS share"
+        " FROM c LEFT JOIN causes k USING (cause) ORDER BY conflicts DESC, cause",
+        params,
+    )
+
+
+# -- conflicts (raw 409 rows) -----------------------------------------------------------------
+
+
+def top_resources(reader: Reader, f: Filters, limit: int = 20) -> pl.DataFrame:
+    """Concrete paths with the most conflicts."""
+    raw, params = _where(f, "ts", cause=True)
+    return reader.frame(
+        "SELECT path, any_value(endpoint) AS endpoint, count(*) AS conflicts,"
+        " mode(cause) AS main_cause,"
+        " count(DISTINCT client_ip) AS clients, string_agg(DISTINCT method, ', ') AS methods,"
+        f" max(ts) AS last_seen FROM conflicts WHERE {raw}"
+        " GROUP BY path ORDER BY conflicts DESC, path LIMIT $limit",
+        params | {"limit": limit},
+    )
+
+
+def top_clients(reader: Reader, f: Filters, limit: int = 20) -> pl.DataFrame:
+    """Clients (IP plus user agent) with the most conflicts."""
+    raw, params = _where(f, "ts", cause=True)
+    return reader.frame(
+        "SELECT client_ip, user_agent, count(*) AS conflicts,"
+        " count(DISTINCT path) AS resources, mode(cause) AS main_cause, max(ts) AS last_seen"
+        f" FROM conflicts WHERE {raw} GROUP BY client_ip, user_agent"
+        " ORDER BY conflicts DESC, client_ip, user_agent LIMIT $limit",
+        params | {"limit": limit},
+    )
+
+
+def cause_catalog(reader: Reader) -> pl.DataFrame:
+    return reader.frame("SELECT cause, title, description, remediation FROM causes ORDER BY cause")
+
+
+def cause_examples(reader: Reader, f: Filters, per_cause: int = 3) -> pl.DataFrame:
+    """The newest few conflicts of each cause, with their evidence."""
+    raw, params = _where(f, "ts", cause=True)
+    return reader.frame(
+        "SELECT cause, ts, method, path, evidence, file, line FROM conflicts"
+        f" WHERE {raw} QUALIFY row_number() OVER (PARTITION BY cause ORDER BY ts DESC, file,"
+        " line) <= $n ORDER BY cause, ts DESC",
+        params | {"n": per_cause},
+    )
+
+
+def conflict_rows(reader: Reader, f: Filters, drill: Drill = Drill(), limit: int = 1000
+                  ) -> pl.DataFrame:  # fmt: skip
+    """Conflicts in the filters, newest first, with `total` = how many matched before the limit."""
+    raw, params = _where(f, "ts", cause=True)
+    if drill.path is not None:
+        raw += " AND path = $path"
+        params["path"] = drill.path
+    if drill.client is not None:
+        raw += " AND client_ip = $client"
+        params["client"] = drill.client
+    if drill.text.strip():
+        raw += (" AND (contains(lower(path), $text) OR contains(lower(coalesce(message, '')),"
+                " $text) OR contains(lower(evidence), $text))")  # fmt: skip
+        params["text"] = drill.text.strip().lower()
+    return reader.frame(
+        "SELECT ts, method, path, endpoint, cause, evidence, client_ip, user_agent, host,"
+        " upstream_status, message, request_id, file, line, count(*) OVER () AS total"
+        f" FROM conflicts WHERE {raw} ORDER BY ts DESC, file, line LIMIT $limit",
+        params | {"limit": limit},
+    )
+
+
+def conflict_detail(reader: Reader, file: str, line: int) -> pl.DataFrame:
+    """One conflict with its raw log line and its cause's title and remediation."""
+    return reader.frame(
+        "SELECT c.ts, c.method, c.path, c.endpoint, c.cause, c.evidence, c.client_ip,"
+        " c.user_agent, c.message, c.file, c.line, k.title, k.remediation,"
+        " (SELECT any_value(raw) FROM conflict_lines l WHERE l.file = c.file AND l.line = c.line)"
+        " AS raw FROM conflicts c LEFT JOIN causes k USING (cause)"
+        " WHERE c.file = $file AND c.line = $line LIMIT 1",
+        {"file": file, "line": line},
+    )
+
+
+# -- alerts (tables written by the alerts package, when it runs) ------------------------------
+
+
+def alert_columns(reader: Reader) -> pl.DataFrame:
+    """table_name, column_name, data_type of the alert tables that exist (none: no alerts yet)."""
+    return reader.frame(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns()"
+        " WHERE schema_name = 'main' AND list_contains($tables, table_name)"
+        " ORDER BY table_name, column_index",
+        {"tables": list(ALERT_TABLES)},
+    )
+
+
+def alert_rows(reader: Reader, f: Filters, table: str, limit: int = 1000) -> pl.DataFrame:
+    """The newest rows of an alert table inside the time range, without secret-looking columns."""
+    if table not in ALERT_TABLES:
+        raise ValueError(f"not an alert table: {table}")
+    cols = alert_columns(reader).filter(pl.col("table_name") == table)
+    shown = [c for c in cols["column_name"].to_list()
+             if not any(w in c.lower() for w in SECRET_WORDS)]  # fmt: skip
+    if not shown:
+        return pl.DataFrame()
+    times = cols.filter(pl.col("data_type").str.starts_with("TIMESTAMP"))["column_name"].to_list()
+    select = ", ".join(f'"{c}"' for c in shown)
+    if not times:
+        return reader.frame(f"SELECT {select} FROM {table} LIMIT $limit", {"limit": limit})
+    t = f'"{times[0]}"'
+    return reader.frame(
+        f"SELECT {select} FROM {table} WHERE {t} >= $start AND {t} < $end"
+        f" ORDER BY {t} DESC LIMIT $limit",
+        {"start": f.start, "end": f.end, "limit": limit},
+    )
+
+
+# -- the SQL page ----------------------------------------------------------------------------
+
+EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
+    ("409s by cause", "SELECT cause, count(*) AS conflicts,\n"
+     "       round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS pct\n"
+     "FROM conflicts GROUP BY cause ORDER BY conflicts DESC"),
+    ("Top endpoints by 409 rate (rollup)", "SELECT endpoint, sum(requests) AS requests,\n"
+     "       sum(requests) FILTER (WHERE status = 409) AS conflicts,\n"
+     "       round(100.0 * conflicts / requests, 2) AS rate_pct\n"
+     "FROM request_minutes GROUP BY endpoint HAVING conflicts > 0\n"
+     "ORDER BY conflicts DESC LIMIT 20"),
+    ("409s per hour", "SELECT date_trunc('hour', minute) AS hour, sum(conflicts) AS conflicts\n"
+     "FROM conflict_minutes GROUP BY hour ORDER BY hour"),
+    ("Lost races: who won, and when", "SELECT ts, method, path, evidence FROM conflicts\n"
+     "WHERE cause = 'concurrent_update' ORDER BY ts DESC LIMIT 50"),
+    ("Clients retrying successful requests", "SELECT client_ip, user_agent, count(*) AS retries\n"
+     "FROM conflicts WHERE cause = 'retry_after_success'\n"
+     "GROUP BY ALL ORDER BY retries DESC LIMIT 20"),
+    ("Lines that did not parse", "SELECT file, line, reason, left(raw, 120) AS raw\n"
+     "FROM rejects ORDER BY file, line LIMIT 100"),
+)  # fmt: skip
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, datetime):
+        return f"TIMESTAMPTZ '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def filters_sql(f: Filters) -> str:
+    """A query over `conflicts` with the filters written out as a WHERE clause, to start from."""
+    parts = [f"ts >= {_literal(f.start)}", f"ts < {_literal(f.end)}"]
+    for col, values in (("file", f.files), ("host", f.hosts), ("endpoint", f.endpoints),
+                        ("method", f.methods), ("cause", f.causes)):  # fmt: skip
+        if values:
+            parts.append(f"{col} IN ({', '.join(_literal(v) for v in values)})")
+    where = "\n  AND ".join(parts)
+    return (
+        "SELECT ts, method, path, cause, evidence, file, line\nFROM conflicts\n"
+        f"WHERE {where}\nORDER BY ts DESC LIMIT 500"
+    )
