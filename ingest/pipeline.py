@@ -324,7 +324,8 @@ class Ingester:
     ) -> None:  # fmt: skip
         cfg = self.settings.ingest
         drop = (rec.path, rec.tail_line) if retail and rec.tail_line is not None else None
-        stage: queue.Queue[tuple[_Parsed, int] | BaseException | None] = queue.Queue(maxsize=2)
+        stage: queue.Queue[tuple[_Parsed, int, str] | BaseException | None] = queue.Queue(maxsize=2)
+        abort = threading.Event()
 
         def produce() -> None:
             try:
@@ -348,11 +349,13 @@ class Ingester:
                         pending = data[consumed_bytes:]
                         pending_start = parsed.end
                         line += parsed.lines
-                        stage.put((parsed, block.end - block.start))
+                        if abort.is_set():
+                            break
+                        stage.put((parsed, block.end - block.start, state.dumps()))
                     if pending and take_unterminated:
                         parsed = parse_block(pending, pending_start, line, False, (), fmt, envelope,
                                              state, self.ctx, str(source.path), final=True)  # fmt: skip
-                        stage.put((parsed, 0))
+                        stage.put((parsed, 0, state.dumps()))
                 stage.put(None)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 stage.put(exc)
@@ -361,39 +364,54 @@ class Ingester:
         worker.start()
         head = source.head[:FP_BYTES]
         lines_so_far = first_line - 1
-        while True:
-            item = stage.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                if isinstance(item, OSError | EOFError):
-                    raise InputError(f"cannot read {source.path}: {item}") from item
-                raise item
-            parsed, nbytes = item
-            lines_so_far += parsed.lines
-            rec = replace(
-                rec,
-                read_offset=parsed.end,
-                lines=lines_so_far,
-                tail_start=parsed.last_line_start if parsed.unterminated else None,
-                tail_line=lines_so_far if parsed.unterminated else None,
-                fp_len=len(head),
-                fp_hash=fingerprint(head),
-                parser_state=state.dumps(),
-            )
-            self.store.commit_batch(
-                Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop_line=drop),
-                after=self.classifier.classify_range if self.classifier else None,
-            )
-            drop = None
-            report.lines += parsed.lines
-            report.parsed += parsed.requests.height
-            report.rejected += parsed.rejects.height
-            report.skipped += parsed.skipped
-            report.conflicts += parsed.conflict_lines.height
-            self.progress(nbytes)
-        worker.join()
-        self.records = [r for r in self.records if r.file_id != rec.file_id] + [rec]
+        try:
+            while True:
+                item = stage.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    if isinstance(item, OSError | EOFError):
+                        raise InputError(f"cannot read {source.path}: {item}") from item
+                    raise item
+                parsed, nbytes, state_json = item
+                if not _same_start(opener, head):
+                    # Truncated and rewritten while we read (copytruncate): these bytes may
+                    # belong to the new content. Commit nothing; the next look starts afresh.
+                    report.status = "changed"
+                    break
+                lines_so_far += parsed.lines
+                rec = replace(
+                    rec,
+                    read_offset=parsed.end,
+                    lines=lines_so_far,
+                    tail_start=parsed.last_line_start if parsed.unterminated else None,
+                    tail_line=lines_so_far if parsed.unterminated else None,
+                    fp_len=len(head),
+                    fp_hash=fingerprint(head),
+                    parser_state=state_json,
+                )
+                self.store.commit_batch(
+                    Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop),
+                    after=self.classifier.classify_range if self.classifier else None,
+                )
+                # Keep the cache current after every commit: a later failure must not make
+                # the next look resume from an older offset.
+                self.records = [r for r in self.records if r.file_id != rec.file_id] + [rec]
+                drop = None
+                report.lines += parsed.lines
+                report.parsed += parsed.requests.height
+                report.rejected += parsed.rejects.height
+                report.skipped += parsed.skipped
+                report.conflicts += parsed.conflict_lines.height
+                self.progress(nbytes)
+        finally:
+            abort.set()
+            while worker.is_alive() or not stage.empty():  # let the producer finish
+                try:
+                    stage.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()
 
     def learn_folds(self) -> None:
         """Learn high-cardinality positions from the endpoints stored so far, re-template rows."""
@@ -426,6 +444,15 @@ def _re_escape(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def _same_start(opener: Opener, head: bytes) -> bool:
+    """Whether the file still starts with `head` (not truncated and rewritten meanwhile)."""
+    try:
+        with opener() as fh:
+            return fh.read(len(head)) == head
+    except (OSError, EOFError):
+        return False
 
 
 def _first_block(opener: Opener) -> bytes:

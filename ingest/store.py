@@ -6,6 +6,8 @@ any moment leaves the database at a batch boundary: nothing lost, nothing counte
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -122,6 +124,29 @@ def connect(path: Path, *, read_only: bool, wait_s: float = 0.0,
         delay = min(delay * 2, 0.25)
 
 
+def _create(path: Path) -> None:
+    """A new database appears at `path` complete with its schema, or not at all: it is built
+    under a temporary name and renamed, so no reader ever opens a file without tables."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            Store(con, path)._migrate()
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        if not path.exists():  # another process may have created it meanwhile
+            os.replace(tmp, path)
+    except duckdb.Error as exc:
+        raise translate(exc, path) from exc
+    except OSError as exc:
+        raise DatabaseError(f"cannot create database {path}: {exc.strerror}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".wal").unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """What the store remembers about one file generation."""
@@ -175,6 +200,8 @@ class Store:
             raise DatabaseError(
                 f"cannot create database {path}: folder {path.parent} does not exist"
             )
+        if not path.exists():
+            _create(path)
         config = WRITER_SANDBOX if sandboxed else None
         con = connect(path, read_only=False, wait_s=wait_s, config=config)
         store = cls(con, path)
@@ -182,7 +209,9 @@ class Store:
         return store
 
     def _migrate(self) -> None:
+        """Create what is missing and refresh the causes, in one transaction."""
         try:
+            self.con.execute("BEGIN TRANSACTION")
             self.con.execute(DDL)
             self.con.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
@@ -194,7 +223,10 @@ class Store:
                 " remediation = excluded.remediation",
                 [[c.cause.value, c.title, c.description, c.remediation] for c in CAUSES],
             )
+            self.con.execute("COMMIT")
         except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
             raise translate(exc, self.path) from exc
 
     def close(self) -> None:
