@@ -1,0 +1,246 @@
+"""CLI -> alerts: `alerts test`, `alerts check` and `alerts backtest`, as functions the CLI wires.
+
+Each returns an exit code and writes its report to `out` (stdout); foreseeable failures raise the
+ingest error tree (ConfigError, UsageError, DatabaseError) for the CLI to print as one sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from alerts.backtest import Backtest
+from alerts.backtest import run as run_replay
+from alerts.config import load_alert_config
+from alerts.detectors import window_text
+from alerts.engine import AlertEngine, utc_now
+from alerts.evaluation import Event
+from alerts.lifecycle import AlertState
+from alerts.notifications import iso, make_test_notification
+from alerts.outbox import DeliveryState, Settled
+from ingest.errors import ConfigError, UsageError
+from ingest.reader import Reader
+from ingest.settings import Settings
+from ingest.store import Store
+
+FINAL = (
+    DeliveryState.DELIVERED,
+    DeliveryState.REJECTED,
+    DeliveryState.GAVE_UP,
+    DeliveryState.IN_DOUBT,
+)
+_RELATIVE = re.compile(r"^\s*-?\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*(?:ago)?\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, now: datetime, option: str = "--since") -> datetime:
+    """`2025-06-02T13:00:00Z`, `2025-06-02` (UTC midnight), `now`, or `2h` / `-2h` / `2h ago`."""
+    value = text.strip()
+    if value == "now":
+        return now
+    match = _RELATIVE.match(value)
+    if match:
+        return now - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is not a time; use ISO 8601 like "
+            "2025-06-02T13:00:00Z, or a span ago like 2h or 7d"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_step(text: str) -> timedelta:
+    match = _RELATIVE.match(text) if not text.strip().startswith("-") else None
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"--step {text!r} is not a positive duration; use e.g. 30s, 1m or 5m")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+
+
+def _settle(
+    engine: AlertEngine,
+    keys: set[str] | None,
+    wait_s: float,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Settled]:
+    """Deliver what is due, then keep retrying the given deliveries (None: those attempted here)
+    until each is final or `wait_s` has passed; the last outcome of each."""
+    last: dict[str, Settled] = {}
+    deadline = time.monotonic() + wait_s
+    while True:
+        for s in engine.deliver(clock()):
+            if keys is None or s.key in keys:
+                last[s.key] = s
+        tracked = keys if keys is not None else set(last)
+        waiting = [k for k in tracked if k not in last or last[k].state not in FINAL]
+        left = deadline - time.monotonic()
+        if not waiting or left <= 0:
+            return last
+        nxt = engine.next_due()
+        delay = 0.01 if nxt is None else (nxt - clock()).total_seconds()
+        sleep(min(max(delay, 0.01), left))
+
+
+def _report(s: Settled, kind: str, out: TextIO) -> None:
+    mark = {"delivered": "ok  ", "queued": "wait"}.get(s.state.value, "FAIL")
+    detail = s.error or ""
+    status = f"HTTP {s.status}" if s.status is not None and "HTTP" not in detail else ""
+    if s.state is DeliveryState.QUEUED and s.next_attempt_at is not None:
+        detail = (
+            f"{detail}; still retrying (next attempt {iso(s.next_attempt_at)}, kept in the outbox)"
+        )
+    text = ", ".join(p for p in (s.state.value, status, detail) if p)
+    out.write(f"{mark} {s.channel} ({kind}): {text} [attempt {s.attempt}]\n")
+
+
+def run_test(
+    settings: Settings,
+    store: Store,
+    out: TextIO,
+    *,
+    env: Mapping[str, str] | None = None,
+    wait_s: float = 30.0,
+    clock: Callable[[], datetime] = utc_now,
+) -> int:
+    """Send a clearly marked test notification through every configured channel; 0 if all got it."""
+    config = load_alert_config(settings, env)
+    if not config.channels:
+        raise ConfigError(
+            "no alert channels are configured; add an [alerts.channels.NAME] table "
+            "with type and url_env to conflictradar.toml"
+        )
+    with AlertEngine(settings, store, config=config, clock=clock) as engine:
+        now = clock()
+        n = make_test_notification(str(uuid.uuid4()), now, config.dashboard_url)
+        keys = engine.queue(n, now, max_age_s=wait_s)
+        results = _settle(engine, set(keys), wait_s + 1.0, clock)
+    ok = True
+    for channel, key in zip(config.channels, keys, strict=True):
+        s = results.get(key)
+        if s is None:
+            out.write(
+                f"FAIL {channel.name} ({channel.kind.value}): not attempted (an earlier "
+                "delivery to this channel is still queued)\n"
+            )
+            ok = False
+            continue
+        _report(s, channel.kind.value, out)
+        ok &= s.state is DeliveryState.DELIVERED
+    return 0 if ok else 1
+
+
+def _event_line(e: Event) -> str:
+    state = e.state.value.upper() if e.notify else e.state.value
+    if e.repeat:
+        state += " (repeat)"
+    return f"{iso(e.ts)}  {state:<18} {e.message}"
+
+
+def run_check(
+    settings: Settings,
+    store: Store,
+    now: datetime,
+    out: TextIO,
+    *,
+    env: Mapping[str, str] | None = None,
+    wait_s: float = 30.0,
+    clock: Callable[[], datetime] = utc_now,
+) -> int:
+    """Evaluate every rule once at `now` and deliver what fires (waiting up to `wait_s` for
+    retries); 0 unless a delivery was refused or given up."""
+    with AlertEngine(settings, store, env=env, clock=clock) as engine:
+        events = engine.evaluate(now)
+        results = _settle(engine, None, wait_s, clock)
+        still_open = engine.open_deliveries()
+    rules = ", ".join(r.name for r in engine.config.rules)
+    out.write(f"evaluated {len(engine.config.rules)} rules at {iso(now)}: {rules}\n")
+    for e in events:
+        out.write(_event_line(e) + "\n")
+    if not events:
+        out.write("no alert changed state\n")
+    kinds = {c.name: c.kind.value for c in engine.config.channels}
+    for s in results.values():
+        _report(s, kinds.get(s.channel, "?"), out)
+    if still_open:
+        out.write(
+            f"{still_open} deliveries are still queued; `conflictradar watch` or the next "
+            "`alerts check` retries them\n"
+        )
+    failed = [
+        s for s in results.values() if s.state in (DeliveryState.REJECTED, DeliveryState.GAVE_UP)
+    ]
+    return 1 if failed else 0
+
+
+def print_timeline(result: Backtest, out: TextIO) -> None:
+    step = window_text(result.step.total_seconds())
+    out.write(
+        f"backtest {iso(result.since)} .. {iso(result.until)} every {step} "
+        "(nothing sent, nothing written)\n"
+    )
+    cleared = 0
+    for e in result.events:
+        if e.state is AlertState.INACTIVE:
+            cleared += 1
+            continue
+        if e.state is AlertState.PENDING:
+            continue
+        out.write(_event_line(e) + "\n")
+        if e.state is AlertState.FIRING and not e.repeat:
+            n = next((n for n in result.notifications if n.id == e.notification_id), None)
+            item = (
+                next((a for a in n.alerts if a.scope_value == e.scope_value), None) if n else None
+            )
+            if item is not None and (item.causes or item.resources):
+                causes = ", ".join(f"{c.name} {c.n}" for c in item.causes)
+                paths = ", ".join(f"{c.name} {c.n}" for c in item.resources)
+                out.write(f"{'':22}top causes: {causes or '-'}; top resources: {paths or '-'}\n")
+    fired = result.fired()
+    by_rule: dict[str, int] = {}
+    for e in fired:
+        by_rule[e.rule] = by_rule.get(e.rule, 0) + 1
+    summary = ", ".join(f"{rule}: {n}" for rule, n in by_rule.items()) or "none"
+    out.write(
+        f"{len(fired)} alerts would have fired ({summary}); {cleared} pending alerts "
+        "cleared before firing\n"
+    )
+
+
+def run_backtest(
+    settings: Settings,
+    reader: Reader,
+    since: datetime,
+    until: datetime,
+    step: timedelta | None,
+    html: Path | None,
+    out: TextIO,
+) -> int:
+    """Replay the rules over stored history; print the timeline, optionally write an HTML plot."""
+    step = step or timedelta(minutes=1)
+    if until <= since:
+        raise UsageError(f"--until {iso(until)} must be after --since {iso(since)}")
+    if step <= timedelta(0):
+        raise UsageError("--step must be positive")
+    config = load_alert_config(settings, require_secrets=False)
+    try:
+        result = run_replay(config, reader, since, until, step)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print_timeline(result, out)
+    if html is not None:
+        from alerts.plot import backtest_figure, write_html
+
+        title = f"conflictradar alerts backtest {iso(result.since)} .. {iso(result.until)}"
+        try:
+            write_html(backtest_figure(result.series, result.events, title), html)
+        except OSError as exc:
+            raise UsageError(f"cannot write --html {html}: {exc.strerror}") from exc
+        out.write(f"wrote {html}\n")
+    return 0

@@ -1,0 +1,231 @@
+"""Store -> alerts -> channels: evaluate the rules after each batch, deliver through the outbox.
+
+`AlertEngine(settings, store)` is what `watch` and `alerts check` use. `evaluate(now)` reads the
+counts and commits state changes, events and queued deliveries in one transaction on the store's
+connection. Delivery runs on the engine's own cursor: inline with `deliver(now)`, or on a
+background thread after `start()`, so a slow receiver never holds up ingest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+import duckdb
+import httpx
+
+from alerts.config import AlertConfig, load_alert_config
+from alerts.counts import data_start, sample_rule
+from alerts.evaluation import Event, compose, step_rule
+from alerts.notifications import Notification
+from alerts.notifiers import Outcome, build_request, send
+from alerts.outbox import DeliveryState, Outbox, Pending, Settled, enqueue
+from alerts.schema import ensure_tables
+from alerts.secrets import redact
+from alerts.state import drop_unknown_rules, load_tracks, record_events, save_tracks
+from ingest.errors import DatabaseError
+from ingest.settings import Settings
+from ingest.store import Store
+
+log = logging.getLogger("conflictradar.alerts")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertEngine:
+    """Alert evaluation and delivery on the store's database (the single writer's process)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        config: AlertConfig | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config if config is not None else load_alert_config(settings, env)
+        self.store = store
+        self.clock = clock
+        self.rng = rng or random.Random()
+        try:
+            with store.transaction() as con:
+                ensure_tables(con)
+                drop_unknown_rules(con, self.config.rules)
+        except duckdb.Error as exc:
+            raise DatabaseError(f"cannot prepare the alerts tables in {store.path}: {exc}") from exc
+        self._con = store.con.cursor()
+        with contextlib.suppress(duckdb.Error):  # refused when the watcher locked the config
+            self._con.execute("SET TimeZone = 'UTC'")
+        self._outbox = Outbox(self._con)
+        self._client = httpx.Client(follow_redirects=False)
+        self._sending = threading.Lock()  # one deliver() at a time: nothing sent twice
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        dedupe = frozenset(c.name for c in self.config.channels if c.dedupe)
+        self.recovered: list[Settled] = self._outbox.recover(dedupe, clock())
+        for s in self.recovered:
+            log.warning("delivery %s to channel %s: %s", s.key, s.channel, s.error)
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def evaluate(self, now: datetime) -> list[Event]:
+        """Evaluate every rule at `now`; commit state, events and queued deliveries together."""
+        events: list[Event] = []
+        queued = False
+        with self.store.transaction() as con:
+            first = data_start(con)
+            for rule in self.config.rules:
+                tracks = load_tracks(con, rule)
+                sample = sample_rule(con, rule, [now], first)[0]
+                updated, transitions = step_rule(rule, tracks, sample)
+                rule_events, notification = compose(
+                    con, rule, transitions, now, self.config.dashboard_url
+                )
+                save_tracks(con, rule, updated.values(), now)
+                record_events(con, rule_events)
+                if notification is not None:
+                    channels = self.config.channels_of(rule)
+                    queued |= bool(enqueue(con, notification, channels, now, self.config.delivery))
+                events.extend(rule_events)
+        for e in events:
+            if e.notify:
+                log.info("%s", e.message)
+        if queued:
+            self._wake.set()
+        return events
+
+    def queue(
+        self, notification: Notification, now: datetime, max_age_s: float | None = None
+    ) -> list[str]:
+        """Queue an ad-hoc notification (the test message) for every channel; its keys."""
+        policy = self.config.delivery
+        if max_age_s is not None:
+            policy = replace(policy, max_age_s=max_age_s)
+        with self.store.transaction() as con:
+            keys = enqueue(con, notification, self.config.channels, now, policy)
+        self._wake.set()
+        return keys
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    def deliver(self, now: datetime) -> list[Settled]:
+        """Attempt every delivery due at `now` once (retries wait for a later call)."""
+        started = time.monotonic()
+        settled: list[Settled] = []
+        tried: set[str] = set()
+        with self._sending:
+            while True:
+                at = now + timedelta(seconds=time.monotonic() - started)
+                due = [p for p in self._outbox.due(at, limit=len(tried) + 50) if p.key not in tried]
+                if not due:
+                    break
+                for p in due:
+                    tried.add(p.key)
+                    settled.append(self._attempt(p, now, started))
+        for s in settled:
+            if s.state in (DeliveryState.REJECTED, DeliveryState.GAVE_UP):
+                log.warning("delivery to channel %s failed: %s", s.channel, s.error)
+        return settled
+
+    def _attempt(self, p: Pending, now: datetime, started: float) -> Settled:
+        at = now + timedelta(seconds=time.monotonic() - started)
+        channel = self.config.channel(p.channel)
+        attempt_type = channel.kind.value if channel else "unknown"
+        attempt = self._outbox.begin(p, attempt_type, at)
+        if channel is None or channel.url is None:
+            why = (
+                "is no longer configured" if channel is None else f"has no URL ({channel.url_env})"
+            )
+            outcome = Outcome(False, False, None, f"channel {p.channel} {why}", None, 0.0)
+        else:
+            try:
+                n = self._outbox.notification(p.notification_id)
+                request = build_request(channel, n, p.key, at, self.config.dashboard_url)
+                timeout = channel.timeout_s or self.config.delivery.timeout_s
+                outcome = send(self._client, channel, request, timeout, at)
+            except Exception as exc:  # settle the attempt rather than leave it `sending`
+                error = redact(f"cannot send: {type(exc).__name__}: {exc}", channel.secrets)
+                outcome = Outcome(False, False, None, error, None, 0.0)
+        end = now + timedelta(seconds=time.monotonic() - started)
+        return self._outbox.finish(p, attempt, outcome, end, self.config.delivery, self.rng)
+
+    def deliver_due(self, now: datetime) -> int:
+        """For `watch`: with the sender thread running, wake it and return 0 at once; otherwise
+        deliver inline and return the number of attempts made."""
+        if self._thread is not None and self._thread.is_alive():
+            self._wake.set()
+            return 0
+        return len(self.deliver(now))
+
+    def next_due(self) -> datetime | None:
+        return self._outbox.next_due()
+
+    def open_deliveries(self) -> int:
+        """Deliveries still queued or under way."""
+        return self._outbox.open_count()
+
+    # -- background sender -------------------------------------------------------------------
+
+    def start(self) -> AlertEngine:
+        """Run deliveries on a background thread (woken by `evaluate` and by due retries)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name="conflictradar-outbox", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.deliver(self.clock())
+                nxt = self.next_due()
+            except Exception as exc:  # keep sending later; the outbox keeps what is owed
+                secrets = [s for c in self.config.channels for s in c.secrets]
+                log.error(
+                    "alert delivery failed: %s", redact(f"{type(exc).__name__}: {exc}", secrets)
+                )
+                nxt = None
+            wait = 1.0
+            if nxt is not None:
+                wait = min(1.0, max(0.005, (nxt - self.clock()).total_seconds()))
+            self._wake.wait(wait)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self._client.close()
+        self._con.close()
+
+    def __enter__(self) -> AlertEngine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

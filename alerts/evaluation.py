@@ -1,0 +1,157 @@
+"""Counts -> detectors -> lifecycle -> events and grouped notifications, for one rule at one time.
+
+Shared by the live engine (which persists the result) and the backtest (which only prints it),
+so a backtest shows exactly what the engine would have done.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+
+from alerts.counts import Sample, breakdown
+from alerts.detectors import Verdict, detect
+from alerts.lifecycle import AlertState, Change, Track, advance
+from alerts.notifications import AlertItem, Notification, Status, dashboard_link
+from alerts.rules import Rule, Scope
+
+
+@dataclass(frozen=True)
+class Event:
+    """One state change of one alert; a row of `alert_events`, and what `evaluate` returns."""
+
+    id: str
+    ts: datetime
+    rule: str
+    scope: Scope
+    scope_value: str
+    state: AlertState
+    previous: AlertState
+    repeat: bool
+    flapping: bool
+    value: int
+    baseline: float | None
+    score: float | None
+    window_s: float
+    message: str
+    notification_id: str | None = None
+
+    @property
+    def notify(self) -> bool:
+        return self.state in (AlertState.FIRING, AlertState.RESOLVED)
+
+
+@dataclass(frozen=True)
+class Transition:
+    track: Track  # after the change
+    change: Change
+    verdict: Verdict
+
+
+def step_rule(
+    rule: Rule, tracks: Mapping[str, Track], sample: Sample
+) -> tuple[dict[str, Track], list[Transition]]:
+    """Advance every alert of `rule` (scope values seen now or remembered) by one evaluation."""
+    keys = sorted({c.key for c in sample.counts} | set(tracks))
+    updated: dict[str, Track] = {}
+    transitions = []
+    for key in keys:
+        counted = sample.get(key)
+        verdict = detect(rule, counted.value, counted.history)
+        before = tracks.get(key) or Track(rule.name, rule.scope, key)
+        after, change = advance(before, verdict, sample.now, rule)
+        updated[key] = after
+        if change is not None:
+            transitions.append(Transition(after, change, verdict))
+    return updated, transitions
+
+
+def _message(rule: Rule, t: Transition) -> str:
+    subject = "all 409s" if t.track.scope is Scope.GLOBAL else f"{rule.scope.value} {t.track.key}"
+    state = t.change.state.value + (" (repeat)" if t.change.repeat else "")
+    flap = "; flapping" if t.track.flapping and t.change.state is AlertState.FIRING else ""
+    if t.change.state is AlertState.PENDING:
+        tail = f"; fires if it lasts {rule.for_s:g} s"
+    elif t.change.state is AlertState.INACTIVE:
+        tail = "; cleared before the pending period ended"
+    else:
+        tail = ""
+    return f"{rule.name}: {subject} {state}: {t.verdict.reason}{tail}{flap}"
+
+
+def compose(
+    con: duckdb.DuckDBPyConnection,
+    rule: Rule,
+    transitions: list[Transition],
+    now: datetime,
+    dashboard_url: str,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> tuple[list[Event], Notification | None]:
+    """Events for every transition, and one notification for those that notify (or None)."""
+    window = timedelta(seconds=rule.window_s)
+    items = []
+    for t in transitions:
+        if not t.change.notify:
+            continue
+        resolved = t.change.state is AlertState.RESOLVED
+        starts = t.track.firing_since or now
+        parts = breakdown(con, rule.scope, t.track.key, now - window, now, rule.top)
+        items.append(
+            AlertItem(
+                rule=rule.name,
+                scope=rule.scope,
+                scope_value=t.track.key,
+                status=Status.RESOLVED if resolved else Status.FIRING,
+                value=t.verdict.value,
+                baseline=t.verdict.baseline,
+                score=t.verdict.score,
+                window_s=rule.window_s,
+                min_count=rule.min_count,
+                severity=rule.severity,
+                starts_at=starts,
+                ends_at=now if resolved else None,
+                evaluated_at=now,
+                reason=t.verdict.reason,
+                link=dashboard_link(
+                    dashboard_url, min(starts, now) - window, now, rule.scope, t.track.key
+                ),
+                causes=parts.causes,
+                resources=parts.resources,
+                endpoints=parts.endpoints,
+                repeat=t.change.repeat,
+                flapping=t.track.flapping,
+                refresh_s=rule.repeat_interval_s + rule.window_s,
+            )
+        )
+    notification = None
+    if items:
+        earliest = min(i.starts_at for i in items)
+        link = dashboard_link(dashboard_url, earliest - window, now, Scope.GLOBAL, "")
+        if len(items) == 1:
+            link = items[0].link
+        notification = Notification(new_id(), rule.name, now, tuple(items), link)
+    events = [
+        Event(
+            id=new_id(),
+            ts=now,
+            rule=rule.name,
+            scope=rule.scope,
+            scope_value=t.track.key,
+            state=t.change.state,
+            previous=t.change.previous,
+            repeat=t.change.repeat,
+            flapping=t.track.flapping,
+            value=t.verdict.value,
+            baseline=t.verdict.baseline,
+            score=t.verdict.score,
+            window_s=rule.window_s,
+            message=_message(rule, t),
+            notification_id=notification.id if notification and t.change.notify else None,
+        )
+        for t in transitions
+    ]
+    return events, notification

@@ -1,0 +1,317 @@
+"""Alert settings, detectors and lifecycle: validation messages, defaults, and pure time logic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from alerts.config import DeliveryPolicy, parse_alert_config
+from alerts.detectors import detect, robust_spread
+from alerts.lifecycle import AlertState, Track, advance
+from alerts.rules import DEFAULT_RULES, DetectorKind, Rule, Scope
+from alerts.secrets import Secret, redact
+from ingest.errors import ConfigError
+
+ENV = {"SLACK_URL": "https://hooks.slack.com/services/T0/B0/sekrit", "HMAC": "k3y"}
+T0 = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+
+
+def config(table: dict[str, Any], env: dict[str, str] = ENV) -> Any:
+    return parse_alert_config(table, env)
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_no_alerts_table_gives_the_default_rules_and_no_channels() -> None:
+    cfg = config({})
+    assert cfg.rules == DEFAULT_RULES
+    assert [r.scope for r in cfg.rules] == [Scope.GLOBAL, Scope.ENDPOINT]
+    assert all(r.detector is DetectorKind.BASELINE and r.min_count >= 10 for r in cfg.rules)
+    assert cfg.channels == ()
+    assert cfg.delivery == DeliveryPolicy()
+    assert cfg.dashboard_url == "http://127.0.0.1:8501"
+
+
+def test_spec_example_parses_with_every_fixed_key() -> None:
+    cfg = config(
+        {
+            "channels": {"ops-slack": {"type": "slack", "url_env": "SLACK_URL"}},
+            "rules": [
+                {
+                    "name": "409 spike per endpoint",
+                    "scope": "endpoint",
+                    "detector": "baseline",
+                    "window": "5m",
+                    "min_count": 20,
+                    "for": "1m",
+                    "channels": ["ops-slack"],
+                }
+            ],
+        }
+    )
+    (rule,) = cfg.rules
+    assert (rule.scope, rule.window_s, rule.min_count, rule.for_s) == (Scope.ENDPOINT, 300, 20, 60)
+    assert rule.channels == ("ops-slack",)
+    assert cfg.channels[0].url is not None
+    assert cfg.channels[0].url.reveal() == ENV["SLACK_URL"]
+
+
+def test_own_keys_parse() -> None:
+    cfg = config(
+        {
+            "timeout": "2s",
+            "retry_initial": "10ms",
+            "retry_max": "1s",
+            "max_delivery_age": "30s",
+            "rules": [
+                {
+                    "name": "r",
+                    "repeat_interval": "1h",
+                    "history": 24,
+                    "history_step": "1d",
+                    "deviation": 5,
+                    "resolve_after": "0s",
+                    "flap_window": "30m",
+                    "flap_count": 4,
+                    "flap_resolve_after": "10m",
+                    "severity": "critical",
+                    "top": 5,
+                }
+            ],
+        }
+    )
+    assert cfg.delivery == DeliveryPolicy(2.0, 0.01, 1.0, 30.0)
+    r = cfg.rules[0]
+    assert (r.repeat_interval_s, r.history, r.step_s, r.deviation) == (3600, 24, 86400, 5.0)
+    assert (r.resolve_after_s, r.flap_window_s, r.flap_count, r.severity, r.top) == (
+        0,
+        1800,
+        4,
+        "critical",
+        5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"rulez": []}, "unknown key alerts.rulez; allowed keys are channels, default_rules,"),
+        (
+            {"rules": [{"name": "a", "windw": "5m"}]},
+            "unknown key alerts.rules[0] ('a').windw; allowed keys are channels, detector,",
+        ),
+        (
+            {"rules": [{"name": "a", "scope": "host"}]},
+            "alerts.rules[0] ('a').scope = 'host' is not allowed; allowed values are cause, endpoint,"
+            " global",
+        ),
+        (
+            {"rules": [{"name": "a", "detector": "zscore"}]},
+            "alerts.rules[0] ('a').detector = 'zscore' is not allowed; allowed values are baseline,"
+            " threshold",
+        ),
+        (
+            {"rules": [{"name": "a", "window": "five minutes"}]},
+            "alerts.rules[0] ('a').window = 'five minutes' is not a duration",
+        ),
+        ({"rules": [{"name": "a", "window": "0s"}]}, "window = '0s' must be longer than 0s"),
+        ({"rules": [{"name": "a", "min_count": 0}]}, "min_count = 0 must be at least 1"),
+        (
+            {"rules": [{"name": "a", "min_count": "ten"}]},
+            "min_count = 'ten' must be a whole number",
+        ),
+        ({"rules": [{"name": "a", "deviation": -1}]}, "deviation = -1 must be a number > 0"),
+        (
+            {"rules": [{"name": "a", "channels": ["pager"]}]},
+            "alerts.rules[0] ('a').channels: no channel named 'pager'; configured channels: none",
+        ),
+        (
+            {
+                "channels": {"s": {"type": "slack", "url_env": "SLACK_URL"}},
+                "rules": [{"name": "a", "channels": ["pager"]}],
+            },
+            "no channel named 'pager'; configured channels: s",
+        ),
+        ({"rules": [{"name": "a"}, {"name": "a"}]}, "alerts.rules[1].name = 'a' is used by two"),
+        ({"rules": [{"scope": "global"}]}, "alerts.rules[0].name is missing"),
+        (
+            {"rules": [{"name": "a", "window": "5m", "history_step": "1m"}]},
+            "history_step = '1m' must be at least the window ('5m')",
+        ),
+        (
+            {"channels": {"s": {"type": "teams", "url_env": "X"}}},
+            "alerts.channels.s.type = 'teams' is not allowed; allowed values are alertmanager, slack,"
+            " webhook",
+        ),
+        ({"channels": {"s": {"type": "slack"}}}, "alerts.channels.s.url_env is missing"),
+        (
+            {"channels": {"s": {"type": "slack", "url_env": "NOPE"}}},
+            "alerts.channels.s.url_env = 'NOPE': the environment variable NOPE is not set",
+        ),
+        (
+            {"channels": {"s": {"type": "slack", "url_env": "SLACK_URL", "secret_env": "HMAC"}}},
+            "alerts.channels.s.secret_env is not allowed for a slack channel",
+        ),
+        (
+            {"channels": {"s": {"type": "slack", "url_env": "SLACK_URL", "dedupe": True}}},
+            "Slack incoming webhooks do not deduplicate",
+        ),
+        (
+            {"channels": {"s": {"type": "webhook", "url_env": "HMAC"}}},
+            "the environment variable HMAC does not hold an http:// or https:// URL",
+        ),
+        ({"retry_initial": "2s", "retry_max": "1s"}, "alerts.retry_max = '1s' must be at least"),
+    ],
+)
+def test_bad_settings_name_key_value_and_what_is_allowed(
+    table: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        config(table)
+    assert message in str(err.value)
+    assert "k3y" not in str(err.value) and "sekrit" not in str(err.value)
+
+
+def test_rules_without_channels_go_to_every_channel_and_empty_list_to_none() -> None:
+    cfg = config(
+        {
+            "channels": {
+                "a": {"type": "slack", "url_env": "SLACK_URL"},
+                "b": {"type": "webhook", "url_env": "SLACK_URL", "secret_env": "HMAC"},
+            },
+            "rules": [{"name": "all"}, {"name": "quiet", "channels": []}],
+        }
+    )
+    assert [c.name for c in cfg.channels_of(cfg.rules[0])] == ["a", "b"]
+    assert cfg.channels_of(cfg.rules[1]) == ()
+
+
+def test_backtest_does_not_need_the_secrets() -> None:
+    table = {"channels": {"s": {"type": "slack", "url_env": "UNSET_VAR"}}}
+    cfg = parse_alert_config(table, {}, require_secrets=False)
+    assert cfg.channels[0].url is None
+
+
+def test_secrets_never_print() -> None:
+    cfg = config(
+        {"channels": {"w": {"type": "webhook", "url_env": "SLACK_URL", "secret_env": "HMAC"}}}
+    )
+    text = f"{cfg!r} {cfg} {cfg.channels[0]!r} {cfg.channels[0].url}"
+    assert "sekrit" not in text and "k3y" not in text and "hooks.slack.com" not in text
+    assert "<secret>" in text
+    assert redact(
+        "POST https://hooks.slack.com/services/T0/B0/sekrit failed; path /services/T0/B0/sekrit",
+        [Secret(ENV["SLACK_URL"])],
+    ) == ("POST <secret> failed; path <secret>")
+
+
+# -- detectors ---------------------------------------------------------------------------------
+
+QUIET = Rule(name="q", scope=Scope.ENDPOINT, min_count=10)
+
+
+def test_a_jump_from_1_to_3_on_a_quiet_endpoint_pages_nobody() -> None:
+    assert not detect(QUIET, 3, [1] * 12).active
+    # Even a jump that stands out statistically stays below the floor on a quiet endpoint.
+    verdict = detect(QUIET, 6, [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1])
+    assert not verdict.active
+    assert verdict.score is not None and verdict.score > QUIET.deviation
+    assert "below the floor of 10" in verdict.reason
+
+
+def test_a_real_spike_fires_and_a_busy_endpoints_normal_level_does_not() -> None:
+    assert detect(QUIET, 25, [1, 0, 2, 1, 0, 1, 1, 0, 2, 1, 0, 1]).active
+    busy = [100, 96, 110, 104, 99, 93, 105, 101, 98, 107, 102, 95]
+    assert not detect(QUIET, 115, busy).active  # within noise of a busy endpoint
+    assert detect(QUIET, 160, busy).active
+
+
+def test_robust_spread_floors_a_zero_mad() -> None:
+    assert robust_spread([0] * 12) == (0.0, 1.0)
+    median, spread = robust_spread([100] * 12)
+    assert (median, spread) == (100.0, 10.0)  # Poisson noise of the median
+
+
+def test_threshold_and_too_little_history() -> None:
+    rule = replace(QUIET, detector=DetectorKind.THRESHOLD)
+    assert detect(rule, 10, []).active and not detect(rule, 9, []).active
+    assert detect(QUIET, 10, [0, 0]).active  # two past windows: the floor alone decides
+    assert "too few for a baseline" in detect(QUIET, 10, [0, 0]).reason
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+RULE = Rule(
+    name="r",
+    for_s=60,
+    resolve_after_s=120,
+    repeat_interval_s=3600,
+    flap_count=3,
+    flap_window_s=3600,
+    flap_resolve_after_s=900,
+    min_count=5,
+)
+
+
+def run(rule: Rule, script: Sequence[tuple[float, int]]) -> list[tuple[float, str]]:
+    """Feed (minute, count) evaluations; the transitions as (minute, state[+repeat])."""
+    track = Track(rule.name, rule.scope, "")
+    out = []
+    for minute, value in script:
+        verdict = detect(replace(rule, detector=DetectorKind.THRESHOLD), value, [])
+        track, change = advance(track, verdict, T0 + timedelta(minutes=minute), rule)
+        if change is not None:
+            out.append((minute, change.state.value + ("+repeat" if change.repeat else "")))
+    return out
+
+
+def test_pending_then_firing_after_for_then_resolved_after_resolve_after() -> None:
+    script = [(0, 9), (0.5, 9), (1, 9), (2, 0), (3, 0), (4, 0), (5, 0)]
+    assert run(RULE, script) == [(0, "pending"), (1, "firing"), (4, "resolved")]
+
+
+def test_a_blip_shorter_than_for_never_fires() -> None:
+    assert run(RULE, [(0, 9), (0.5, 0), (1, 0)]) == [(0, "pending"), (0.5, "inactive")]
+
+
+def test_for_zero_fires_at_once() -> None:
+    assert run(replace(RULE, for_s=0), [(0, 9)]) == [(0, "firing")]
+
+
+def test_repeat_interval_renotifies_while_firing() -> None:
+    script = [(0, 9), (1, 9), (30, 9), (61, 9), (90, 9), (122, 9)]
+    assert run(RULE, script) == [
+        (0, "pending"),
+        (1, "firing"),
+        (61, "firing+repeat"),
+        (122, "firing+repeat"),
+    ]
+
+
+def test_a_short_quiet_gap_does_not_resolve() -> None:
+    script = [(0, 9), (1, 9), (2, 0), (3, 9), (4, 0), (5, 9)]
+    assert run(RULE, script) == [(0, "pending"), (1, "firing")]
+
+
+def test_flapping_alert_holds_until_a_long_quiet() -> None:
+    rule = replace(RULE, for_s=0, resolve_after_s=60)
+    script = []
+    for cycle in range(6):  # on for 1 min, off for 3 min, six times
+        start = cycle * 4
+        script += [(start, 9), (start + 1, 0), (start + 2, 0), (start + 3, 0)]
+    script += [(t, 0) for t in range(24, 45)]
+    changes = run(rule, script)
+    fired = [m for m, s in changes if s == "firing"]
+    assert len(fired) == 3  # flap_count starts, then it holds as flapping instead of flipping
+    resolved = [m for m, s in changes if s == "resolved"]
+    assert resolved[-1] >= 20 + 1 + 15  # the last resolve waited for flap_resolve_after (15 m)
+    assert len(changes) == 6
+
+
+def test_state_enum_values_are_the_documented_names() -> None:
+    assert [s.value for s in AlertState] == ["inactive", "pending", "firing", "resolved"]
