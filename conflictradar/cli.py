@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ingest.errors import ConflictRadarError, UsageError
 from ingest.settings import Settings, load_settings
@@ -55,6 +56,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="log what watch does (files, rotations, batches, lag) to stderr as JSON")  # fmt: skip
+
+    p = sub.add_parser("dashboard", help="start the dashboard (Streamlit) on 127.0.0.1:8501")
+    _common(p)
+    p.add_argument("--host", help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, help="port (default: 8501)")
+
+    p = sub.add_parser("alerts", help="test channels, check rules now, or backtest history")
+    alerts = p.add_subparsers(dest="alerts_command", required=True, parser_class=_Parser)
+    a = alerts.add_parser("test", help="send a clearly marked test notification to every channel")
+    _common(a)
+    a = alerts.add_parser("check", help="evaluate the rules once, now, and deliver what fires")
+    _common(a)
+    a = alerts.add_parser(
+        "backtest", help="replay history: which alerts would have fired, when, why"
+    )
+    _common(a)
+    a.add_argument(
+        "--since", required=True, help="start: ISO time (2025-06-02T08:00Z) or 2h, 7d ago"
+    )
+    a.add_argument("--until", default="now", help="end (default: now)")
+    a.add_argument("--step", default="1m", help="evaluation step (default: 1m)")
+    a.add_argument(
+        "--html", type=Path, help="also write an HTML plot of the series with the alerts"
+    )
 
     p = sub.add_parser("sql", help="run a read-only SQL query")
     _common(p)
@@ -108,6 +133,31 @@ def cmd_watch(settings: Settings, paths: list[str], log_format: str | None, aler
     return run_watch(settings, paths, log_format, alerts)
 
 
+def cmd_dashboard(settings: Settings, host: str | None, port: int | None) -> int:
+    from dashboard.server import run_dashboard
+
+    return run_dashboard(settings, host or settings.dashboard.host, port or settings.dashboard.port)
+
+
+def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from alerts.commands import parse_step, parse_when, run_backtest, run_check, run_test
+    from ingest.reader import open_reader
+    from ingest.store import Store
+
+    now = datetime.now(UTC)
+    if args.alerts_command == "backtest":
+        since = parse_when(args.since, now, "--since")
+        until = parse_when(args.until, now, "--until")
+        return run_backtest(settings, open_reader(settings), since, until, parse_step(args.step),
+                            args.html, sys.stdout)  # fmt: skip
+    with Store.open(settings.db, wait_s=5.0) as store:
+        if args.alerts_command == "test":
+            return run_test(settings, store, sys.stdout)
+        return run_check(settings, store, now, sys.stdout)
+
+
 def cmd_demo(settings: Settings) -> int:
     from conflictradar.demo import run_demo
 
@@ -123,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             return cmd_watch(_settings(args), args.paths, args.log_format, not args.no_alerts,
                              args.verbose)  # fmt: skip
+        if args.command == "dashboard":
+            return cmd_dashboard(_settings(args), args.host, args.port)
+        if args.command == "alerts":
+            return cmd_alerts(_settings(args), args)
         if args.command == "sql":
             return cmd_sql(_settings(args), args.query, args.out_format)
         if args.command == "demo":

@@ -20,15 +20,17 @@ from ingest.tail import Tailer
 log = logging.getLogger("conflictradar.watch")
 
 MAINTENANCE_EVERY_S = 60.0
+IDLE_EVALUATE_S = 5.0
 
 
-def _alert_hook(settings: Settings, store: Store) -> Callable[[int], None] | None:
-    """The alert engine's per-batch evaluation, if the alerts package is available."""
-    try:
-        from alerts.engine import AlertEngine
-    except ImportError:
-        return None
-    engine = AlertEngine(settings, store)
+def _alert_hook(
+    settings: Settings, store: Store
+) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """The alert engine's per-batch evaluation and its shutdown. Deliveries run in the engine's
+    own sender thread, so a slow receiver never holds up ingest."""
+    from alerts.engine import AlertEngine
+
+    engine = AlertEngine(settings, store).start()
 
     def evaluate(lines: int) -> None:
         try:
@@ -38,7 +40,7 @@ def _alert_hook(settings: Settings, store: Store) -> Callable[[int], None] | Non
         except Exception as exc:  # alerting trouble must never stop ingest
             log.error("alert evaluation failed", extra={"error": str(exc)})
 
-    return evaluate
+    return evaluate, engine.close
 
 
 def run_watch(settings: Settings, paths: list[str], log_format: str | None, alerts: bool) -> int:
@@ -60,12 +62,17 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         ingester = Ingester(store, settings, forced=log_format)
         server = QueryServer(store.con, settings.db, settings.sql)
         server.start()
-        hook = _alert_hook(settings, store) if alerts else None
+        hook, close_alerts = _alert_hook(settings, store) if alerts else (None, None)
         last_maintenance = time.monotonic()
+        last_evaluation = 0.0
 
         def on_batch(lines: int) -> None:
-            nonlocal last_maintenance
-            if hook is not None:
+            nonlocal last_maintenance, last_evaluation
+            # Evaluate after every batch, and every few seconds without one so alerts resolve.
+            if hook is not None and (
+                lines or time.monotonic() - last_evaluation >= IDLE_EVALUATE_S
+            ):
+                last_evaluation = time.monotonic()
                 hook(lines)
             if time.monotonic() - last_maintenance >= MAINTENANCE_EVERY_S:
                 last_maintenance = time.monotonic()
@@ -77,6 +84,8 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         try:
             tailer.run(stop)
         finally:
+            if close_alerts is not None:
+                close_alerts()
             server.stop()
     return 0
 

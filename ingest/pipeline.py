@@ -7,6 +7,7 @@ so an interrupted ingest resumes exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import queue
@@ -407,10 +408,8 @@ class Ingester:
         finally:
             abort.set()
             while worker.is_alive() or not stage.empty():  # let the producer finish
-                try:
+                with contextlib.suppress(queue.Empty):
                     stage.get(timeout=0.05)
-                except queue.Empty:
-                    pass
             worker.join()
 
     def learn_folds(self) -> None:

@@ -17,7 +17,8 @@ from ingest.reader import Reader
 
 MINUTE = timedelta(minutes=1)
 BUCKETS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
-ALERT_TABLES = ("alert_events", "deliveries")
+# Written by the alerts package (its own schema); read here only if present.
+ALERT_TABLES = ("alert_events", "deliveries", "alert_state")
 # Columns of alert tables never shown: they may carry endpoints with credentials in them.
 SECRET_WORDS = ("url", "secret", "token", "signature", "password", "authorization", "header")
 
@@ -59,6 +60,17 @@ class Filters:
     def previous(self) -> Filters:
         """The same filters over the period of equal length just before."""
         return replace(self, start=self.start - self.span, end=self.start)
+
+    def dimensions(self, cause: bool = True) -> list[tuple[str, tuple[str, ...]]]:
+        """(column, selected values) for every narrowed column."""
+        dims = [
+            ("file", self.files),
+            ("host", self.hosts),
+            ("endpoint", self.endpoints),
+            ("method", self.methods),
+            ("cause", self.causes if cause else ()),
+        ]
+        return [(col, values) for col, values in dims if values]
 
 
 @dataclass(frozen=True)
@@ -108,18 +120,13 @@ def bucket_seconds(span: timedelta, target: int = 72) -> int:
     return BUCKETS_S[-1]
 
 
-def _where(f: Filters, time_col: str, *, cause: bool, alias: str = "") -> tuple[str, dict]:
-    a = f"{alias}." if alias else ""
-    parts = [f"{a}{time_col} >= $start", f"{a}{time_col} < $end"]
+def _where(f: Filters, time_col: str, *, cause: bool) -> tuple[str, dict[str, object]]:
+    """A WHERE clause over the time range and the narrowed columns, and its parameters."""
+    parts = [f"{time_col} >= $start", f"{time_col} < $end"]
     params: dict[str, object] = {"start": f.start, "end": f.end}
-    dims = [("files", "file", f.files), ("hosts", "host", f.hosts),
-            ("endpoints", "endpoint", f.endpoints), ("methods", "method", f.methods)]  # fmt: skip
-    if cause:
-        dims.append(("causes", "cause", f.causes))
-    for name, col, values in dims:
-        if values:
-            parts.append(f"list_contains(${name}, {a}{col})")
-            params[name] = list(values)
+    for col, values in f.dimensions(cause):
+        parts.append(f"list_contains(${col}_in, {col})")
+        params[f"{col}_in"] = list(values)
     return " AND ".join(parts), params
 
 
@@ -147,8 +154,7 @@ def data_status(reader: Reader) -> DataStatus:
         "   WHERE ts >= (SELECT max(minute) FROM request_minutes)) AS newest,"
         f" {ingest} AS last_ingest"
     ).row(0, named=True)
-    return replace(status, requests=int(row["requests"]), conflicts=int(row["conflicts"]),
-                   oldest=row["oldest"], newest=row["newest"], last_ingest=row["last_ingest"])  # fmt: skip
+    return replace(status, **row)
 
 
 def filter_options(reader: Reader) -> FilterOptions:
@@ -160,8 +166,10 @@ def filter_options(reader: Reader) -> FilterOptions:
         " UNION ALL SELECT 'causes', cause FROM causes"
         " UNION ALL SELECT 'causes', cause FROM conflict_minutes GROUP BY cause"
     ).drop_nulls()
-    values = {kind: tuple(sorted(set(df.filter(pl.col("kind") == kind)["value"].to_list())))
-              for kind in ("files", "hosts", "endpoints", "methods", "causes")}  # fmt: skip
+    values = {
+        kind: tuple(sorted(set(df.filter(pl.col("kind") == kind)["value"].to_list())))
+        for kind in ("files", "hosts", "endpoints", "methods", "causes")
+    }
     return FilterOptions(**values)
 
 
@@ -179,11 +187,12 @@ def kpis(reader: Reader, f: Filters) -> pl.DataFrame:
         f"       FROM conflict_minutes WHERE {con} AND conflicts > 0),"
         f" k AS (SELECT count(DISTINCT path) AS resources,"
         f"       count(DISTINCT (client_ip, user_agent)) AS clients FROM conflicts WHERE {raw}),"
-        f" t AS (SELECT cause FROM conflict_minutes WHERE {con}"
-        f"       GROUP BY cause ORDER BY sum(conflicts) DESC, cause LIMIT 1)"
+        f" t AS (SELECT cause, sum(conflicts) AS n FROM conflict_minutes WHERE {con}"
+        f"       GROUP BY cause ORDER BY n DESC, cause LIMIT 1)"
         " SELECT r.n::BIGINT AS requests, c.n::BIGINT AS conflicts,"
         " c.n / nullif(r.n, 0) AS rate, c.endpoints, k.resources, k.clients,"
-        " (SELECT cause FROM t) AS top_cause FROM r, c, k",
+        " (SELECT cause FROM t) AS top_cause, (SELECT n FROM t)::BIGINT AS top_cause_conflicts"
+        " FROM r, c, k",
         p1 | p2,
     )
 
@@ -274,14 +283,16 @@ def cause_shares(reader: Reader, f: Filters) -> pl.DataFrame:
 
 
 def top_resources(reader: Reader, f: Filters, limit: int = 20) -> pl.DataFrame:
-    """Concrete paths with the most conflicts."""
+    """Concrete paths with the most conflicts (counted first, described for the top only)."""
     raw, params = _where(f, "ts", cause=True)
     return reader.frame(
-        "SELECT path, any_value(endpoint) AS endpoint, count(*) AS conflicts,"
-        " mode(cause) AS main_cause,"
-        " count(DISTINCT client_ip) AS clients, string_agg(DISTINCT method, ', ') AS methods,"
-        f" max(ts) AS last_seen FROM conflicts WHERE {raw}"
-        " GROUP BY path ORDER BY conflicts DESC, path LIMIT $limit",
+        f"WITH top AS (SELECT path, count(*) AS n FROM conflicts WHERE {raw}"
+        "             GROUP BY path ORDER BY n DESC, path LIMIT $limit)"
+        " SELECT c.path, any_value(endpoint) AS endpoint, any_value(top.n) AS conflicts,"
+        " mode(cause) AS main_cause, count(DISTINCT client_ip) AS clients,"
+        " string_agg(DISTINCT method, ', ') AS methods, max(ts) AS last_seen"
+        f" FROM conflicts c JOIN top ON c.path IS NOT DISTINCT FROM top.path WHERE {raw}"
+        " GROUP BY c.path ORDER BY conflicts DESC, c.path",
         params | {"limit": limit},
     )
 
@@ -290,10 +301,13 @@ def top_clients(reader: Reader, f: Filters, limit: int = 20) -> pl.DataFrame:
     """Clients (IP plus user agent) with the most conflicts."""
     raw, params = _where(f, "ts", cause=True)
     return reader.frame(
-        "SELECT client_ip, user_agent, count(*) AS conflicts,"
+        f"WITH top AS (SELECT client_ip, user_agent, count(*) AS n FROM conflicts WHERE {raw}"
+        "             GROUP BY ALL ORDER BY n DESC, client_ip, user_agent LIMIT $limit)"
+        " SELECT c.client_ip, c.user_agent, any_value(top.n) AS conflicts,"
         " count(DISTINCT path) AS resources, mode(cause) AS main_cause, max(ts) AS last_seen"
-        f" FROM conflicts WHERE {raw} GROUP BY client_ip, user_agent"
-        " ORDER BY conflicts DESC, client_ip, user_agent LIMIT $limit",
+        " FROM conflicts c JOIN top ON c.client_ip IS NOT DISTINCT FROM top.client_ip"
+        f" AND c.user_agent IS NOT DISTINCT FROM top.user_agent WHERE {raw}"
+        " GROUP BY c.client_ip, c.user_agent ORDER BY conflicts DESC, c.client_ip, c.user_agent",
         params | {"limit": limit},
     )
 
@@ -306,15 +320,16 @@ def cause_examples(reader: Reader, f: Filters, per_cause: int = 3) -> pl.DataFra
     """The newest few conflicts of each cause, with their evidence."""
     raw, params = _where(f, "ts", cause=True)
     return reader.frame(
-        "SELECT cause, ts, method, path, evidence, file, line FROM conflicts"
-        f" WHERE {raw} QUALIFY row_number() OVER (PARTITION BY cause ORDER BY ts DESC, file,"
-        " line) <= $n ORDER BY cause, ts DESC",
+        "FROM (SELECT cause, unnest(max_by(struct_pack(ts, method, path, evidence, file, line),"
+        f" (ts, file, line), $n), recursive := true) FROM conflicts WHERE {raw} GROUP BY cause)"
+        " ORDER BY cause, ts DESC, file, line",
         params | {"n": per_cause},
     )
 
 
-def conflict_rows(reader: Reader, f: Filters, drill: Drill = Drill(), limit: int = 1000
-                  ) -> pl.DataFrame:  # fmt: skip
+def conflict_rows(
+    reader: Reader, f: Filters, drill: Drill = Drill(), limit: int = 1000
+) -> pl.DataFrame:
     """Conflicts in the filters, newest first, with `total` = how many matched before the limit."""
     raw, params = _where(f, "ts", cause=True)
     if drill.path is not None:
@@ -324,12 +339,15 @@ def conflict_rows(reader: Reader, f: Filters, drill: Drill = Drill(), limit: int
         raw += " AND client_ip = $client"
         params["client"] = drill.client
     if drill.text.strip():
-        raw += (" AND (contains(lower(path), $text) OR contains(lower(coalesce(message, '')),"
-                " $text) OR contains(lower(evidence), $text))")  # fmt: skip
+        raw += (
+            " AND (contains(lower(path), $text) OR contains(lower(coalesce(message, '')),"
+            " $text) OR contains(lower(evidence), $text))"
+        )
         params["text"] = drill.text.strip().lower()
     return reader.frame(
         "SELECT ts, method, path, endpoint, cause, evidence, client_ip, user_agent, host,"
-        " upstream_status, message, request_id, file, line, count(*) OVER () AS total"
+        " upstream_status, message, request_id, file, line,"
+        f" (SELECT count(*) FROM conflicts WHERE {raw}) AS total"
         f" FROM conflicts WHERE {raw} ORDER BY ts DESC, file, line LIMIT $limit",
         params | {"limit": limit},
     )
@@ -360,47 +378,60 @@ def alert_columns(reader: Reader) -> pl.DataFrame:
     )
 
 
-def alert_rows(reader: Reader, f: Filters, table: str, limit: int = 1000) -> pl.DataFrame:
-    """The newest rows of an alert table inside the time range, without secret-looking columns."""
+def alert_rows(
+    reader: Reader, f: Filters, table: str, limit: int = 1000, in_range: bool = True
+) -> pl.DataFrame:
+    """The newest rows of an alert table, without secret-looking columns.
+
+    `in_range`: only rows whose first timestamp column falls in the filters' time range. Alerts
+    scoped to an endpoint or a cause are narrowed to the filters' endpoints and causes.
+    """
     if table not in ALERT_TABLES:
         raise ValueError(f"not an alert table: {table}")
     cols = alert_columns(reader).filter(pl.col("table_name") == table)
-    shown = [c for c in cols["column_name"].to_list()
-             if not any(w in c.lower() for w in SECRET_WORDS)]  # fmt: skip
+    names = cols["column_name"].to_list()
+    shown = [c for c in names if not any(w in c.lower() for w in SECRET_WORDS)]
     if not shown:
         return pl.DataFrame()
     times = cols.filter(pl.col("data_type").str.starts_with("TIMESTAMP"))["column_name"].to_list()
+    where, params = ["true"], dict[str, object](limit=limit)
+    if in_range and times:
+        where.append(f'"{times[0]}" >= $start AND "{times[0]}" < $end')
+        params |= {"start": f.start, "end": f.end}
+    if {"scope", "scope_value"} <= set(names):
+        for scope, values in (("endpoint", f.endpoints), ("cause", f.causes)):
+            if values:
+                where.append(
+                    f"(scope IS DISTINCT FROM '{scope}' OR list_contains(${scope}s, scope_value))"
+                )
+                params[f"{scope}s"] = list(values)
+    order = f'ORDER BY "{times[0]}" DESC NULLS LAST' if times else ""
     select = ", ".join(f'"{c}"' for c in shown)
-    if not times:
-        return reader.frame(f"SELECT {select} FROM {table} LIMIT $limit", {"limit": limit})
-    t = f'"{times[0]}"'
     return reader.frame(
-        f"SELECT {select} FROM {table} WHERE {t} >= $start AND {t} < $end"
-        f" ORDER BY {t} DESC LIMIT $limit",
-        {"start": f.start, "end": f.end, "limit": limit},
+        f"SELECT {select} FROM {table} WHERE {' AND '.join(where)} {order} LIMIT $limit", params
     )
 
 
 # -- the SQL page ----------------------------------------------------------------------------
 
 EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
-    ("409s by cause", "SELECT cause, count(*) AS conflicts,\n"
-     "       round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS pct\n"
-     "FROM conflicts GROUP BY cause ORDER BY conflicts DESC"),
-    ("Top endpoints by 409 rate (rollup)", "SELECT endpoint, sum(requests) AS requests,\n"
-     "       sum(requests) FILTER (WHERE status = 409) AS conflicts,\n"
-     "       round(100.0 * conflicts / requests, 2) AS rate_pct\n"
-     "FROM request_minutes GROUP BY endpoint HAVING conflicts > 0\n"
-     "ORDER BY conflicts DESC LIMIT 20"),
-    ("409s per hour", "SELECT date_trunc('hour', minute) AS hour, sum(conflicts) AS conflicts\n"
-     "FROM conflict_minutes GROUP BY hour ORDER BY hour"),
-    ("Lost races: who won, and when", "SELECT ts, method, path, evidence FROM conflicts\n"
-     "WHERE cause = 'concurrent_update' ORDER BY ts DESC LIMIT 50"),
-    ("Clients retrying successful requests", "SELECT client_ip, user_agent, count(*) AS retries\n"
-     "FROM conflicts WHERE cause = 'retry_after_success'\n"
-     "GROUP BY ALL ORDER BY retries DESC LIMIT 20"),
-    ("Lines that did not parse", "SELECT file, line, reason, left(raw, 120) AS raw\n"
-     "FROM rejects ORDER BY file, line LIMIT 100"),
+    ("409s by cause", """SELECT cause, count(*) AS conflicts,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS pct
+FROM conflicts GROUP BY cause ORDER BY conflicts DESC"""),
+    ("Endpoints by 409 rate (per-minute rollup)", """SELECT endpoint, sum(requests) AS requests,
+       sum(requests) FILTER (WHERE status = 409) AS conflicts,
+       round(100.0 * conflicts / requests, 2) AS rate_pct
+FROM request_minutes GROUP BY endpoint HAVING conflicts > 0
+ORDER BY conflicts DESC LIMIT 20"""),
+    ("409s per hour", """SELECT date_trunc('hour', minute) AS hour, sum(conflicts) AS conflicts
+FROM conflict_minutes GROUP BY hour ORDER BY hour"""),
+    ("Lost races: who won, and when", """SELECT ts, method, path, evidence FROM conflicts
+WHERE cause = 'concurrent_update' ORDER BY ts DESC LIMIT 50"""),
+    ("Clients retrying successful requests", """SELECT client_ip, user_agent, count(*) AS retries
+FROM conflicts WHERE cause = 'retry_after_success'
+GROUP BY ALL ORDER BY retries DESC LIMIT 20"""),
+    ("Lines that did not parse", """SELECT file, line, reason, left(raw, 120) AS raw
+FROM rejects ORDER BY file, line LIMIT 100"""),
 )  # fmt: skip
 
 
@@ -413,10 +444,8 @@ def _literal(value: object) -> str:
 def filters_sql(f: Filters) -> str:
     """A query over `conflicts` with the filters written out as a WHERE clause, to start from."""
     parts = [f"ts >= {_literal(f.start)}", f"ts < {_literal(f.end)}"]
-    for col, values in (("file", f.files), ("host", f.hosts), ("endpoint", f.endpoints),
-                        ("method", f.methods), ("cause", f.causes)):  # fmt: skip
-        if values:
-            parts.append(f"{col} IN ({', '.join(_literal(v) for v in values)})")
+    for col, values in f.dimensions():
+        parts.append(f"{col} IN ({', '.join(_literal(v) for v in values)})")
     where = "\n  AND ".join(parts)
     return (
         "SELECT ts, method, path, cause, evidence, file, line\nFROM conflicts\n"

@@ -36,7 +36,7 @@ PARTIAL_LINE_WAIT_S = 30.0
 # A compressed file is read once it has stopped growing for this long.
 GZIP_SETTLE_S = 2.0
 
-OnBatch = Callable[[int], None]  # lines ingested in this poll
+OnBatch = Callable[[int], None]  # lines ingested in this poll (0 included)
 
 
 class FdReader:
@@ -278,6 +278,6 @@ class Tailer:
                     os.close(f.fd)
                 del self.followed[key]
                 log.info("closed drained file", extra={"path": str(f.path)})
-        if total and self.on_batch is not None:
-            self.on_batch(total)
+        if self.on_batch is not None:
+            self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
         return total
