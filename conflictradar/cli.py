@@ -36,9 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
-        "demo", help="ingest the bundled sample logs and show what conflictradar finds"
+        "demo", help="live sample traffic, watched, explained, on the dashboard (prints its URL)"
     )
     _common(p)
+    p.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long (default: until Ctrl-C on a terminal, 60 s otherwise)",
+    )
 
     p = sub.add_parser("ingest", help="ingest log files, globs or folders (.gz too), once")
     _common(p)
@@ -158,10 +164,12 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         return run_check(settings, store, now, sys.stdout)
 
 
-def cmd_demo(settings: Settings) -> int:
+def cmd_demo(settings: Settings, duration: float | None) -> int:
     from conflictradar.demo import run_demo
 
-    return run_demo(settings, sys.stdout)
+    if duration is None:
+        duration = 0.0 if sys.stdin.isatty() else 60.0
+    return run_demo(settings, sys.stdout, duration)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sql":
             return cmd_sql(_settings(args), args.query, args.out_format)
         if args.command == "demo":
-            return cmd_demo(_settings(args))
+            return cmd_demo(_settings(args), args.duration)
         raise UsageError(f"unknown command {args.command}")
     except ConflictRadarError as exc:
         print(f"conflictradar: error: {exc}", file=sys.stderr)

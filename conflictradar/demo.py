@@ -1,18 +1,31 @@
-"""`conflictradar demo`: the main job on the bundled sample logs, wired from the packages."""
+"""`conflictradar demo`: live sample traffic -> watch -> dashboard, wired from the packages.
+
+Writes two hours of realistic gateway traffic (ending now) into a temporary folder, keeps
+appending live traffic with a conflict spike every few minutes, runs `conflictradar watch` on it,
+starts the dashboard and prints its URL, then a summary of what conflictradar found.
+"""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from ingest.pipeline import Ingester, expand_paths
-from ingest.query import open_readonly, run_query
-from ingest.render import ingest_progress, print_ingest_report, print_table
+from ingest.errors import ConflictRadarError
+from ingest.reader import open_reader
+from ingest.render import print_table
 from ingest.settings import Settings
-from ingest.store import Store
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs" / "data"
+BACKFILL_LINES = 20_000
+BACKFILL_HOURS = 2.0
+LIVE_RATE = 40.0
+SPIKE_EVERY_S = 150.0
 
 EXAMPLES = (
     (
@@ -28,24 +41,101 @@ EXAMPLES = (
     (
         "Lost races: who won, and when",
         "SELECT strftime(ts, '%H:%M:%S') AS at, method, path, evidence FROM conflicts"
-        " WHERE cause = 'concurrent_update' ORDER BY ts LIMIT 5",
+        " WHERE cause = 'concurrent_update' ORDER BY ts DESC LIMIT 5",
     ),
 )
 
 
-def run_demo(settings: Settings, out: TextIO) -> int:
-    files = expand_paths([str(SAMPLE_DIR)])
-    print(f"conflictradar demo: ingesting {len(files)} sample logs from {SAMPLE_DIR}",
-          file=sys.stderr)  # fmt: skip
-    with Store.open(settings.db, wait_s=5.0) as store, ingest_progress(files, False) as progress:
-        report = Ingester(store, settings, progress=progress).ingest(files)
-    print_ingest_report(report, out)
-    con = open_readonly(settings.db, settings.sql)
+def _free_port(host: str, preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind((host, preferred))
+            return preferred
+        except OSError:
+            s.bind((host, 0))
+            return int(s.getsockname()[1])
+
+
+def _wait_for_rows(settings: Settings, want: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    got = 0
+    while time.monotonic() < deadline:
+        if settings.db.exists():
+            try:
+                got = int(
+                    open_reader(settings).query("SELECT count(*) FROM requests")[0][0].as_py()
+                )
+            except ConflictRadarError:
+                got = 0
+            if got >= want:
+                break
+        time.sleep(0.5)
+    return got
+
+
+def print_summary(settings: Settings, out: TextIO) -> None:
+    reader = open_reader(settings)
+    for title, sql in EXAMPLES:
+        print(f'\n-- {title}\n$ conflictradar sql "{sql}"', file=out)
+        print_table(reader.user_query(sql).table, "table", out)
+
+
+def run_demo(settings: Settings, out: TextIO, duration_s: float | None) -> int:
+    from dashboard.server import start_dashboard, stop_dashboard
+    from sample_logs.generate import write_batch
+    from sample_logs.live import run_live
+
+    work = Path(tempfile.mkdtemp(prefix="conflictradar-demo-"))
+    logs = work / "logs"
+    logs.mkdir()
+    settings = replace(settings, db=work / "demo.duckdb")
+    now_us = int(time.time() * 1e6)
+    start_us = now_us - int(BACKFILL_HOURS * 3600 * 1e6)
+    print(f"conflictradar demo: writing {BACKFILL_LINES:,} lines of the last {BACKFILL_HOURS:g} h"
+          f" of sample traffic into {logs}", file=sys.stderr)  # fmt: skip
+    write_batch(logs, seed=42, lines=BACKFILL_LINES, start_us=start_us, hours=BACKFILL_HOURS)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(settings.db)]
+        + (["--config", str(settings.config_path)] if settings.config_path else []),
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    stop = threading.Event()
+    live = threading.Thread(
+        target=run_live, name="demo-traffic", daemon=True,
+        kwargs={"out_dir": logs, "seed": 7, "rate": LIVE_RATE, "spike_every_s": SPIKE_EVERY_S,
+                "stop": stop},
+    )  # fmt: skip
+    dashboard = None
     try:
-        for title, sql in EXAMPLES:
-            print(f'\n-- {title}\n$ conflictradar sql "{sql}"', file=out)
-            print_table(run_query(con, sql, settings.sql).table, "table", out)
+        got = _wait_for_rows(settings, BACKFILL_LINES, timeout_s=120)
+        print(f"conflictradar demo: watch has ingested {got:,} lines; live traffic now flows at"
+              f" ~{LIVE_RATE:g} lines/s with a 409 spike every {SPIKE_EVERY_S:g} s",
+              file=sys.stderr)  # fmt: skip
+        live.start()
+        host = settings.dashboard.host
+        port = _free_port(host, settings.dashboard.port)
+        dashboard, url = start_dashboard(settings, host, port)
+        print_summary(settings, out)
+        print(f"\nDashboard: {url}\nDatabase:  {settings.db}  (try: conflictradar sql --db"
+              f" {settings.db} \"SELECT * FROM conflicts LIMIT 5\")", file=out, flush=True)  # fmt: skip
+        if duration_s:
+            print(f"conflictradar demo: running for {duration_s:g} s (Ctrl-C stops earlier)",
+                  file=sys.stderr)  # fmt: skip
+            time.sleep(duration_s)
+        else:
+            print("conflictradar demo: running until Ctrl-C", file=sys.stderr)
+            while watch.poll() is None:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
     finally:
-        con.close()
-    print(f"\nDatabase: {settings.db.resolve()} — query it with `conflictradar sql`.", file=out)
+        stop.set()
+        if dashboard is not None:
+            stop_dashboard(dashboard)
+        watch.terminate()
+        try:
+            watch.wait(30)
+        except subprocess.TimeoutExpired:
+            watch.kill()
+    print(f"conflictradar demo: stopped; the data stays in {work}", file=sys.stderr)
     return 0
