@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ detector = "threshold"
 window = "30s"
 min_count = 10
 for = "0s"
+resolve_after = "5s"
 channels = ["bench-slack"]
 """
 
@@ -82,10 +82,9 @@ class SlackReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 arrived = time.monotonic()
-                try:
-                    text = json.loads(body).get("text", "")
-                except ValueError:
-                    text = ""
+                # The whole message (fallback text and Block Kit blocks): a grouped message names
+                # its endpoints in the blocks only.
+                text = body.decode("utf-8", errors="replace")
                 with receiver.lock:
                     receiver.arrivals.append((arrived, text))
                 self.send_response(200)
@@ -106,15 +105,25 @@ class SlackReceiver:
             self.server.shutdown()
             self.server.server_close()
 
-    def first_mention(self, needle: str, after: float) -> float | None:
+    def first_mention(self, needle: str, after: float, also: str = "") -> float | None:
         with self.lock:
-            return next((t for t, text in self.arrivals if t >= after and needle in text), None)
+            return next(
+                (
+                    t
+                    for t, text in self.arrivals
+                    if t >= after and needle in text and also.lower() in text.lower()
+                ),
+                None,
+            )
 
 
 @dataclass(frozen=True)
 class LatencyReport:
     latencies_s: tuple[float, ...]
     missed: int
+    # Seconds from a spike's lines to its "resolved" message (window 30 s + resolve_after 5 s).
+    resolved_after_s: tuple[float, ...] = ()
+    unresolved: int = 0
 
     @property
     def p50(self) -> float:
@@ -171,6 +180,9 @@ def measure_spike_latency(
         )
         latencies: list[float] = []
         missed = 0
+        spikes: list[tuple[str, float]] = []
+        resolved: list[float] = []
+        unresolved = 0
         try:
             with start_watch(setup):
                 for i in range(runs + 1):  # run 0 warms up (start-up, first detection)
@@ -184,13 +196,25 @@ def measure_spike_latency(
                         time.sleep(0.005)
                     if i == 0:
                         continue
+                    spikes.append((segment, started))
                     if arrived is None:
                         missed += 1
                     else:
                         latencies.append(arrived - started)
+                # Each spike leaves its 30 s window; the resolved message must follow.
+                deadline = time.monotonic() + 90
+                for segment, started in spikes:
+                    done = None
+                    while done is None and time.monotonic() < deadline:
+                        done = receiver.first_mention(f"/{segment}/items/", started, "RESOLVED")
+                        time.sleep(0.05)
+                    if done is None:
+                        unresolved += 1
+                    else:
+                        resolved.append(done - started)
         finally:
             receiver.stop()
-    return LatencyReport(tuple(latencies), missed)
+    return LatencyReport(tuple(latencies), missed, tuple(resolved), unresolved)
 
 
 @contextlib.contextmanager
@@ -276,6 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         f"p50 {report.p50:.2f} s, p95 {report.p95:.2f} s; TARGET p95 <= {TARGET_P95_S:g} s -> "
         f"{'met' if report.met else 'NOT met'} (x{TARGET_P95_S / report.p95:.1f} headroom)"
     )
+    if report.resolved_after_s:
+        print(
+            f"resolved messages: {len(report.resolved_after_s)}/{args.runs} arrived, "
+            f"{min(report.resolved_after_s):.1f}-{max(report.resolved_after_s):.1f} s after the"
+            " spike (rule window 30 s, resolve_after 5 s)"
+        )
+    if report.unresolved:
+        print(f"NOT resolved within 90 s: {report.unresolved} spikes")
     return 0 if report.met else 1
 
 

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: store -> (ingest.reads) -> pages; never imports `alerts`."""

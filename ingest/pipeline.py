@@ -24,7 +24,7 @@ from ingest import detect, endpoints, envelopes
 from ingest.classify import Classifier
 from ingest.errors import InputError
 from ingest.formats import Format, ParserState, get_format, names
-from ingest.lines import split_lines
+from ingest.lines import newline_positions, split_lines
 from ingest.schema import empty
 from ingest.settings import Settings
 from ingest.sources import (
@@ -36,7 +36,7 @@ from ingest.sources import (
     open_bytes,
     read_blocks,
 )
-from ingest.store import REQUEST_COLUMNS, Batch, FileRecord, Store
+from ingest.store import REQUEST_COLUMNS, Batch, FileRecord, Store, minute_rollup
 
 RAW_LIMIT = 2048
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".py", ".toml", ".yaml", ".yml", ".csv"}
@@ -118,6 +118,7 @@ def load_context(store: Store, settings: Settings) -> Context:
 @dataclass
 class _Parsed:
     requests: pl.DataFrame
+    minutes: pl.DataFrame
     rejects: pl.DataFrame
     conflict_lines: pl.DataFrame
     lines: int
@@ -125,10 +126,6 @@ class _Parsed:
     end: int  # byte offset after the last consumed line
     unterminated: bool
     last_line_start: int
-
-
-def _cut(expr: pl.Expr) -> pl.Expr:
-    return expr.str.slice(0, RAW_LIMIT)
 
 
 def parse_block(
@@ -146,7 +143,7 @@ def parse_block(
 ) -> _Parsed:
     """Parse one block of whole lines into request rows, reject rows and 409 raw lines."""
     text = split_lines(data)
-    nl_ends = _line_ends(data)
+    nl_ends = newline_positions(data)
     count = text.len()
     consumed = count
     rows = pl.DataFrame({"text": text}).with_row_index("row")
@@ -154,61 +151,65 @@ def parse_block(
         unwrapped = envelopes.unwrap(envelope, text, final=final)
         consumed = unwrapped.consumed
         rows = unwrapped.frame.select(pl.col("row").cast(pl.UInt32), "text", pl.col("envelope_ts"))
-    blank = rows["text"].str.strip_chars() == ""
-    parsed = fmt.parse(rows["text"], state) if rows.height else empty()
+    texts = rows["text"]
+    parsed = fmt.parse(texts, state) if rows.height else empty()
     if envelope and "envelope_ts" in rows.columns:
         parsed = parsed.with_columns(pl.coalesce("ts", rows["envelope_ts"]).alias("ts"))
-    line_no = (rows["row"].cast(pl.Int64) + first_line).alias("line")
-    frame = parsed.with_columns(line_no, rows["text"].alias("_raw"), blank.alias("_blank"))
+    reject = parsed["_reject"]
+    # Blank lines are counted as skipped, never rejected; a cut line is never skipped.
+    skip = parsed["_skip"] | ~texts.str.contains(r"\S")
     if oversize:
         idx = [i for i, _ in oversize]
         reasons = [f"line of {n} bytes is longer than the limit; cut" for _, n in oversize]
-        frame = frame.with_columns(
-            pl.Series("_over", [None] * frame.height, dtype=pl.String).scatter(idx, reasons)
-        ).with_columns(
-            pl.coalesce("_over", "_reject").alias("_reject"),
-            (pl.col("_skip") & pl.col("_over").is_null()).alias("_skip"),
-        )
-    # Blank lines are counted as skipped, never rejected.
-    frame = frame.with_columns((pl.col("_skip") | pl.col("_blank")).alias("_skip"))
-    ok = frame.filter(pl.col("_reject").is_null() & ~pl.col("_skip"))
-    requests = ok.with_columns(
+        over = pl.Series("_over", [None] * len(reject), dtype=pl.String).scatter(idx, reasons)
+        reject = over.fill_null(reject)
+        skip = skip & over.is_null()
+    line_no = rows["row"].cast(pl.Int64) + first_line
+    ok = reject.is_null() & ~skip
+    all_ok = bool(ok.all())
+    good = parsed if all_ok else parsed.filter(ok)
+    requests = good.with_columns(
+        (line_no if all_ok else line_no.filter(ok)).alias("line"),
         pl.lit(path).alias("file"),
         pl.lit(fmt.name).alias("format"),
         endpoints.template(pl.col("path"), pl.col("route"), ctx.openapi, ctx.folds).alias(
             "endpoint"
         ),
+    ).select(REQUEST_COLUMNS)
+    bad = reject.is_not_null() & ~skip
+    rejects = pl.DataFrame(
+        {
+            "file": pl.Series([path] * int(bad.sum()), dtype=pl.String),
+            "line": line_no.filter(bad),
+            "reason": reject.filter(bad),
+            "raw": texts.filter(bad).str.slice(0, RAW_LIMIT),
+        }
     )
-    rejects = frame.filter(pl.col("_reject").is_not_null() & ~pl.col("_skip")).select(
-        pl.lit(path).alias("file"), "line", pl.col("_reject").alias("reason"),
-        _cut(pl.col("_raw")).alias("raw"),
-    )  # fmt: skip
-    conflict_lines = requests.filter(pl.col("status") == 409).select(
-        "file", "line", "ts", pl.col("_raw").alias("raw")
+    is_409 = requests["status"] == 409
+    conflict_lines = pl.DataFrame(
+        {
+            "file": pl.Series([path] * int(is_409.sum()), dtype=pl.String),
+            "line": requests["line"].filter(is_409),
+            "ts": requests["ts"].filter(is_409),
+            "raw": (texts if all_ok else texts.filter(ok)).filter(is_409),
+        }
     )
-    end = start + (int(nl_ends[consumed - 1]) + 1 if consumed else 0)
-    if consumed == count and unterminated:
+    if consumed == count:
         end = start + len(data)
+    else:
+        end = start + (int(nl_ends[consumed - 1]) + 1 if consumed else 0)
     last_start = start + (int(nl_ends[count - 2]) + 1 if count >= 2 else 0)
     return _Parsed(
-        requests=requests.select(REQUEST_COLUMNS),
+        requests=requests,
+        minutes=minute_rollup(requests),
         rejects=rejects,
         conflict_lines=conflict_lines,
         lines=consumed,
-        skipped=int(frame["_skip"].sum()),
+        skipped=int(skip.sum()),
         end=end,
         unterminated=unterminated and consumed == count,
         last_line_start=last_start,
     )
-
-
-def _line_ends(data: bytes) -> list[int]:
-    from ingest.lines import newline_positions
-
-    ends = newline_positions(data).tolist()
-    if data and not data.endswith(b"\n"):
-        ends.append(len(data) - 1)
-    return ends
 
 
 class Ingester:
@@ -392,7 +393,14 @@ class Ingester:
                     parser_state=state_json,
                 )
                 self.store.commit_batch(
-                    Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop),
+                    Batch(
+                        parsed.requests,
+                        parsed.rejects,
+                        parsed.conflict_lines,
+                        rec,
+                        drop,
+                        parsed.minutes,
+                    ),  # fmt: skip
                     after=self.classifier.classify_range if self.classifier else None,
                 )
                 # Keep the cache current after every commit: a later failure must not make

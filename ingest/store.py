@@ -181,6 +181,33 @@ class Batch:
     conflict_lines: pl.DataFrame
     file: FileRecord
     drop_line: tuple[str, int] | None = None
+    # The batch's per-minute rollup (`minute_rollup(requests)`); computed on commit if absent.
+    # The pipeline computes it while parsing, off the writer's thread.
+    minutes: pl.DataFrame | None = None
+
+
+ROLLUP_KEYS = ("minute", "file", "host", "endpoint", "method", "status")
+
+
+def minute_rollup(requests: pl.DataFrame) -> pl.DataFrame:
+    """Requests per (minute, file, host, endpoint, method, status): the `request_minutes` rows."""
+    return (
+        requests.lazy()
+        .group_by(
+            pl.col("ts").dt.truncate("1m").alias("minute"),
+            "file",
+            "host",
+            "endpoint",
+            "method",
+            "status",
+        )  # fmt: skip
+        .agg(
+            pl.len().cast(pl.Int64).alias("requests"),
+            pl.col("bytes").sum().alias("bytes"),
+            pl.col("duration_ms").sum().alias("duration_ms_sum"),
+        )
+        .collect()
+    )
 
 
 class Store:
@@ -314,12 +341,13 @@ class Store:
                     rows = batch.requests.select(REQUEST_COLUMNS).to_arrow()
                     con.register("_batch_rows", rows)
                     con.execute("INSERT INTO requests SELECT * FROM _batch_rows")
-                    con.execute(
-                        "INSERT INTO request_minutes SELECT date_trunc('minute', ts), file, host,"
-                        " endpoint, method, status, count(*), sum(bytes), sum(duration_ms)"
-                        " FROM _batch_rows GROUP BY ALL"
-                    )
                     con.unregister("_batch_rows")
+                    minutes = batch.minutes
+                    if minutes is None:
+                        minutes = minute_rollup(batch.requests)
+                    con.register("_batch_minutes", minutes.to_arrow())
+                    con.execute("INSERT INTO request_minutes SELECT * FROM _batch_minutes")
+                    con.unregister("_batch_minutes")
                 if batch.rejects.height:
                     rejected = batch.rejects.select("file", "line", "reason", "raw").to_arrow()
                     con.register("_batch_rejects", rejected)

@@ -220,3 +220,34 @@ def test_cli_sql_formats(tmp_path: Path) -> None:
     refused = run_cli("sql", "DROP TABLE requests", "--db", str(db))
     assert refused.returncode == 1
     assert refused.stderr.startswith("conflictradar: error: only SELECT queries are allowed")
+
+
+def assert_rollups_match(db: Path) -> None:
+    """The per-minute rollups always equal a fresh aggregation of the raw tables."""
+    with Store.open(db) as store:
+        diff = store.con.execute(
+            "SELECT count(*) FROM ("
+            " (SELECT minute, file, endpoint, method, status, sum(requests) n FROM request_minutes"
+            "  GROUP BY ALL HAVING sum(requests) <> 0"
+            "  EXCEPT SELECT date_trunc('minute', ts), file, endpoint, method, status, count(*)"
+            "  FROM requests GROUP BY ALL)"
+            " UNION ALL"
+            " (SELECT minute, file, endpoint, method, cause, sum(conflicts) FROM conflict_minutes"
+            "  GROUP BY ALL EXCEPT SELECT date_trunc('minute', ts), file, endpoint, method, cause,"
+            "  count(*) FROM conflicts GROUP BY ALL))"
+        ).fetchone()
+    assert diff == (0,)
+
+
+def test_rollups_follow_appends_repairs_and_late_winners(tmp_path: Path) -> None:
+    log, other, db = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "db.duckdb"
+    full = lines(0, 40, status=409, method="PUT")
+    log.write_text(full[:-15])
+    ingest(db, log)
+    with log.open("a") as fh:
+        fh.write(full[-15:] + lines(40, 10))
+    ingest(db, log)
+    other.write_text(lines(0, 40, status=200, method="PUT").replace("10.0.0.", "10.9.9."))
+    ingest(db, other)
+    assert count(db, "SELECT count(*) FROM conflicts WHERE cause = 'concurrent_update'") == 40
+    assert_rollups_match(db)

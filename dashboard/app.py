@@ -1,0 +1,26 @@
+"""Dashboard entry script (`streamlit run dashboard/app.py`): declares the pages and the sidebar.
+
+The sidebar's filters are rendered here, in the entry script, so their URL query parameters stay
+valid on every page (Streamlit drops parameters bound to a page you leave).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.filters import sidebar
+from dashboard.frame import sidebar_state
+
+st.set_page_config(page_title="conflictradar", page_icon=":material/radar:", layout="wide")
+page = st.navigation(
+    [
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("views/hotspots.py", title="Hotspots", icon=":material/local_fire_department:"),
+        st.Page("views/causes.py", title="Causes", icon=":material/troubleshoot:"),
+        st.Page("views/explorer.py", title="Explorer", icon=":material/table_rows:"),
+        st.Page("views/sql.py", title="SQL", icon=":material/terminal:"),
+        st.Page("views/alerts.py", title="Alerts", icon=":material/notifications:"),
+    ]
+)
+sidebar(*sidebar_state())
+page.run()

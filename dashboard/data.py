@@ -1,0 +1,75 @@
+"""The dashboard's side of the read API: settings from the launcher, a reader, cached reads.
+
+store -> (read queries in ingest.reads) -> here -> pages. The launcher (dashboard.server) passes the
+database and config paths as CONFLICTRADAR_DB / CONFLICTRADAR_CONFIG, so settings resolve the same
+way as for every other command. Reads are cached for one refresh period and keyed by the data's
+version, so an ingest commit shows up at the next refresh and an idle database is not re-queried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass, replace
+from typing import Concatenate, ParamSpec, TypeVar
+
+import streamlit as st
+
+from ingest import reads
+from ingest.reader import Reader, open_reader
+from ingest.reads import DataStatus
+from ingest.settings import Settings, load_settings
+
+REFRESH_S = 5.0
+# How long a read waits for a writer to let go of the file before the page says so.
+LOCK_WAIT_S = 2.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def settings() -> Settings:
+    """Settings as the launcher resolved them (env: CONFLICTRADAR_DB, CONFLICTRADAR_CONFIG)."""
+    return load_settings()
+
+
+def reader(s: Settings) -> Reader:
+    r = open_reader(s)
+    # A page should say "busy, retrying" within seconds rather than hang on a writer's lock:
+    # shorten whichever patience the reader has (the page itself retries every refresh).
+    if is_dataclass(r) and not isinstance(r, type):
+        names = {f.name for f in fields(r)}
+        for name in ("patience_s", "wait_s"):
+            if name in names:
+                r = replace(r, **{name: LOCK_WAIT_S})
+    return r
+
+
+def status(s: Settings) -> DataStatus:
+    """Never cached: it is the version every cached read is keyed by."""
+    return reads.data_status(reader(s))
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False, max_entries=1024)
+def _cached(
+    name: str,
+    db: str,
+    config: str,
+    version: tuple[object, ...],
+    args: tuple[object, ...],
+    kwargs: tuple[tuple[str, object], ...],
+) -> object:
+    read = getattr(reads, name)
+    return read(reader(settings()), *args, **dict(kwargs))
+
+
+def fetch(
+    read: Callable[Concatenate[Reader, P], T],
+    version: tuple[object, ...],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`read(reader, *args)` from ingest.reads, cached per data version and refresh period."""
+    s = settings()
+    key = (str(s.db.resolve()), str(s.config_path))
+    out = _cached(read.__name__, *key, version, tuple(args), tuple(sorted(kwargs.items())))
+    return out  # type: ignore[return-value]

@@ -1,0 +1,52 @@
+"""A user's SQL from the SQL page -> the read API's sandbox (ingest.query) -> an Outcome to show.
+
+Kept in an imported module, not in the page script, because the outcome lives in session state
+across reruns and a page script's classes are redefined on every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from ingest.errors import ConflictRadarError, DatabaseLockedError
+from ingest.query import QueryResult
+from ingest.reader import Reader
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one query: a result, or the one sentence saying why not."""
+
+    sql: str
+    result: QueryResult | None = None
+    refusal: str = ""
+    busy: bool = False  # refused only because a writer held the database
+
+    def frame(self) -> pl.DataFrame:
+        """The result as a DataFrame (repeated column names numbered, as polars needs)."""
+        assert self.result is not None
+        out = pl.from_arrow(unique_names(self.result.table))
+        assert isinstance(out, pl.DataFrame)
+        return out
+
+
+def unique_names(table: pa.Table) -> pa.Table:
+    seen: dict[str, int] = {}
+    names = []
+    for name in table.column_names:
+        n = seen.get(name, 0)
+        seen[name] = n + 1
+        names.append(name if n == 0 else f"{name}_{n + 1}")
+    return table.rename_columns(names)
+
+
+def run(reader: Reader, sql: str) -> Outcome:
+    try:
+        return Outcome(sql, result=reader.user_query(sql))
+    except DatabaseLockedError as exc:
+        return Outcome(sql, refusal=str(exc), busy=True)
+    except ConflictRadarError as exc:
+        return Outcome(sql, refusal=str(exc))

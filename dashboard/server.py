@@ -1,0 +1,181 @@
+"""Launches the dashboard: `streamlit run dashboard/app.py` as a child process, bound to loopback.
+
+conflictradar.cli -> run_dashboard (foreground, until Ctrl-C) or start_dashboard (the demo: the
+process and its URL). The app gets the database and config paths through CONFLICTRADAR_DB and
+CONFLICTRADAR_CONFIG, the same variables every command reads, so it resolves the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import webbrowser
+from pathlib import Path
+
+from ingest.errors import ConflictRadarError
+from ingest.settings import Settings
+
+APP = Path(__file__).resolve().parent / "app.py"
+ROOT = APP.parent.parent
+READY_TIMEOUT_S = 60.0
+
+
+class DashboardError(ConflictRadarError):
+    """The dashboard could not be started."""
+
+
+def url_for(settings: Settings, host: str, port: int) -> str:
+    """The address to print: the configured public URL, else the bound host and port."""
+    if settings.dashboard.public_url:
+        return settings.dashboard.public_url
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    shown = "[::1]" if shown == "::" else (f"[{shown}]" if ":" in shown else shown)
+    return f"http://{shown}:{port}"
+
+
+def command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.runOnSave",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--theme.primaryColor",
+        "#d9480f",
+    ]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CONFLICTRADAR_DB"] = str(settings.db.resolve())
+    if settings.config_path is not None:
+        env["CONFLICTRADAR_CONFIG"] = str(settings.config_path.resolve())
+    else:
+        env.pop("CONFLICTRADAR_CONFIG", None)
+    # The app imports `dashboard` and `ingest` even when the package is not installed.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    return env
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise DashboardError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port"
+            ) from exc
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, timeout_s: float) -> None:
+    probe = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
+    probe = f"[{probe}]" if ":" in probe else probe
+    health = f"http://{probe}:{port}/_stcore/health"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DashboardError(
+                f"the dashboard exited during start-up (code {proc.returncode}); run "
+                f"`{' '.join(command(host, port)[1:5])}` to see why"
+            )
+        try:
+            with urllib.request.urlopen(health, timeout=1.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise DashboardError(f"the dashboard did not answer on {health} within {timeout_s:g} s")
+
+
+def start_dashboard(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    open_browser: bool = False,
+    wait: bool = True,
+    quiet: bool = True,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the dashboard in the background; returns the process and the URL to open.
+
+    With `wait`, returns once the server answers its health check. `quiet` sends Streamlit's own
+    start-up banner to /dev/null (errors still reach stderr).
+    """
+    host = settings.dashboard.host if host is None else host
+    port = settings.dashboard.port if port is None else port
+    _check_port(host, port)
+    proc = subprocess.Popen(
+        command(host, port),
+        env=environment(settings),
+        cwd=str(ROOT),
+        stdout=subprocess.DEVNULL if quiet else None,
+        stdin=subprocess.DEVNULL,
+    )
+    url = url_for(settings, host, port)
+    if wait:
+        try:
+            _wait_ready(proc, host, port, READY_TIMEOUT_S)
+        except BaseException:
+            if proc.poll() is None:
+                proc.terminate()
+            raise
+        if open_browser:
+            webbrowser.open(url)
+    return proc, url
+
+
+def stop_dashboard(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_dashboard(settings: Settings, host: str, port: int, open_browser: bool = False) -> int:
+    """`conflictradar dashboard`: serve until Ctrl-C or the server stops; returns the exit code."""
+    proc, url = start_dashboard(settings, host, port, open_browser=open_browser)
+    print(
+        f"conflictradar dashboard: {url}  (database {settings.db.resolve()}; Ctrl-C stops)",
+        file=sys.stderr,
+    )
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # A supervisor's SIGTERM must not leave the Streamlit child behind.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_dashboard(proc)
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if code in (0, -2, -15) else 1

@@ -1,0 +1,1 @@
+"""Dashboard pages: each file is one page script that `dashboard/app.py` declares."""

@@ -1,0 +1,134 @@
+"""Alerts page: configured rules and channels, the current state of each alert, its history and
+the deliveries, read from the tables the alerts package writes (`alert_events`, `deliveries`).
+
+The dashboard never imports the alerts package: it reads its settings table and its tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from dashboard.frame import View, page
+from dashboard.panels import table
+from ingest import reads
+
+RULE_KEYS = ("name", "scope", "detector", "window", "min_count", "for", "channels")
+# Columns that identify one alert (rule and scope) and hold its state, when events carry them.
+KEY_COLUMNS = ("rule", "scope", "scope_value")
+STATE_COLUMNS = ("state", "status", "to_state", "new_state")
+STATE_FIRST = ("rule", "scope", "scope_value", "state", "since", "value", "baseline", "score")
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _rules(alerts: Mapping[str, Any]) -> pl.DataFrame:
+    rows = [r for r in alerts.get("rules", []) if isinstance(r, Mapping)]
+    return pl.DataFrame({k: [_text(r.get(k)) for r in rows] for k in RULE_KEYS})
+
+
+def _channels(alerts: Mapping[str, Any]) -> pl.DataFrame:
+    chans = alerts.get("channels", {})
+    chans = chans if isinstance(chans, Mapping) else {}
+    # Only the names of environment variables: never a URL or a secret.
+    return pl.DataFrame(
+        {
+            "channel": list(chans),
+            "type": [
+                _text(c.get("type")) if isinstance(c, Mapping) else "" for c in chans.values()
+            ],
+            "url from env": [
+                _text(c.get("url_env")) if isinstance(c, Mapping) else "" for c in chans.values()
+            ],
+        }
+    )
+
+
+def current_state(events: pl.DataFrame) -> pl.DataFrame | None:
+    """The latest event per alert (rule, scope), when the events carry those columns."""
+    keys = [k for k in KEY_COLUMNS if k in events.columns]
+    if "rule" not in keys or not any(c in events.columns for c in STATE_COLUMNS):
+        return None
+    # Events come newest first: the first row per alert is its current state.
+    return events.unique(subset=keys, keep="first", maintain_order=True)
+
+
+def _newest(view: View, name: str, present: set[str]) -> tuple[pl.DataFrame, bool]:
+    """Rows in the time range, else the newest rows at all (alerts may be stamped with the wall
+    clock while the data is historical); the flag says whether the range held any."""
+    if name not in present:
+        return pl.DataFrame(), True
+    rows = view.fetch(reads.alert_rows, view.filters, name)
+    if not rows.is_empty():
+        return rows, True
+    return view.fetch(reads.alert_rows, view.filters, name, limit=200, in_range=False), False
+
+
+def _ids(df: pl.DataFrame) -> tuple[str, ...]:
+    """Internal ids: in the CSV, not on screen."""
+    return tuple(c for c in df.columns if c == "id" or c.endswith("_id"))
+
+
+def _history(view: View, title: str, name: str, present: set[str], what: str) -> None:
+    st.subheader(title)
+    rows, in_range = _newest(view, name, present)
+    if rows.is_empty():
+        st.caption(f"No {what} yet.")
+        return
+    if not in_range:
+        st.caption(f"No {what} in the selected time range; the newest are shown.")
+    table(rows, name, hide=_ids(rows))
+
+
+def body(view: View) -> None:
+    alerts = view.settings.alerts_table
+    st.subheader("Rules")
+    rules = _rules(alerts)
+    if rules.is_empty():
+        st.info(
+            "No rules in the config file: the alert defaults apply (a global 409-rate spike "
+            "rule and a per-endpoint spike rule). Add `[[alerts.rules]]` to "
+            "conflictradar.toml to change them.",
+            icon=":material/rule:",
+        )
+    else:
+        table(rules, "alert_rules")
+    channels = _channels(alerts)
+    if not channels.is_empty():
+        st.caption("Channels (URLs and keys come from the environment and are never shown)")
+        table(channels, "alert_channels")
+    present = set(view.fetch(reads.alert_columns)["table_name"].to_list())
+    if not present & {"alert_events", "deliveries"}:
+        st.info(
+            "No alerts yet: `alert_events` and `deliveries` appear once "
+            "`conflictradar watch` or `conflictradar alerts check` has evaluated the rules.",
+            icon=":material/notifications_off:",
+        )
+        return
+    st.subheader("Current state")
+    now: pl.DataFrame | None
+    if "alert_state" in present:
+        now = view.fetch(reads.alert_rows, view.filters, "alert_state", in_range=False)
+    else:
+        now = current_state(_newest(view, "alert_events", present)[0])
+    if now is None or now.is_empty():
+        st.info("No alert has fired or is pending.", icon=":material/check_circle:")
+    else:
+        first = [c for c in STATE_FIRST if c in now.columns]
+        table(
+            now.select(*first, *[c for c in now.columns if c not in first]),
+            "alert_state",
+            hide=_ids(now),
+        )
+    _history(view, "History", "alert_events", present, "alert state changes")
+    _history(view, "Deliveries", "deliveries", present, "delivery attempts")
+
+
+page("Alerts", "Spike rules, what is firing, and what was sent where.", body)

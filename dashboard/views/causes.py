@@ -1,0 +1,55 @@
+"""Causes page: each cause's share and trend, what it means, the fix, and example evidence."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts
+from dashboard.frame import View, page
+from dashboard.panels import code, file_line, table, text
+from ingest import reads
+
+
+def body(view: View) -> None:
+    f = view.filters
+    shares = view.fetch(reads.cause_shares, f)
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.subheader("Share")
+        st.plotly_chart(charts.cause_share(shares), key="cause_share")
+    with right:
+        st.subheader("Trend")
+        st.plotly_chart(charts.cause_trend(view.fetch(reads.timeline, f)), key="cause_trend")
+    table(shares, "cause_shares")
+    catalog = view.fetch(reads.cause_catalog)
+    examples = view.fetch(reads.cause_examples, f)
+    st.subheader("What each cause means and how to fix it")
+    counts = dict(zip(shares["cause"].to_list(), shares["conflicts"].to_list(), strict=True))
+    share = dict(zip(shares["cause"].to_list(), shares["share"].to_list(), strict=True))
+    ordered = catalog.with_columns(
+        n=pl.col("cause").replace_strict(counts, default=0, return_dtype=pl.Int64)
+    ).sort(["n", "cause"], descending=[True, False])
+    for i, c in enumerate(ordered.iter_rows(named=True)):
+        n = c["n"]
+        label = (
+            f"**{c['title']}** · `{c['cause']}` · {n:,} 409s ({share[c['cause']]:.0%})"
+            if n
+            else f"{c['title']} · `{c['cause']}` · none in range"
+        )
+        with st.expander(label, expanded=i < 2 and n > 0):
+            st.markdown(c["description"])
+            st.success(f"**Remediation:** {c['remediation']}", icon=":material/build:")
+            ex = examples.filter(pl.col("cause") == c["cause"])
+            if ex.is_empty():
+                continue
+            st.markdown("**Example evidence**")
+            for e in ex.iter_rows(named=True):
+                st.markdown(
+                    f"- {e['ts']:%Y-%m-%d %H:%M:%S} · **{text(e['method'])}** "
+                    f"{code(e['path'])} — "
+                    f"{text(e['evidence'])} · {code(file_line(e['file'], e['line']))}"
+                )
+
+
+page("Causes", "Why the 409s happen, and the fix for each cause.", body)
