@@ -24,8 +24,12 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
+# Figures and ratios against references measured in the same run (never asserted in tests).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -u -m bench            # ingest: vs wc -l, DuckDB raw scan, GoAccess; classify cost
+	$(BIN)/python -u -m bench.watch      # watch: append->visible latency under readers; throughput
+	$(BIN)/python -u -m bench.dashboard  # dashboard: data-fetch time per page on 10M requests
+	$(BIN)/python -u -m bench.alerts     # alerts: 409 spike -> Slack-format receiver latency
 
 eval: $(STAMP)
 	$(BIN)/python -m bench.evaluate

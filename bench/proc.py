@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -19,21 +20,20 @@ class Run:
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out_chunks = []
-    assert proc.stdout is not None
-    for chunk in iter(lambda: proc.stdout.read(65536), b""):  # type: ignore[union-attr]
-        out_chunks.append(chunk)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        print(
-            f"bench: {' '.join(cmd[:3])} failed ({proc.returncode}): {err[-500:]}", file=sys.stderr
-        )
-    return Run(elapsed, usage.ru_maxrss / 1024, proc.returncode, b"".join(out_chunks).decode())
+    """Run `cmd` to completion; stdout is captured, stderr goes to a file (never a full pipe)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        if proc.returncode != 0:
+            tail = err.read().decode(errors="replace")[-500:]
+            print(f"bench: {' '.join(cmd[:3])} failed ({proc.returncode}): {tail}", file=sys.stderr)
+    return Run(elapsed, usage.ru_maxrss / 1024, proc.returncode, stdout)
 
 
 def ensure_debian_package(binary: str, package: str) -> str | None:

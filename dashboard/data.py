@@ -9,7 +9,6 @@ version, so an ingest commit shows up at the next refresh and an idle database i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass, replace
 from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
@@ -33,15 +32,9 @@ def settings() -> Settings:
 
 
 def reader(s: Settings) -> Reader:
-    r = open_reader(s)
-    # A page should say "busy, retrying" within seconds rather than hang on a writer's lock:
-    # shorten whichever patience the reader has (the page itself retries every refresh).
-    if is_dataclass(r) and not isinstance(r, type):
-        names = {f.name for f in fields(r)}
-        for name in ("patience_s", "wait_s"):
-            if name in names:
-                r = replace(r, **{name: LOCK_WAIT_S})
-    return r
+    # A page should say "busy, retrying" within seconds rather than hang on a writer's lock
+    # (the page itself retries every refresh).
+    return open_reader(s, patience_s=LOCK_WAIT_S)
 
 
 def status(s: Settings) -> DataStatus:

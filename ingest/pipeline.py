@@ -400,7 +400,7 @@ class Ingester:
                         rec,
                         drop,
                         parsed.minutes,
-                    ),  # fmt: skip
+                    ),
                     after=self.classifier.classify_range if self.classifier else None,
                 )
                 # Keep the cache current after every commit: a later failure must not make

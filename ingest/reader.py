@@ -129,9 +129,13 @@ class AutoReader:
         return self._call(lambda r: r.user_query(sql))
 
 
-def open_reader(settings: Settings) -> Reader:
-    """The read API for everyone but the writer: the watcher's socket, else the file itself."""
-    return AutoReader(settings.db, settings.sql)
+def open_reader(settings: Settings, patience_s: float = 60.0) -> Reader:
+    """The read API for everyone but the writer: the watcher's socket, else the file itself.
+
+    `patience_s` bounds how long a call keeps retrying while the file is locked by a writer
+    that serves no reads (a one-shot ingest) or a watcher is starting.
+    """
+    return AutoReader(settings.db, settings.sql, patience_s)
 
 
 __all__ = ["AutoReader", "DirectReader", "Params", "QueryRefusedError", "Reader", "open_reader"]

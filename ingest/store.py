@@ -200,7 +200,7 @@ def minute_rollup(requests: pl.DataFrame) -> pl.DataFrame:
             "endpoint",
             "method",
             "status",
-        )  # fmt: skip
+        )
         .agg(
             pl.len().cast(pl.Int64).alias("requests"),
             pl.col("bytes").sum().alias("bytes"),
