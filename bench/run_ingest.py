@@ -7,7 +7,6 @@ import json
 import time
 from pathlib import Path
 
-from ingest.classify import Classifier
 from ingest.pipeline import Ingester, expand_paths
 from ingest.settings import load_settings
 from ingest.store import Store
@@ -29,16 +28,10 @@ def main() -> None:
         report = ingester.ingest(expand_paths(args.paths))
         ingest_s = time.perf_counter() - started
         conflicts = store.con.execute("SELECT count(*) FROM conflicts").fetchone()
-        classify_all_s = None
-        if args.no_classify:
-            t = time.perf_counter()
-            with store.transaction() as con:
-                Classifier(settings.classify).classify_all(con)
-            classify_all_s = time.perf_counter() - t
     print(json.dumps({
         "lines": report.total("lines"), "parsed": report.total("parsed"),
         "rejected": report.total("rejected"), "conflicts": conflicts[0] if conflicts else 0,
-        "ingest_s": ingest_s, "classify_all_s": classify_all_s,
+        "ingest_s": ingest_s,
         "total_s": time.perf_counter() - started,
     }))  # fmt: skip
 

@@ -25,20 +25,26 @@ def split_lines(data: bytes) -> pl.Series:
     if not data:
         return pl.Series("text", [], dtype=pl.String)
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Rare: re-encode with U+FFFD for the bad bytes. Newlines are never part of an invalid
-        # sequence, so the lines stay the same lines.
-        data = data.decode("utf-8", errors="replace").encode("utf-8")
+        text = _as_text(data)
+    except pl.exceptions.ComputeError:
+        # Rare: invalid UTF-8. Re-encode with U+FFFD for the bad bytes; newlines are never part
+        # of an invalid sequence, so the lines stay the same lines.
+        text = _as_text(data.decode("utf-8", errors="replace").encode("utf-8"))
+    text = text.str.strip_suffix("\n")
+    if b"\r" in data:
+        text = text.str.strip_suffix("\r")
+    return text.alias("text")
+
+
+def _as_text(data: bytes) -> pl.Series:
+    """One Arrow array over `data` itself (no copy of the bytes), validated as UTF-8 by polars."""
     nl = newline_positions(data)
-    ends = nl if data.endswith(b"\n") else np.append(nl, len(data))
+    ends = nl if data.endswith(b"\n") else np.append(nl, len(data) - 1)
     count = len(ends)
     offsets = np.empty(count + 1, dtype=np.int64)
     offsets[0] = 0
     offsets[1:] = ends + 1
-    offsets[-1] = min(offsets[-1], len(data))
     raw = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    text = pl.Series("raw", raw).cast(pl.String)
-    return text.str.strip_suffix("\n").str.strip_suffix("\r").alias("text")
+    return pl.Series("raw", raw).cast(pl.String)

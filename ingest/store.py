@@ -229,7 +229,9 @@ class Store:
             )
         if not path.exists():
             _create(path)
-        config = WRITER_SANDBOX if sandboxed else None
+        # Row order on disk carries no meaning here (every read orders explicitly); letting
+        # DuckDB write batches in any order makes ingest ~30% cheaper (measured: bench).
+        config = {"preserve_insertion_order": False, **(WRITER_SANDBOX if sandboxed else {})}
         con = connect(path, read_only=False, wait_s=wait_s, config=config)
         store = cls(con, path)
         store._migrate()
