@@ -46,6 +46,12 @@ class Reader(Protocol):
         ...
 
 
+def as_frame(table: pa.Table) -> pl.DataFrame:
+    out = pl.from_arrow(table)
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
 @dataclass
 class DirectReader:
     """Opens the file read-only for each call: never blocks a writer for longer than a query."""
@@ -74,9 +80,7 @@ class DirectReader:
             con.close()
 
     def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
-        out = pl.from_arrow(self.query(sql, params))
-        assert isinstance(out, pl.DataFrame)
-        return out
+        return as_frame(self.query(sql, params))
 
     def user_query(self, sql: str) -> QueryResult:
         con = self._open()
@@ -121,9 +125,7 @@ class AutoReader:
         return self._call(lambda r: r.query(sql, params))
 
     def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
-        out = pl.from_arrow(self.query(sql, params))
-        assert isinstance(out, pl.DataFrame)
-        return out
+        return as_frame(self.query(sql, params))
 
     def user_query(self, sql: str) -> QueryResult:
         return self._call(lambda r: r.user_query(sql))

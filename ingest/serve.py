@@ -292,9 +292,9 @@ class ServedReader:
             return self._direct().query(sql, params)
 
     def frame(self, sql: str, params: Any = None) -> pl.DataFrame:
-        out = pl.from_arrow(self.query(sql, params))
-        assert isinstance(out, pl.DataFrame)
-        return out
+        from ingest.reader import as_frame
+
+        return as_frame(self.query(sql, params))
 
     def user_query(self, sql: str) -> QueryResult:
         started = time.perf_counter()
