@@ -251,3 +251,47 @@ def test_rollups_follow_appends_repairs_and_late_winners(tmp_path: Path) -> None
     ingest(db, other)
     assert count(db, "SELECT count(*) FROM conflicts WHERE cause = 'concurrent_update'") == 40
     assert_rollups_match(db)
+
+
+MESSAGE_LINES = {
+    # format: (file name, one 409 line whose error text decides the cause)
+    "apigw errorMessage": (
+        "p.jsonl",
+        '{"requestId":"r1","ip":"10.2.0.1","requestTime":"02/Jun/2025:08:00:00 +0000",'
+        '"httpMethod":"POST","routeKey":"POST /payments","path":"/payments","status":"409",'
+        '"responseLength":"10","integrationStatus":"409","errorMessage":"Payment is locked by'
+        ' another capture","userAgent":"sdk"}',
+        "resource_locked",
+    ),
+    "ecs error.message (nested) over message": (
+        "e.jsonl",
+        '{"@timestamp":"2025-06-02T08:00:00Z","message":"request finished","client":{"ip":"1.2.3.4"},'
+        '"http":{"request":{"method":"POST"},"response":{"status_code":409}},'
+        '"url":{"path":"/invoices"},"error":{"message":"invoice already exists"}}',
+        "duplicate_create",
+    ),
+    "json error field": (
+        "j.jsonl",
+        '{"time":"2025-06-02T08:00:00Z","remote_addr":"1.2.3.4","method":"PUT","path":"/docs/1",'
+        '"status":409,"error":"ETag mismatch"}',
+        "version_mismatch",
+    ),
+    "s3 error code": (
+        "s3.log",
+        "79a5 acme [02/Jun/2025:12:08:15 +0000] 10.0.0.1 arn:aws:iam::1:user/u 6A53 REST.PUT.OBJECT"
+        ' k.pdf "PUT /acme/k.pdf HTTP/1.1" 409 InvalidBucketState 310 - 12 - "-" "aws-cli/2"'
+        " - XYZ SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader acme.s3.amazonaws.com TLSv1.2 - -",
+        "state_conflict",  # the S3 error code is the message; "state" matches
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MESSAGE_LINES), ids=list(MESSAGE_LINES))
+def test_messages_from_every_field_decide_the_cause(tmp_path: Path, case: str) -> None:
+    name, line, cause = MESSAGE_LINES[case]
+    log, db = tmp_path / name, tmp_path / "db.duckdb"
+    log.write_text(line + "\n")
+    got = ingest(db, log)
+    assert got["conflicts"] == 1, got
+    assert count(db, "SELECT cause FROM conflicts") == cause
+    assert count(db, "SELECT evidence FROM conflicts").startswith("the error message says")
