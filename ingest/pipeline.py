@@ -21,7 +21,7 @@ from typing import BinaryIO
 import polars as pl
 
 from ingest import detect, endpoints, envelopes
-from ingest.classify import Classifier
+from ingest.classify import BackgroundClassifier, Classifier
 from ingest.errors import InputError
 from ingest.formats import Format, ParserState, get_format, names
 from ingest.lines import newline_positions, split_lines
@@ -36,7 +36,14 @@ from ingest.sources import (
     open_bytes,
     read_blocks,
 )
-from ingest.store import REQUEST_COLUMNS, Batch, FileRecord, Store, minute_rollup
+from ingest.store import (
+    REQUEST_COLUMNS,
+    AfterInsert,
+    Batch,
+    FileRecord,
+    Store,
+    minute_rollup,
+)
 
 RAW_LIMIT = 2048
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".py", ".toml", ".yaml", ".yml", ".csv"}
@@ -226,17 +233,29 @@ class Ingester:
         # `classify=False` exists for the benchmark that prices classification; the conflicts
         # table then lags until `Classifier.classify_all` runs.
         self.classifier = Classifier(settings.classify) if classify else None
+        self._background: BackgroundClassifier | None = None
+        if self.classifier is not None:
+            # Ranges a crashed run left unclassified come first.
+            self.classifier.classify_pending(store.con)
         self.records = store.file_records()
         self._next_id = store.next_file_id()
 
     def ingest(self, paths: Sequence[Path]) -> IngestReport:
+        """One-shot ingest; classification runs beside it, on its own connection."""
         started = time.perf_counter()
         report = IngestReport()
-        for path in paths:
-            try:
-                report.files.append(self.ingest_file(path))
-            except InputError as exc:
-                report.files.append(FileReport(str(path), status="error", message=str(exc)))
+        if self.classifier is not None:
+            self._background = BackgroundClassifier(self.store.con, self.classifier).start()
+        try:
+            for path in paths:
+                try:
+                    report.files.append(self.ingest_file(path))
+                except InputError as exc:
+                    report.files.append(FileReport(str(path), status="error", message=str(exc)))
+        finally:
+            if self._background is not None:
+                background, self._background = self._background, None
+                background.finish()
         self.learn_folds()
         report.elapsed_s = time.perf_counter() - started
         return report
@@ -401,7 +420,7 @@ class Ingester:
                         drop,
                         parsed.minutes,
                     ),
-                    after=self.classifier.classify_range if self.classifier else None,
+                    after=self._classify_hook(),
                 )
                 # Keep the cache current after every commit: a later failure must not make
                 # the next look resume from an older offset.
@@ -419,6 +438,13 @@ class Ingester:
                 with contextlib.suppress(queue.Empty):
                     stage.get(timeout=0.05)
             worker.join()
+
+    def _classify_hook(self) -> AfterInsert | None:
+        """In the batch's transaction: mark the range for the background classifier during a
+        one-shot ingest, else classify it right there (watch: visible at commit)."""
+        if self._background is not None:
+            return self._background.mark
+        return self.classifier.classify_range if self.classifier else None
 
     def learn_folds(self) -> None:
         """Learn high-cardinality positions from the endpoints stored so far, re-template rows."""

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS conflict_minutes (
     minute TIMESTAMPTZ, file VARCHAR, host VARCHAR, endpoint VARCHAR, method VARCHAR,
     cause VARCHAR, conflicts BIGINT
 );
+-- Time ranges of committed batches whose 409s still need classifying (background ingest).
+CREATE TABLE IF NOT EXISTS classify_pending (lo TIMESTAMPTZ, hi TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS endpoint_folds (prefix VARCHAR, position INTEGER, learned TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 """

@@ -295,3 +295,20 @@ def test_messages_from_every_field_decide_the_cause(tmp_path: Path, case: str) -
     assert got["conflicts"] == 1, got
     assert count(db, "SELECT cause FROM conflicts") == cause
     assert count(db, "SELECT evidence FROM conflicts").startswith("the error message says")
+
+
+def test_ranges_left_pending_by_a_crash_are_classified_on_the_next_run(tmp_path: Path) -> None:
+    log, db = tmp_path / "a.log", tmp_path / "db.duckdb"
+    log.write_text(lines(0, 30, status=409, method="POST"))
+    ingest(db, log)
+    with Store.open(db) as store:
+        # What a run killed between a batch's commit and its classification leaves behind.
+        store.con.execute("DELETE FROM conflicts")
+        store.con.execute("DELETE FROM conflict_minutes")
+        store.con.execute("INSERT INTO classify_pending SELECT min(ts), max(ts) FROM requests")
+    assert count(db, "SELECT count(*) FROM conflicts") == 0
+    with Store.open(db) as store:
+        Ingester(store, load_settings(db=db, env={}))
+    assert count(db, "SELECT count(*) FROM conflicts") == 30
+    assert count(db, "SELECT count(*) FROM classify_pending") == 0
+    assert_rollups_match(db)
