@@ -14,6 +14,13 @@ from bench.proc import Run, ensure_debian_package, measure
 DATA = Path(__file__).resolve().parents[1] / "bench_data"
 
 
+REPEATS = 3
+
+
+def _median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
 def _row(name: str, run: Run, lines: int, ref: float) -> str:
     rate = lines / run.seconds if run.seconds else 0.0
     return (f"{name:<44} {run.seconds:8.2f} s {rate:>12,.0f} lines/s {run.peak_rss_mb:8.0f} MB"
@@ -31,10 +38,19 @@ def bench_ingest(lines: int) -> None:
     db = DATA / "bench.duckdb"
     print(f"\n== ingest: {lines:,} lines of nginx combined ({size_mb:.0f} MB), 2 cores ==")
     print(f"{'what':<44} {'time':>10} {'throughput':>20} {'peak RSS':>11}   speed vs conflictradar")
-    ours = measure([py, "-m", "bench.run_ingest", str(db), str(log)])
+    # The machine is noisy (runs vary by up to 40%): alternate the two variants, keep medians.
+    runs = {"with": [], "without": []}  # type: dict[str, list[Run]]
+    for _ in range(REPEATS):
+        runs["with"].append(measure([py, "-m", "bench.run_ingest", str(db), str(log)]))
+        runs["without"].append(
+            measure([py, "-m", "bench.run_ingest", str(db), str(log), "--no-classify"])
+        )
+    ours, noclass = _median(runs["with"]), _median(runs["without"])
     stats = json.loads(ours.stdout or "{}")
-    noclass = measure([py, "-m", "bench.run_ingest", str(db), str(log), "--no-classify"])
     stats_nc = json.loads(noclass.stdout or "{}")
+    print(f"(medians of {REPEATS} alternating runs; all runs, with classification: "
+          + ", ".join(f"{r.seconds:.2f} s" for r in runs["with"]) + "; without: "
+          + ", ".join(f"{r.seconds:.2f} s" for r in runs["without"]) + ")")  # fmt: skip
     ref = ours.seconds
     print(_row("conflictradar ingest (auto-detect, classify)", ours, lines, ref))
     print(_row("conflictradar ingest without classification", noclass, lines, ref))
