@@ -98,12 +98,17 @@ ok AS (
       AND ts BETWEEN $lo - to_microseconds($window_us) AND $hi
       AND path IN (SELECT path FROM c)
 ),
+-- Both joins also match on a time bucket of the window's width (a candidate lies in the 409's
+-- bucket or the one before), so a hot path with thousands of writes does not make the join
+-- quadratic: each 409 meets only the requests of its last two windows.
 retry AS (
     SELECT c.file, c.line, c.ts,
            max_by(struct_pack(ts := o.ts, file := o.file, line := o.line, status := o.status),
                   (o.ts, o.file, o.line)) AS {win}
-    FROM c JOIN ok o
-      ON o.path = c.path AND o.method = c.method
+    FROM (SELECT *, unnest([epoch_us(ts) // $retry_b, epoch_us(ts) // $retry_b - 1]) AS bucket
+          FROM c) c
+    JOIN (SELECT *, epoch_us(ts) // $retry_b AS bucket FROM ok) o
+      ON o.bucket = c.bucket AND o.path = c.path AND o.method = c.method
      AND o.client_ip = c.client_ip AND o.user_agent IS NOT DISTINCT FROM c.user_agent
      AND o.ts BETWEEN c.ts - to_microseconds($retry_us) AND c.ts
     GROUP BY c.file, c.line, c.ts
@@ -113,9 +118,11 @@ race AS (
            max_by(struct_pack(ts := o.ts, file := o.file, line := o.line, status := o.status,
                               ip := o.client_ip, method := o.method),
                   (o.ts, o.file, o.line)) AS {win}
-    FROM c JOIN ok o
-      ON o.path = c.path
-     AND c.method IN {RACE_LOSER_METHODS} AND o.method IN {WRITE_METHODS}
+    FROM (SELECT *, unnest([epoch_us(ts) // $race_b, epoch_us(ts) // $race_b - 1]) AS bucket
+          FROM c WHERE method IN {RACE_LOSER_METHODS}) c
+    JOIN (SELECT *, epoch_us(ts) // $race_b AS bucket FROM ok
+          WHERE method IN {WRITE_METHODS}) o
+      ON o.bucket = c.bucket AND o.path = c.path
      AND NOT coalesce(o.client_ip = c.client_ip
                       AND o.user_agent IS NOT DISTINCT FROM c.user_agent, false)
      AND o.ts BETWEEN c.ts - to_microseconds($race_us) AND c.ts
@@ -202,6 +209,9 @@ class Classifier:
             "window_us": max(self.rules.retry_us, self.rules.race_us),
             "retry_us": self.rules.retry_us,
             "race_us": self.rules.race_us,
+            # Bucket widths: the window itself (at least 1 µs, for a window of 0).
+            "retry_b": max(self.rules.retry_us, 1),
+            "race_b": max(self.rules.race_us, 1),
             "retry_s": f"{self.rules.retry_us / 1e6:g}",
             "race_s": f"{self.rules.race_us / 1e6:g}",
             "verbs": list(self.rules.verbs),
