@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
+import duckdb
 import polars as pl
 
 from ingest import detect, endpoints, envelopes
@@ -126,6 +127,7 @@ def load_context(store: Store, settings: Settings) -> Context:
 class _Parsed:
     requests: pl.DataFrame
     minutes: pl.DataFrame
+    folds: tuple[endpoints.Fold, ...]  # learned from this block, not yet recorded
     rejects: pl.DataFrame
     conflict_lines: pl.DataFrame
     lines: int
@@ -192,6 +194,15 @@ def parse_block(
             "raw": texts.filter(bad).str.slice(0, RAW_LIMIT),
         }
     )
+    # A high-cardinality position seen in this block is folded before anything is stored, so
+    # the rows need no rewriting later.
+    learned = endpoints.learn_folds(
+        requests["endpoint"], ctx.settings.endpoints.fold_threshold, ctx.folds
+    )
+    if learned:
+        requests = requests.with_columns(
+            endpoints.apply_folds(pl.col("endpoint"), learned).alias("endpoint")
+        )
     is_409 = requests["status"] == 409
     conflict_lines = pl.DataFrame(
         {
@@ -209,6 +220,7 @@ def parse_block(
     return _Parsed(
         requests=requests,
         minutes=minute_rollup(requests),
+        folds=tuple(learned),
         rejects=rejects,
         conflict_lines=conflict_lines,
         lines=consumed,
@@ -349,6 +361,7 @@ class Ingester:
         abort = threading.Event()
 
         def produce() -> None:
+            ctx = self.ctx  # this file's parsing context, extended by the folds it learns
             try:
                 with opener() as fh:
                     line = first_line
@@ -364,8 +377,10 @@ class Ingester:
                             shift = pending.count(b"\n")
                         oversize = tuple((i + shift, n) for i, n in block.oversize)
                         parsed = parse_block(data, bstart, line, block.unterminated, oversize, fmt,
-                                             envelope, state, self.ctx, str(source.path),
+                                             envelope, state, ctx, str(source.path),
                                              final=block.unterminated)  # fmt: skip
+                        if parsed.folds:
+                            ctx = replace(ctx, folds=ctx.folds + parsed.folds)
                         consumed_bytes = parsed.end - bstart
                         pending = data[consumed_bytes:]
                         pending_start = parsed.end
@@ -375,7 +390,7 @@ class Ingester:
                         stage.put((parsed, block.end - block.start, state.dumps()))
                     if pending and take_unterminated:
                         parsed = parse_block(pending, pending_start, line, False, (), fmt, envelope,
-                                             state, self.ctx, str(source.path), final=True)  # fmt: skip
+                                             state, ctx, str(source.path), final=True)  # fmt: skip
                         stage.put((parsed, 0, state.dumps()))
                 stage.put(None)
             except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -400,6 +415,8 @@ class Ingester:
                     # belong to the new content. Commit nothing; the next look starts afresh.
                     report.status = "changed"
                     break
+                if parsed.folds:
+                    self._record_folds(parsed.folds)
                 lines_so_far += parsed.lines
                 rec = replace(
                     rec,
@@ -459,18 +476,37 @@ class Ingester:
         new = endpoints.learn_folds(series, threshold, known)
         if not new:
             return
+        self._record_folds(tuple(new))
+
+    def _record_folds(self, new: tuple[endpoints.Fold, ...]) -> None:
+        """Persist new folds and re-template what is already stored (one transaction)."""
+        fresh = tuple(f for f in new if f not in self.ctx.folds)
+        if not fresh:
+            return
+        for attempt in range(10):
+            try:
+                self._write_folds(fresh)
+                break
+            except duckdb.TransactionException:  # the background classifier touched conflicts
+                if attempt == 9:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        self.ctx = replace(self.ctx, folds=self.ctx.folds + fresh)
+
+    def _write_folds(self, fresh: tuple[endpoints.Fold, ...]) -> None:
         with self.store.transaction() as con:
-            for fold in new:
-                con.execute("INSERT INTO endpoint_folds VALUES (?, ?, now())",
-                            [fold.prefix, fold.position])  # fmt: skip
+            for fold in fresh:
+                con.execute(
+                    "INSERT INTO endpoint_folds VALUES (?, ?, now())", [fold.prefix, fold.position]
+                )
+                pattern = "^" + _re_escape(fold.prefix) + r"/[^/]+(/|$)"
+                replacement = fold.prefix.replace("\\", "\\\\") + "/{id}\\1"
                 for table in ("requests", "conflicts", "request_minutes", "conflict_minutes"):
                     con.execute(
-                    f"UPDATE {table} SET endpoint = regexp_replace(endpoint, ?, ?)"
-                    " WHERE starts_with(endpoint, ?)",
-                    ["^" + _re_escape(fold.prefix) + r"/[^/]+(/|$)",
-                     fold.prefix.replace("\\", "\\\\") + "/{id}\\1", fold.prefix + "/"],
-                )  # fmt: skip
-        self.ctx = replace(self.ctx, folds=self.ctx.folds + tuple(new))
+                        f"UPDATE {table} SET endpoint = regexp_replace(endpoint, ?, ?)"
+                        " WHERE starts_with(endpoint, ?)",
+                        [pattern, replacement, fold.prefix + "/"],
+                    )
 
 
 def _re_escape(text: str) -> str:

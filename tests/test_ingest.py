@@ -312,3 +312,27 @@ def test_ranges_left_pending_by_a_crash_are_classified_on_the_next_run(tmp_path:
     assert count(db, "SELECT count(*) FROM conflicts") == 30
     assert count(db, "SELECT count(*) FROM classify_pending") == 0
     assert_rollups_match(db)
+
+
+def _profiles(start: int, count: int) -> str:
+    names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
+    return "".join(
+        f'10.0.0.1 - - [10/Oct/2025:13:55:{i % 60:02d} +0200] "GET /users/{names[i % 10]}'
+        f'{"x" * (i // 10)}/profile HTTP/1.1" 200 5 "-" "c"\n'
+        for i in range(start, start + count)
+    )
+
+
+def test_high_cardinality_positions_are_folded_everywhere(tmp_path: Path) -> None:
+    first, second, db = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "db.duckdb"
+    first.write_text(_profiles(0, 50))  # 50 distinct names: below the threshold of 200
+    ingest(db, first)
+    assert count(db, "SELECT count(DISTINCT endpoint) FROM requests") == 50
+    second.write_text(_profiles(50, 400))  # now the position is clearly an identifier
+    ingest(db, second)
+    assert (
+        count(db, "SELECT string_agg(DISTINCT endpoint, ',') FROM requests")
+        == "/users/{id}/profile"
+    )
+    assert count(db, "SELECT count(*) FROM endpoint_folds") == 1
+    assert_rollups_match(db)
