@@ -220,8 +220,8 @@ class Classifier:
             p[f"kw{i}"] = pattern
         return p
 
-    def classify_range(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> int:
-        """Replace the causes of every 409 with lo <= ts <= hi + window; returns how many."""
+    def classify_range(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
+        """Replace the causes of every 409 with lo <= ts <= hi + window."""
         hi = hi + self.window
         con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
         con.execute("INSERT INTO conflicts " + self.sql, self.params(lo, hi))
@@ -239,10 +239,6 @@ class Classifier:
             " AND ts < date_trunc('minute', $hi::TIMESTAMPTZ) + INTERVAL 1 MINUTE GROUP BY ALL",
             bounds,
         )
-        row = con.execute(
-            "SELECT count(*) FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi}
-        ).fetchone()
-        return int(row[0]) if row else 0
 
     def mark_pending(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
         """Record, in the batch's transaction, that [lo, hi] still needs classifying."""
@@ -270,13 +266,12 @@ class Classifier:
             raise
         return len(rows)
 
-    def classify_all(self, con: duckdb.DuckDBPyConnection) -> int:
+    def classify_all(self, con: duckdb.DuckDBPyConnection) -> None:
         row = con.execute("SELECT min(ts), max(ts) FROM requests WHERE status = 409").fetchone()
         con.execute("DELETE FROM conflicts")
         con.execute("DELETE FROM conflict_minutes")
-        if not row or row[0] is None:
-            return 0
-        return self.classify_range(con, row[0], row[1])
+        if row and row[0] is not None:
+            self.classify_range(con, row[0], row[1])
 
 
 class BackgroundClassifier:

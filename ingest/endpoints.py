@@ -124,6 +124,12 @@ class Fold:
     prefix: str  # templated segments before the position, e.g. `/users`
     position: int  # index in `endpoint.split("/")`
 
+    @property
+    def pattern(self) -> str:
+        """Regex (RE2 and Rust alike) matching the prefix and the folded segment; group 1 is
+        what follows the segment. Used on frames and in SQL over stored rows."""
+        return "^" + re.escape(self.prefix) + r"/[^/]+(/|$)"
+
 
 def learn_folds(endpoints: pl.Series, threshold: int, known: Iterable[Fold]) -> list[Fold]:
     """Positions where one prefix is followed by >= threshold distinct literal values.
@@ -163,8 +169,7 @@ def apply_folds(endpoints: pl.Expr, folds: Sequence[Fold]) -> pl.Expr:
         depth = fold.prefix.count("/") + 1
         if depth != fold.position:
             continue
-        pattern = "^" + re.escape(fold.prefix) + r"/[^/]+(/|$)"
-        out = out.str.replace(pattern, fold.prefix.replace("$", "$$") + "/" + ID + "$1")
+        out = out.str.replace(fold.pattern, fold.prefix.replace("$", "$$") + "/" + ID + "$1")
     return out
 
 

@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -499,7 +499,7 @@ class Ingester:
                 con.execute(
                     "INSERT INTO endpoint_folds VALUES (?, ?, now())", [fold.prefix, fold.position]
                 )
-                pattern = "^" + _re_escape(fold.prefix) + r"/[^/]+(/|$)"
+                pattern = fold.pattern
                 replacement = fold.prefix.replace("\\", "\\\\") + "/{id}\\1"
                 for table in ("requests", "conflicts", "request_minutes", "conflict_minutes"):
                     con.execute(
@@ -507,12 +507,6 @@ class Ingester:
                         " WHERE starts_with(endpoint, ?)",
                         [pattern, replacement, fold.prefix + "/"],
                     )
-
-
-def _re_escape(text: str) -> str:
-    import re
-
-    return re.escape(text)
 
 
 def _same_start(opener: Opener, head: bytes) -> bool:
@@ -530,7 +524,3 @@ def _first_block(opener: Opener) -> bytes:
         data = fh.read(1 << 20)
     cut = data.rfind(b"\n")
     return data[: cut + 1] if cut > 0 else data
-
-
-def iter_reports(report: IngestReport) -> Iterator[FileReport]:
-    yield from report.files
