@@ -10,8 +10,6 @@ loser in the same transaction that stores it.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -258,7 +256,6 @@ class Classifier:
                     merged.append([lo, hi])
             for lo, hi in merged:
                 self.classify_range(con, lo, hi)
-            # Only the rows this transaction saw: ranges added meanwhile stay for the next round.
             con.execute("DELETE FROM classify_pending")
             con.execute("COMMIT")
         except BaseException:
@@ -272,63 +269,6 @@ class Classifier:
         con.execute("DELETE FROM conflict_minutes")
         if row and row[0] is not None:
             self.classify_range(con, row[0], row[1])
-
-
-class BackgroundClassifier:
-    """Classifies committed batches on its own connection while one-shot ingest goes on.
-
-    Each batch records its time range in `classify_pending` inside its own transaction; this
-    thread turns pending ranges into causes in separate transactions. Nothing is lost on a crash:
-    pending ranges survive and are classified by the next run before it reads anything.
-    """
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, classifier: Classifier) -> None:
-        self.cur = con.cursor()
-        self.classifier = classifier
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="conflictradar-classify",
-                                       daemon=True)  # fmt: skip
-
-    def start(self) -> BackgroundClassifier:
-        self.thread.start()
-        return self
-
-    def mark(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
-        self.classifier.mark_pending(con, lo, hi)
-        self.wake.set()
-
-    def _round(self) -> None:
-        for attempt in range(20):
-            try:
-                self.classifier.classify_pending(self.cur)
-                return
-            except duckdb.TransactionException:  # a batch touched the same rows: try again
-                time.sleep(0.01 * (attempt + 1))
-        self.classifier.classify_pending(self.cur)
-
-    def _run(self) -> None:
-        try:
-            while not self.stopping.is_set():
-                self.wake.wait(0.5)
-                self.wake.clear()
-                self._round()
-        except BaseException as exc:  # surfaced by finish()
-            self.error = exc
-
-    def finish(self) -> None:
-        """Classify what is still pending, then stop; re-raises a failure of the thread."""
-        self.stopping.set()
-        self.wake.set()
-        self.thread.join()
-        try:
-            if self.error is None:
-                self._round()
-        finally:
-            self.cur.close()
-        if self.error is not None:
-            raise self.error
 
 
 def cause_names() -> list[str]:

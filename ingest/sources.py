@@ -115,7 +115,7 @@ class Block:
     `oversize` lists (line index within the block, original length) of lines that were cut.
     """
 
-    data: bytes
+    data: bytes | bytearray
     start: int
     end: int
     unterminated: bool
@@ -128,7 +128,9 @@ def read_blocks(
     """Yield blocks of whole lines from `start`; a partial last line is yielded only on request.
 
     A line longer than `max_line_bytes` is cut to that length (the parser then rejects it) and
-    its remainder skipped, so one runaway line cannot exhaust memory.
+    its remainder skipped, so one runaway line cannot exhaust memory. Each block is read straight
+    into its own buffer, behind the previous block's partial line: the bytes are copied once, by
+    the read itself (concatenating and slicing `bytes` cost two more copies, ~0.25 s per GB).
     """
     if start:
         if fh.seekable():
@@ -138,23 +140,49 @@ def read_blocks(
     pos = start
     carry = b""
     while True:
-        chunk = fh.read(block_bytes)
-        if not chunk:
+        data = _read_after(fh, carry, block_bytes)
+        if len(data) == len(carry):
             if carry and take_unterminated:
                 yield Block(carry, pos, pos + len(carry), True)
             return
-        data = carry + chunk if carry else chunk
         cut = data.rfind(b"\n")
         if cut < 0:
             if len(data) > max_line_bytes:
-                yield from _oversize_line(fh, data, pos, block_bytes, max_line_bytes,
+                yield from _oversize_line(fh, bytes(data), pos, block_bytes, max_line_bytes,
                                           take_unterminated)  # fmt: skip
                 return
-            carry = data
+            carry = bytes(data)
             continue
-        yield Block(data[: cut + 1], pos, pos + cut + 1, False)
+        carry = bytes(data[cut + 1 :])
+        del data[cut + 1 :]  # shrinks in place
+        yield Block(data, pos, pos + cut + 1, False)
         pos += cut + 1
-        carry = data[cut + 1 :]
+
+
+def _read_after(fh: Reader, carry: bytes, n: int) -> bytearray:
+    """`carry` followed by up to `n` bytes read from `fh` (fewer only at the end of the file)."""
+    buf = bytearray(len(carry) + n)
+    buf[: len(carry)] = carry
+    got = len(carry)
+    with memoryview(buf) as view:
+        while got < len(buf):
+            k = _read_into(fh, view[got:])
+            if not k:
+                break
+            got += k
+    del buf[got:]
+    return buf
+
+
+def _read_into(fh: Reader, view: memoryview) -> int:
+    readinto = getattr(fh, "readinto", None)
+    if readinto is not None:
+        with view:
+            return int(readinto(view) or 0)
+    chunk = fh.read(len(view))
+    view[: len(chunk)] = chunk
+    view.release()
+    return len(chunk)
 
 
 def _oversize_line(

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from ingest import pipeline
 from ingest.pipeline import Ingester, expand_paths
 from ingest.settings import load_settings
 from ingest.store import Store
@@ -336,3 +338,43 @@ def test_high_cardinality_positions_are_folded_everywhere(tmp_path: Path) -> Non
     )
     assert count(db, "SELECT count(*) FROM endpoint_folds") == 1
     assert_rollups_match(db)
+
+
+def _conflicts(db: Path) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            "SELECT file, line, cause, evidence FROM conflicts ORDER BY file, line"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_bulk_classification_mid_run_equals_one_pass_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One-shot ingest explains 409s in bulk every CLASSIFY_EVERY_ROWS rows: with small blocks
+    # and a tiny cadence it classifies many times mid-run, and must end where one pass ends.
+    data = Path(__file__).resolve().parents[1] / "sample_logs" / "data"
+    once, often = tmp_path / "once.duckdb", tmp_path / "often.duckdb"
+    ingest(once, data)
+    monkeypatch.setattr(pipeline, "CLASSIFY_EVERY_ROWS", 500)
+    monkeypatch.setenv("CONFLICTRADAR_INGEST_BLOCK_MB", "1")
+    passes = []
+    bulk = Ingester._classify_pending
+
+    def counted(self: Ingester) -> None:
+        passes.append(self.store.con.execute("SELECT count(*) FROM classify_pending").fetchone())
+        bulk(self)
+
+    monkeypatch.setattr(Ingester, "_classify_pending", counted)
+    with Store.open(often) as store:
+        settings = load_settings(db=often)
+        assert settings.ingest.block_bytes == 1 << 20
+        Ingester(store, settings).ingest(expand_paths([str(data)]))
+    assert len(passes) >= 5, passes  # several passes mid-run, each over pending ranges
+    got, want = _conflicts(often), _conflicts(once)
+    assert len(want) > 400
+    assert got == want
+    assert count(often, "SELECT count(*) FROM classify_pending") == 0
+    assert_rollups_match(often)
