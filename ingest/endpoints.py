@@ -41,13 +41,20 @@ _MAYBE_ID = r"[\d@]|%40"
 
 
 def _segment_template(seg: pl.Expr) -> pl.Expr:
-    is_id = seg.str.contains(_MAYBE_ID) & seg.str.contains(_ID_RE)
-    return pl.when(is_id).then(pl.lit(ID)).otherwise(seg)
+    # The shape regex runs only on segments that pass the pre-filter (the others are null).
+    maybe = pl.when(seg.str.contains(_MAYBE_ID)).then(seg)
+    return pl.when(maybe.str.contains(_ID_RE)).then(pl.lit(ID)).otherwise(seg)
 
 
 def heuristic_templates(paths: pl.Expr) -> pl.Expr:
-    """`/orders/42/items/SKU-4417` -> `/orders/{id}/items/{id}` (vectorized)."""
-    return paths.str.split("/").list.eval(_segment_template(pl.element())).list.join("/")
+    """`/orders/42/items/SKU-4417` -> `/orders/{id}/items/{id}` (vectorized).
+
+    Only paths with a digit or an @ can hold an identifier; the others skip the per-segment
+    work (they are null in the split).
+    """
+    maybe = pl.when(paths.str.contains(_MAYBE_ID)).then(paths)
+    templated = maybe.str.split("/").list.eval(_segment_template(pl.element())).list.join("/")
+    return pl.coalesce(templated, paths)
 
 
 # -- OpenAPI -------------------------------------------------------------------------------
