@@ -223,6 +223,12 @@ _INSERT_REQUESTS = (
 )
 
 
+def _arrow(frame: pl.DataFrame) -> Any:
+    """The frame as Arrow without copying its strings: polars keeps them as string views, which
+    DuckDB reads directly (the default conversion to `large_string` copies every byte)."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
 class Store:
     """A read-write connection to the database: the single writer."""
 
@@ -368,23 +374,23 @@ class Store:
                         con.execute(f"DELETE FROM {table} WHERE file = ? AND line = ?",
                                     list(batch.drop_line))  # fmt: skip
                 if batch.requests.height:
-                    rows = batch.requests.select(_VARYING_COLUMNS).to_arrow()
+                    rows = _arrow(batch.requests.select(_VARYING_COLUMNS))
                     con.register("_batch_rows", rows)
                     con.execute(_INSERT_REQUESTS, [batch.file.path, batch.file.format])
                     con.unregister("_batch_rows")
                     minutes = batch.minutes
                     if minutes is None:
                         minutes = minute_rollup(batch.requests)
-                    con.register("_batch_minutes", minutes.to_arrow())
+                    con.register("_batch_minutes", _arrow(minutes))
                     con.execute("INSERT INTO request_minutes SELECT * FROM _batch_minutes")
                     con.unregister("_batch_minutes")
                 if batch.rejects.height:
-                    rejected = batch.rejects.select("file", "line", "reason", "raw").to_arrow()
+                    rejected = _arrow(batch.rejects.select("file", "line", "reason", "raw"))
                     con.register("_batch_rejects", rejected)
                     con.execute("INSERT INTO rejects SELECT * FROM _batch_rejects")
                     con.unregister("_batch_rejects")
                 if batch.conflict_lines.height:
-                    lines = batch.conflict_lines.select("file", "line", "ts", "raw").to_arrow()
+                    lines = _arrow(batch.conflict_lines.select("file", "line", "ts", "raw"))
                     con.register("_batch_conflicts", lines)
                     con.execute("INSERT INTO conflict_lines SELECT * FROM _batch_conflicts")
                     con.unregister("_batch_conflicts")

@@ -378,3 +378,25 @@ def test_bulk_classification_mid_run_equals_one_pass_at_the_end(
     assert got == want
     assert count(often, "SELECT count(*) FROM classify_pending") == 0
     assert_rollups_match(often)
+
+
+def test_every_string_shape_survives_the_insert(tmp_path: Path) -> None:
+    # Rows reach DuckDB as Arrow string views: short ones inline, long ones in buffers, empty,
+    # multi-byte and escaped text; every value must come back byte for byte.
+    log, db = tmp_path / "a.log", tmp_path / "db.duckdb"
+    agents = ["", "-", "é", "x" * 11, "y" * 12, "z" * 13, "ü€𝄞" * 5, 'q\\"uote', "w" * 5000]
+    text = "".join(
+        f'10.0.0.{i} - - [10/Oct/2025:13:55:{i:02d} +0000] "GET /p/{"ä" * i} HTTP/1.1" 200 1'
+        f' "-" "{agent}"\n'
+        for i, agent in enumerate(agents)
+    )
+    log.write_text(text, encoding="utf-8")
+    assert ingest(db, log)["parsed"] == len(agents)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT path, user_agent FROM requests ORDER BY line").fetchall()
+    finally:
+        con.close()
+    want = [None, None, "é", "x" * 11, "y" * 12, "z" * 13, "ü€𝄞" * 5, 'q"uote', "w" * 5000]
+    assert [r[1] for r in rows] == want
+    assert [r[0] for r in rows] == [f"/p/{'ä' * i}" for i in range(len(agents))]
