@@ -22,7 +22,9 @@ def main() -> None:
     args = p.parse_args()
     db = Path(args.db)
     db.unlink(missing_ok=True)
-    settings = load_settings(db=db, env={k: v for k, v in os.environ.items() if k.startswith("CONFLICTRADAR_INGEST_")})
+    settings = load_settings(
+        db=db, env={k: v for k, v in os.environ.items() if k.startswith("CONFLICTRADAR_INGEST_")}
+    )
     started = time.perf_counter()
     with Store.open(db) as store:
         ingester = Ingester(store, settings, forced=args.format, classify=not args.no_classify)
