@@ -400,3 +400,20 @@ def test_every_string_shape_survives_the_insert(tmp_path: Path) -> None:
     want = [None, None, "é", "x" * 11, "y" * 12, "z" * 13, "ü€𝄞" * 5, 'q"uote', "w" * 5000]
     assert [r[1] for r in rows] == want
     assert [r[0] for r in rows] == [f"/p/{'ä' * i}" for i in range(len(agents))]
+
+
+def test_thread_settings_nest_and_restore(tmp_path: Path) -> None:
+    # Ingest inserts on one thread and classifies mid-run with all of them; the inserts after
+    # a mid-run classification must be back on one thread.
+    def threads(store: Store) -> int:
+        row = store.con.execute("SELECT current_setting('threads')").fetchone()
+        return int(row[0]) if row else 0
+
+    with Store.open(tmp_path / "db.duckdb") as store:
+        full = threads(store)
+        with store.threads(1):
+            assert threads(store) == 1
+            with store.threads(None):
+                assert threads(store) == full
+            assert threads(store) == 1
+        assert threads(store) == full
