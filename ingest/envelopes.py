@@ -15,7 +15,7 @@ from typing import cast
 
 import polars as pl
 
-from ingest.formats.jsonlog import extract_json
+from ingest.formats.jsonpaths import extract_json
 from ingest.schema import UTC_TS
 from ingest.timestamps import parse_iso
 

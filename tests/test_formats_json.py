@@ -1,4 +1,4 @@
-"""JSON formats (ingest/formats/jsonlog.py) and container envelopes (ingest/envelopes.py).
+"""JSON formats (ingest/formats/json*.py) and container envelopes (ingest/envelopes.py).
 
 Tables of single lines per format, golden files (tests/golden/json/<format>.log -> .json;
 regenerate with UPDATE_GOLDEN=1 after checking the diff by eye), the real logs in
@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from ingest import envelopes, schema
-from ingest.formats import ParserState, jsonlog
+from ingest.formats import ParserState, jsonlog, jsonpaths
 from tests.conftest import GOLDEN
 
 FORMATS = {f.name: f for f in jsonlog.FORMATS}
@@ -689,7 +689,7 @@ def test_extract_json_paths_and_kinds() -> None:
         ]
     )
     paths = ["a/b/0/c", "a/Ua/0", "a", "d.e", "f/g", "f", "n", "s", "missing/x"]
-    got = jsonlog.extract_json(lines, paths)
+    got = jsonpaths.extract_json(lines, paths)
     assert got.columns == [*paths, "_json"]
     assert got.row(0) == (
         "1",
@@ -709,7 +709,7 @@ def test_extract_json_paths_and_kinds() -> None:
 
 def test_extract_json_keys_that_differ_only_in_case() -> None:
     lines = pl.Series(['{"Timestamp":"A","timestamp":"b","x":{"Y":1,"y":2}}'])
-    got = jsonlog.extract_json(lines, ["timestamp", "Timestamp", "x/y", "x/Y"])
+    got = jsonpaths.extract_json(lines, ["timestamp", "Timestamp", "x/y", "x/Y"])
     assert got.row(0) == ("b", "A", "2", "1", "object")
 
 

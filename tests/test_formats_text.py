@@ -19,7 +19,15 @@ import polars as pl
 import pytest
 
 from ingest import schema
-from ingest.formats import Format, ParserState, UnknownFormatError, clf, get_format, proxies
+from ingest.formats import (
+    Format,
+    ParserState,
+    UnknownFormatError,
+    clf,
+    get_format,
+    nginx,
+    proxies,
+)
 
 GOLDEN_TEXT = Path(__file__).resolve().parent / "golden" / "text"
 
@@ -56,14 +64,14 @@ GOLDEN = {
     "nginx_upstreaminfo": "nginx:" + NGINX_UPSTREAMINFO,
 }
 
-BY_NAME = {f.name: f for f in [*clf.FORMATS, *proxies.FORMATS]}
+BY_NAME = {f.name: f for f in [*clf.FORMATS, *nginx.FORMATS, *proxies.FORMATS]}
 
 
 def parser_for(spec: str) -> Any:
     if spec == "envoy-text":
         return proxies.parse_envoy_text
     if spec.startswith("nginx:"):
-        return clf.nginx_format(spec[len("nginx:") :]).parse
+        return nginx.nginx_format(spec[len("nginx:") :]).parse
     return BY_NAME[spec].parse
 
 
@@ -114,14 +122,14 @@ ALL_SPECS = [*BY_NAME, "envoy-text", "nginx:" + NGINX_MAIN, "nginx:" + NGINX_UPS
 
 
 def test_format_names_and_order() -> None:
-    assert [f.name for f in clf.FORMATS] == [
+    assert [f.name for f in [*clf.FORMATS, *nginx.FORMATS]] == [
         "vcombined",
         "combined",
         "common",
         "nginx-proxy-manager",
     ]
     assert [f.name for f in proxies.FORMATS] == ["haproxy"]
-    assert all(isinstance(f, Format) and f.summary for f in [*clf.FORMATS, *proxies.FORMATS])
+    assert all(isinstance(f, Format) and f.summary for f in BY_NAME.values())
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS)
@@ -360,11 +368,11 @@ def test_vcombined_requires_the_vhost() -> None:
 
 
 def test_nginx_default_combined_directive_uses_the_fast_parser() -> None:
-    fmt = clf.nginx_format(NGINX_COMBINED)
+    fmt = nginx.nginx_format(NGINX_COMBINED)
     assert fmt.name == "nginx:combined"
     line = f'192.0.2.1 - - {TS} "PUT /a/1 HTTP/1.1" 409 5 "-" "curl/8"'
     assert rows(fmt.parse(pl.Series([line]), ParserState())) == rows(parse("combined", [line]))
-    assert clf.nginx_format("combined").name == "nginx:combined"
+    assert nginx.nginx_format("combined").name == "nginx:combined"
 
 
 @pytest.mark.parametrize(
@@ -379,12 +387,12 @@ def test_nginx_default_combined_directive_uses_the_fast_parser() -> None:
     ],
 )
 def test_nginx_format_names(directive: str, name: str) -> None:
-    assert clf.nginx_format(directive).name == name
+    assert nginx.nginx_format(directive).name == name
 
 
 def test_nginx_directive_pieces_are_concatenated() -> None:
-    spec = clf.parse_directive("log_format t escape=json '$msec '\n\t\"$status\" '\\'x\\'';")
-    assert spec == clf.LogFormat("t", "json", "$msec $status'x'")
+    spec = nginx.parse_directive("log_format t escape=json '$msec '\n\t\"$status\" '\\'x\\'';")
+    assert spec == nginx.LogFormat("t", "json", "$msec $status'x'")
 
 
 def test_nginx_via_get_format() -> None:
@@ -473,13 +481,13 @@ NGINX_CASES = [
 @pytest.mark.parametrize(("directive", "line", "expected"), [c[1:] for c in NGINX_CASES],
                          ids=[c[0] for c in NGINX_CASES])  # fmt: skip
 def test_nginx_format(directive: str, line: str, expected: dict[str, Any]) -> None:
-    row = one_with(clf.nginx_format(directive), line)
+    row = one_with(nginx.nginx_format(directive), line)
     assert "reject" not in row, row
     assert {k: row.get(k) for k in expected} == expected
 
 
 def test_nginx_format_rejects_other_lines() -> None:
-    fmt = clf.nginx_format(NGINX_UPSTREAMINFO)
+    fmt = nginx.nginx_format(NGINX_UPSTREAMINFO)
     assert one_with(fmt, "garbage") == {"reject": "does not match the nginx log_format"}
 
 
@@ -494,7 +502,7 @@ def test_nginx_format_rejects_other_lines() -> None:
 )
 def test_nginx_format_errors(directive: str, message: str) -> None:
     with pytest.raises(UnknownFormatError, match=re.escape(message)) as caught:
-        clf.nginx_format(directive)
+        nginx.nginx_format(directive)
     assert "\n" not in str(caught.value)
 
 
@@ -636,8 +644,8 @@ def test_envoy_other_lines(line: str, expected: dict[str, Any]) -> None:
 
 
 def test_npm_builtin_is_built_from_the_shipped_directives() -> None:
-    assert clf.nginx_format(clf.NPM_PROXY).name == "nginx:proxy"
-    assert clf.nginx_format(clf.NPM_STANDARD).name == "nginx:standard"
+    assert nginx.nginx_format(nginx.NPM_PROXY).name == "nginx:proxy"
+    assert nginx.nginx_format(nginx.NPM_STANDARD).name == "nginx:standard"
 
 
 def test_npm_keeps_the_reason_of_a_line_with_its_shape() -> None:

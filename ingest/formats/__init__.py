@@ -55,7 +55,7 @@ class UnknownFormatError(ValueError):
 
 def _registry() -> list[Format]:
     # Imported here so a broken optional module names itself instead of breaking every import.
-    from ingest.formats import aws, clf, jsonlog, proxies, w3c
+    from ingest.formats import aws, clf, jsonlog, nginx, proxies, w3c
 
     ordered: list[Format] = []
     # Specific structured formats first, generic ones last: on a tie in clean parses the earlier
@@ -64,7 +64,7 @@ def _registry() -> list[Format]:
     ordered.extend(
         replace(f, family="any" if f.name == "envoy" else "json") for f in jsonlog.FORMATS
     )
-    for module in (w3c, aws, proxies, clf):
+    for module in (w3c, aws, proxies, clf, nginx):
         ordered.extend(module.FORMATS)
     return ordered
 
@@ -87,7 +87,7 @@ def get_format(spec: str) -> Format:
     """Resolve a `--format` value: a registered name, or `nginx:'<log_format string>'`."""
     spec = spec.strip()
     if spec.startswith("nginx:"):
-        from ingest.formats.clf import nginx_format
+        from ingest.formats.nginx import nginx_format
 
         return nginx_format(spec[len("nginx:") :])
     for fmt in all_formats():

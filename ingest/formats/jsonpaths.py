@@ -1,0 +1,156 @@
+"""Values at key paths of JSON lines (parse stage), for the JSON formats and container envelopes.
+
+Each batch of lines is parsed once by DuckDB's JSON reader (`from_json` into a struct of exactly
+the keys a format reads), which never raises on a bad line, tolerates a key whose type changes
+from line to line (`error` a string here, an object there) and is several times faster than
+polars' `json_path_match` (one parse per key) or `json_decode` (raises on the first odd line).
+
+Key paths are written `a/b/c` (nesting); an all-digit segment is an array index, and a dot is part
+of a key, so `http.request.method` is the dotted key and `http/request/method` the nested one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+
+import duckdb
+import polars as pl
+
+_LOCAL = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    # One in-memory connection per thread: a DuckDB connection must not be shared across threads.
+    con: duckdb.DuckDBPyConnection | None = getattr(_LOCAL, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:")
+        _LOCAL.con = con
+    return con
+
+
+def sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _jsonpath(segments: Sequence[str]) -> str:
+    return "$" + "".join(f"[{s}]" if s.isdigit() else '."' + s + '"' for s in segments)
+
+
+def sql(query: str, frame: pl.DataFrame) -> pl.DataFrame:
+    con = _connection()
+    con.register("src", frame.to_arrow())
+    try:
+        result = pl.from_arrow(con.sql(query).to_arrow_table())
+    finally:
+        con.unregister("src")
+    assert isinstance(result, pl.DataFrame)
+    return result
+
+
+def _plan(paths: Sequence[str]) -> tuple[str, list[str]]:
+    """A `from_json` structure covering `paths`, and one SQL expression per path.
+
+    Each path is read through its shortest requested prefix that stops before any array index
+    (its anchor), declared VARCHAR so it comes back as a string or as JSON text; whatever lies
+    below an anchor (`error/message` under `error`, `User-Agent/0`) is read from that text. A key
+    differing only in case from a sibling cannot share a DuckDB struct: it is read from the line.
+    """
+    split = [p.split("/") for p in paths]
+    heads = {tuple(s[: next((i for i, x in enumerate(s) if x.isdigit()), len(s))]) for s in split}
+    structure: dict = {}
+    exprs = []
+    for segments in split:
+        anchor = next(
+            (
+                tuple(segments[:n])
+                for n in range(1, len(segments) + 1)
+                if tuple(segments[:n]) in heads
+            ),
+            (),
+        )
+        node, access = structure, "s"
+        for depth, key in enumerate(anchor):
+            clash = next((k for k in node if k.lower() == key.lower() and k != key), None)
+            if clash is not None:
+                anchor = ()
+                break
+            if depth == len(anchor) - 1:
+                node.setdefault(key, "VARCHAR")
+            else:
+                node = node.setdefault(key, {})
+            access = f"struct_extract({access}, {sql_text(key)})"
+        if not anchor:
+            exprs.append(f"json_extract_string(line, {sql_text(_jsonpath(segments))})")
+            continue
+        tail = segments[len(anchor) :]
+        if tail:
+            path = sql_text(_jsonpath(tail))
+            access = (
+                f"CASE WHEN json_valid({access}) THEN json_extract_string({access}, {path}) END"
+            )
+        exprs.append(access)
+    return json.dumps(structure), exprs
+
+
+def _present_keys(text: pl.Series, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` occur as `"key"` anywhere in the batch (a superset of the top-level keys).
+
+    Reading a key costs DuckDB time even when no line has it; a log uses a handful of the many
+    aliases a format knows. A strided sample names the common keys cheaply, one Aho-Corasick pass
+    over the batch proves the others absent or finds the few lines that hold them.
+    """
+    quoted = {f'"{key}"': key for key in keys}
+    step = max(1, len(text) // 512)
+    found = set(text.gather_every(step).str.extract_many(list(quoted)).explode().drop_nulls())
+    rest = [q for q in quoted if q not in found]
+    if rest:
+        holders = text.filter(text.str.contains_any(rest))
+        if len(holders):
+            found |= set(holders.str.extract_many(rest).explode().drop_nulls())
+    return {quoted[q] for q in found}
+
+
+def extract_present(text: pl.Series, paths: Sequence[str]) -> pl.DataFrame:
+    """Columns for the `paths` whose first key occurs in the batch, plus `_json`."""
+    candidate = text.str.contains(r"^[\s\ufeff]*\{")
+    src = pl.DataFrame({"line": text}).select(pl.when(candidate).then(pl.col("line")).alias("line"))
+    present = _present_keys(text, sorted({p.split("/")[0] for p in paths}))
+    paths = [p for p in dict.fromkeys(paths) if p.split("/")[0] in present]
+    structure, exprs = _plan(paths)
+    picks = "".join(f", {e} AS c{i}" for i, e in enumerate(exprs))
+    parsed = f"try(from_json(line, {sql_text(structure)}))" if paths else "json('{}')"
+    query = (
+        f"SELECT s IS NOT NULL AS ok{picks} FROM (SELECT line, "
+        f"CASE WHEN json_valid(line) THEN {parsed} END AS s FROM src)"
+    )
+    got = sql(query, src)
+    if len(got) != len(text):  # DuckDB keeps insertion order for a plain projection
+        raise RuntimeError("JSON extraction changed the row count")
+    kind = (
+        pl.when(~candidate)
+        .then(pl.lit("other"))
+        .when(pl.col("ok"))
+        .then(pl.lit("object"))
+        .otherwise(pl.lit("invalid"))
+    )
+    return got.select(
+        *[pl.col(f"c{i}").cast(pl.String).alias(p) for i, p in enumerate(paths)],
+        kind.alias("_json"),
+    )
+
+
+def extract_json(lines: pl.Series, paths: Sequence[str]) -> pl.DataFrame:
+    """The value at each key path of each line: one String column per path, plus `_json`.
+
+    A string comes back unquoted, a number or boolean as its JSON text, an object or array as JSON
+    text, JSON null or a missing key as null. `_json` is "object" for a JSON object, "invalid" for
+    a line that starts like one but does not parse, "other" for anything else (arrays, scalars,
+    plain text). Same length and order as `lines`.
+    """
+    got = extract_present(lines.cast(pl.String).fill_null(""), paths)
+    return got.select(
+        *[pl.col(p) if p in got.columns else pl.lit(None, pl.String).alias(p) for p in paths],
+        pl.col("_json"),
+    )
