@@ -353,9 +353,8 @@ def _conflicts(db: Path) -> list[tuple[object, ...]]:
 def test_bulk_classification_mid_run_equals_one_pass_at_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One-shot ingest explains 409s in bulk mid-run (when the parser is behind, and every
-    # CLASSIFY_EVERY_ROWS rows): with small blocks and a tiny cadence it classifies many times,
-    # and must end exactly where one pass ends.
+    # One-shot ingest explains 409s in bulk every CLASSIFY_EVERY_ROWS rows: with small blocks
+    # and a tiny cadence it classifies many times mid-run, and must end where one pass ends.
     data = Path(__file__).resolve().parents[1] / "sample_logs" / "data"
     once, often = tmp_path / "once.duckdb", tmp_path / "often.duckdb"
     ingest(once, data)
@@ -364,9 +363,9 @@ def test_bulk_classification_mid_run_equals_one_pass_at_the_end(
     passes = []
     bulk = Ingester._classify_pending
 
-    def counted(self: Ingester, threads: int | None = None) -> None:
+    def counted(self: Ingester) -> None:
         passes.append(self.store.con.execute("SELECT count(*) FROM classify_pending").fetchone())
-        bulk(self, threads)
+        bulk(self)
 
     monkeypatch.setattr(Ingester, "_classify_pending", counted)
     with Store.open(often) as store:
