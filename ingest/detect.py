@@ -63,6 +63,8 @@ def detect(lines: pl.Series) -> Detection:
         if (clean, skipped) > best_score:
             best, best_score = fmt, (clean, skipped)
             best_directives = int((parsed["_skip"] & inner.str.starts_with("#")).sum())
+        if clean == inner.len():
+            break  # every line parsed: no later format can score higher, and ties go first
     clean, skipped = best_score
     considered = inner.len() - skipped
     if best is not None and clean >= 1 and clean >= MIN_SHARE * considered:
