@@ -14,7 +14,7 @@ from bench.proc import Run, ensure_debian_package, measure
 DATA = Path(__file__).resolve().parents[1] / "bench_data"
 
 
-REPEATS = 3
+REPEATS = 5
 
 
 def _median(runs: list[Run]) -> Run:
