@@ -175,14 +175,14 @@ def _read_after(fh: Reader, carry: bytes, n: int) -> bytearray:
 
 
 def _read_into(fh: Reader, view: memoryview) -> int:
-    readinto = getattr(fh, "readinto", None)
-    if readinto is not None:
-        with view:
+    """Fill the start of `view` from `fh` (released after, so its buffer can be resized)."""
+    with view:
+        readinto = getattr(fh, "readinto", None)
+        if readinto is not None:
             return int(readinto(view) or 0)
-    chunk = fh.read(len(view))
-    view[: len(chunk)] = chunk
-    view.release()
-    return len(chunk)
+        chunk = fh.read(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
 
 
 def _oversize_line(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,9 +173,9 @@ class FileRecord:
 class Batch:
     """One commit: one file's parsed rows, rejected lines, and the file's position after them.
 
-    `requests` has REQUEST_COLUMNS (its `file` and `format` are stored from `file`); `rejects` has file, line, reason, raw; `conflict_lines` has
-    file, line, ts, raw. `drop_line` removes a previously stored unterminated last line that this
-    batch re-reads in full.
+    `requests` has REQUEST_COLUMNS (its `file` and `format` are stored from `file`); `rejects`
+    has file, line, reason, raw; `conflict_lines` has file, line, ts, raw. `drop_line` removes a
+    previously stored unterminated last line that this batch re-reads in full.
     """
 
     requests: pl.DataFrame
@@ -216,17 +216,20 @@ def minute_rollup(requests: pl.DataFrame) -> pl.DataFrame:
 # more cheaply than the same string repeated in every row of an Arrow column (measured: the
 # insert of 2M rows took 0.4 s less).
 _VARYING_COLUMNS = [c for c in REQUEST_COLUMNS if c not in ("file", "format")]
-_INSERT_REQUESTS = (
-    "INSERT INTO requests SELECT "
-    + ", ".join("?::VARCHAR" if c in ("file", "format") else c for c in REQUEST_COLUMNS)
-    + " FROM _batch_rows"
-)
+_REQUEST_SELECT = ", ".join("?::VARCHAR" if c in ("file", "format") else c for c in REQUEST_COLUMNS)
 
 
-def _arrow(frame: pl.DataFrame) -> Any:
-    """The frame as Arrow without copying its strings: polars keeps them as string views, which
-    DuckDB reads directly (the default conversion to `large_string` copies every byte)."""
-    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+def _append(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, select: str = "*",
+    params: Sequence[object] = (),
+) -> None:  # fmt: skip
+    """INSERT INTO `table` SELECT `select` over `frame`, handed over as Arrow string views:
+    DuckDB reads them directly (the default conversion to `large_string` copies every byte)."""
+    con.register("_batch", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
+    try:
+        con.execute(f"INSERT INTO {table} SELECT {select} FROM _batch", list(params))
+    finally:
+        con.unregister("_batch")
 
 
 class Store:
@@ -235,9 +238,7 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         self.con = con
         self.path = path
-        row = con.execute("SELECT current_setting('threads')").fetchone()
-        self._threads = int(row[0]) if row else 1
-        self._threads_now = self._threads
+        self._threads = self._current_threads()  # as opened: what `threads(None)` means
 
     @classmethod
     def open(cls, path: Path, *, wait_s: float = 0.0, sandboxed: bool = False) -> Store:
@@ -296,14 +297,16 @@ class Store:
         Bulk inserts are cheapest on one thread (measured on 2M rows: 0.9 against 1.4 us a row
         on two, and half the file size), which also leaves the other core to the parser.
         """
-        before = self._threads_now
-        self._threads_now = int(n or self._threads)
-        self.con.execute(f"SET threads = {self._threads_now}")
+        before = self._current_threads()
+        self.con.execute(f"SET threads = {int(n or self._threads)}")
         try:
             yield
         finally:  # back to what the enclosing block had
-            self._threads_now = before
             self.con.execute(f"SET threads = {before}")
+
+    def _current_threads(self) -> int:
+        row = self.con.execute("SELECT current_setting('threads')").fetchone()
+        return int(row[0]) if row else 1
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -378,26 +381,17 @@ class Store:
                         con.execute(f"DELETE FROM {table} WHERE file = ? AND line = ?",
                                     list(batch.drop_line))  # fmt: skip
                 if batch.requests.height:
-                    rows = _arrow(batch.requests.select(_VARYING_COLUMNS))
-                    con.register("_batch_rows", rows)
-                    con.execute(_INSERT_REQUESTS, [batch.file.path, batch.file.format])
-                    con.unregister("_batch_rows")
+                    _append(con, "requests", batch.requests.select(_VARYING_COLUMNS),
+                            _REQUEST_SELECT, [batch.file.path, batch.file.format])  # fmt: skip
                     minutes = batch.minutes
                     if minutes is None:
                         minutes = minute_rollup(batch.requests)
-                    con.register("_batch_minutes", _arrow(minutes))
-                    con.execute("INSERT INTO request_minutes SELECT * FROM _batch_minutes")
-                    con.unregister("_batch_minutes")
+                    _append(con, "request_minutes", minutes)
                 if batch.rejects.height:
-                    rejected = _arrow(batch.rejects.select("file", "line", "reason", "raw"))
-                    con.register("_batch_rejects", rejected)
-                    con.execute("INSERT INTO rejects SELECT * FROM _batch_rejects")
-                    con.unregister("_batch_rejects")
+                    _append(con, "rejects", batch.rejects.select("file", "line", "reason", "raw"))
                 if batch.conflict_lines.height:
-                    lines = _arrow(batch.conflict_lines.select("file", "line", "ts", "raw"))
-                    con.register("_batch_conflicts", lines)
-                    con.execute("INSERT INTO conflict_lines SELECT * FROM _batch_conflicts")
-                    con.unregister("_batch_conflicts")
+                    _append(con, "conflict_lines",
+                            batch.conflict_lines.select("file", "line", "ts", "raw"))  # fmt: skip
                 self._upsert_file(batch.file)
                 if after is not None and batch.requests.height:
                     ts = batch.requests["ts"]
