@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sample_logs.model import FILE_BY_NAME, SOURCES_BY_API, Cause, Request
+from sample_logs.model import FILE_BY_NAME, Cause, Request
 from sample_logs.scenarios import (
     Message,
     Spot,
@@ -22,8 +22,10 @@ from sample_logs.scenarios import (
     fill_message,
     new_request,
     other_ua,
+    pick_variant,
     read_back,
     split_spec,
+    two_sources,
 )
 from sample_logs.timing import stamps, start_for_stamp
 
@@ -90,13 +92,9 @@ IN_VARIANTS = ("normal", "cross_query", "late_winner", "nat", "edge_in")
 START_STAMPED = ("traefik", "apigw", "s3")
 
 
-def pick_variant(world: World) -> str:
-    return world.rng.choices(list(VARIANTS), list(VARIANTS.values()))[0]
-
-
 def build(world: World, row: RaceRow, t0: int, variant: str | None = None) -> list[Request]:
     """A committed race story starting at `t0`, or [] when none could be placed soundly."""
-    chosen = variant or pick_variant(world)
+    chosen = variant or pick_variant(world, VARIANTS)
     return commit(world, lambda: _draw(world, row, t0, chosen))
 
 
@@ -107,11 +105,7 @@ def _draw(world: World, row: RaceRow, t0: int, variant: str) -> list[Request] | 
     fresh = rng.random() < 0.5
     ids = [world.resources.fresh(k, t0) if fresh else world.resources.pick(k, t0) for k in kinds]
     path = (row.path_fmt or template.replace("{id}", "{}")).format(*ids)
-    sources = SOURCES_BY_API[row.api]
-    src_w = rng.choice(sources)
-    src_l = src_w
-    if len(sources) > 1 and rng.random() < 0.65:
-        src_l = next(s for s in sources if s != src_w)  # the other gateway node
+    src_w, src_l = two_sources(world, row.api, 0.65)  # the loser may be on the other node
     if variant in ("edge_in", "edge_out") and not (exact(src_w) and exact(src_l)):
         variant = "normal"
     if variant == "late_winner" and FILE_BY_NAME[src_w].format not in START_STAMPED:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sample_logs.model import RACE_METHODS, SOURCES_BY_API, Cause, Request
+from sample_logs.model import RACE_METHODS, Cause, Request
 from sample_logs.scenarios import (
     Message,
     Spot,
@@ -22,8 +22,10 @@ from sample_logs.scenarios import (
     fill_message,
     new_request,
     other_ua,
+    pick_variant,
     read_back,
     split_spec,
+    two_sources,
 )
 from sample_logs.timing import stamps, start_for_stamp
 from sample_logs.traffic import SAME
@@ -83,13 +85,9 @@ VARIANTS = {
 IN_VARIANTS = ("normal", "double", "edge_in")
 
 
-def pick_variant(world: World) -> str:
-    return world.rng.choices(list(VARIANTS), list(VARIANTS.values()))[0]
-
-
 def build(world: World, row: RetryRow, t0: int, variant: str | None = None) -> list[Request]:
     """A committed retry story starting at `t0`, or [] when none could be placed soundly."""
-    chosen = variant or pick_variant(world)
+    chosen = variant or pick_variant(world, VARIANTS)
     return commit(world, lambda: _draw(world, row, t0, chosen))
 
 
@@ -98,11 +96,7 @@ def _draw(world: World, row: RetryRow, t0: int, variant: str) -> list[Request] |
     method, template = split_spec(row.spec)
     ids = [world.resources.fresh(k, t0) for k in row.kinds.split()]
     path = template.replace("{id}", "{}").format(*ids)
-    sources = SOURCES_BY_API[row.api]
-    src1 = rng.choice(sources)
-    src2 = src1
-    if len(sources) > 1 and rng.random() < 0.6:
-        src2 = next(s for s in sources if s != src1)  # the client's retry hit the other node
+    src1, src2 = two_sources(world, row.api, 0.6)  # the retry may hit the other node
     if variant in ("edge_in", "edge_out") and not (exact(src1) and exact(src2)):
         variant = "normal"
     pool = world.pools[row.who]

@@ -9,7 +9,7 @@ labels, and if the story cannot disturb (or be disturbed by) any other labelled 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sample_logs.clients import Pool
@@ -18,6 +18,7 @@ from sample_logs.model import (
     ACTION_VERBS,
     FILE_BY_NAME,
     RACE_METHODS,
+    SOURCES_BY_API,
     WRITE_METHODS,
     Cause,
     Client,
@@ -123,6 +124,21 @@ def commit(
             world.history.add(story)
             return story
     return []
+
+
+def pick_variant(world: World, variants: Mapping[str, float]) -> str:
+    """One of a scenario's variants, drawn with their weights."""
+    return world.rng.choices(list(variants), list(variants.values()))[0]
+
+
+def two_sources(world: World, api: str, p_other: float) -> tuple[str, str]:
+    """The log files of the first and second request of a story: the second is on the API's
+    other gateway node with probability `p_other` (when it has two), else on the same one."""
+    sources = SOURCES_BY_API[api]
+    first = world.rng.choice(sources)
+    if len(sources) > 1 and world.rng.random() < p_other:
+        return first, next(s for s in sources if s != first)
+    return first, first
 
 
 def exact(source: str) -> bool:
