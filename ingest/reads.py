@@ -130,6 +130,14 @@ def _where(f: Filters, time_col: str, *, cause: bool) -> tuple[str, dict[str, ob
     return " AND ".join(parts), params
 
 
+def _rollup_wheres(f: Filters) -> tuple[str, str, dict[str, object]]:
+    """WHERE clauses over `request_minutes` (no cause) and `conflict_minutes`, and their
+    parameters: the queries that set conflicts beside requests use both."""
+    req, p1 = _where(f, "minute", cause=False)
+    con, p2 = _where(f, "minute", cause=True)
+    return req, con, p1 | p2
+
+
 def _bucket(col: str) -> str:
     return f"to_timestamp(floor(epoch({col}) / $bucket) * $bucket)"
 
@@ -178,8 +186,7 @@ def filter_options(reader: Reader) -> FilterOptions:
 
 def kpis(reader: Reader, f: Filters) -> pl.DataFrame:
     """One row: requests, conflicts, rate, endpoints and resources hit, clients, top cause."""
-    req, p1 = _where(f, "minute", cause=False)
-    con, p2 = _where(f, "minute", cause=True)
+    req, con, params = _rollup_wheres(f)
     raw, _ = _where(f, "ts", cause=True)
     return reader.frame(
         f"WITH r AS (SELECT coalesce(sum(requests), 0) AS n FROM request_minutes WHERE {req}),"
@@ -193,14 +200,13 @@ def kpis(reader: Reader, f: Filters) -> pl.DataFrame:
         " c.n / nullif(r.n, 0) AS rate, c.endpoints, k.resources, k.clients,"
         " (SELECT cause FROM t) AS top_cause, (SELECT n FROM t)::BIGINT AS top_cause_conflicts"
         " FROM r, c, k",
-        p1 | p2,
+        params,
     )
 
 
 def timeline(reader: Reader, f: Filters) -> pl.DataFrame:
     """Per time bucket and cause: conflicts, with the bucket's requests (cause null if none)."""
-    req, p1 = _where(f, "minute", cause=False)
-    con, p2 = _where(f, "minute", cause=True)
+    req, con, params = _rollup_wheres(f)
     bucket = bucket_seconds(f.span)
     return reader.frame(
         f"WITH r AS (SELECT {_bucket('minute')} AS bucket, sum(requests)::BIGINT AS requests"
@@ -210,14 +216,13 @@ def timeline(reader: Reader, f: Filters) -> pl.DataFrame:
         " SELECT coalesce(r.bucket, c.bucket) AS bucket, c.cause,"
         " coalesce(c.conflicts, 0) AS conflicts, coalesce(r.requests, 0) AS requests"
         " FROM r FULL JOIN c USING (bucket) ORDER BY bucket, c.cause",
-        p1 | p2 | {"bucket": bucket},
+        params | {"bucket": bucket},
     )
 
 
 def top_endpoints(reader: Reader, f: Filters, limit: int = 10) -> pl.DataFrame:
     """Endpoints by conflicts: requests, rate and the main cause."""
-    req, p1 = _where(f, "minute", cause=False)
-    con, p2 = _where(f, "minute", cause=True)
+    req, con, params = _rollup_wheres(f)
     return reader.frame(
         f"WITH c AS (SELECT endpoint, cause, sum(conflicts) AS n FROM conflict_minutes"
         f"           WHERE {con} GROUP BY ALL HAVING n > 0),"
@@ -228,14 +233,13 @@ def top_endpoints(reader: Reader, f: Filters, limit: int = 10) -> pl.DataFrame:
         f"       WHERE {req} AND endpoint IN (SELECT endpoint FROM e) GROUP BY endpoint)"
         " SELECT e.endpoint, e.conflicts, r.requests, e.conflicts / nullif(r.requests, 0) AS rate,"
         " e.main_cause FROM e LEFT JOIN r USING (endpoint) ORDER BY conflicts DESC, endpoint",
-        p1 | p2 | {"limit": limit},
+        params | {"limit": limit},
     )
 
 
 def endpoint_heatmap(reader: Reader, f: Filters, top: int = 15) -> pl.DataFrame:
     """The top endpoints by conflicts x time buckets: requests, conflicts and the 409 rate."""
-    req, p1 = _where(f, "minute", cause=False)
-    con, p2 = _where(f, "minute", cause=True)
+    req, con, params = _rollup_wheres(f)
     bucket = bucket_seconds(f.span)
     return reader.frame(
         f"WITH e AS (SELECT endpoint FROM conflict_minutes WHERE {con} GROUP BY endpoint"
@@ -249,7 +253,7 @@ def endpoint_heatmap(reader: Reader, f: Filters, top: int = 15) -> pl.DataFrame:
         " SELECT endpoint, bucket, coalesce(r.n, 0) AS requests, coalesce(c.n, 0) AS conflicts,"
         " coalesce(c.n, 0) / nullif(r.n, 0) AS rate"
         " FROM r FULL JOIN c USING (endpoint, bucket) ORDER BY endpoint, bucket",
-        p1 | p2 | {"bucket": bucket, "top": top},
+        params | {"bucket": bucket, "top": top},
     )
 
 
