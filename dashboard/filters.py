@@ -29,6 +29,15 @@ DEFAULT_RANGE = "24h"
 # Data whose newest line is younger than this is live: quick ranges then end now.
 LIVE_WINDOW = timedelta(minutes=5)
 SELECTION_KEY = "_selection"
+# The sidebar's narrowing multiselects: (label, URL parameter, field of Selection and of
+# FilterOptions), in sidebar order.
+NARROWING = (
+    ("Log file", "file", "files"),
+    ("Host", "host", "hosts"),
+    ("Endpoint", "endpoint", "endpoints"),
+    ("Method", "method", "methods"),
+    ("Cause", "cause", "causes"),
+)
 HERE = Path(__file__).resolve().parent
 
 
@@ -110,46 +119,19 @@ def sidebar(options: FilterOptions | None, status: DataStatus | None) -> Selecti
                     "Historical data: ranges end at the newest line, "
                     f"{status.newest:%Y-%m-%d %H:%M} UTC."
                 )
-        files = st.multiselect(
-            "Log file",
-            opts.files,
-            key="file",
-            bind="query-params",
-            disabled=off,
-            placeholder="All files",
-        )
-        hosts = st.multiselect(
-            "Host",
-            opts.hosts,
-            key="host",
-            bind="query-params",
-            disabled=off,
-            placeholder="All hosts",
-        )
-        endpoints = st.multiselect(
-            "Endpoint",
-            opts.endpoints,
-            key="endpoint",
-            bind="query-params",
-            disabled=off,
-            placeholder="All endpoints",
-        )
-        methods = st.multiselect(
-            "Method",
-            opts.methods,
-            key="method",
-            bind="query-params",
-            disabled=off,
-            placeholder="All methods",
-        )
-        causes = st.multiselect(
-            "Cause",
-            opts.causes,
-            key="cause",
-            bind="query-params",
-            disabled=off,
-            placeholder="All causes",
-        )
+        chosen = {
+            attr: tuple(
+                st.multiselect(
+                    label,
+                    getattr(opts, attr),
+                    key=key,
+                    bind="query-params",
+                    disabled=off,
+                    placeholder=f"All {attr}",
+                )
+            )
+            for label, key, attr in NARROWING
+        }
         live = st.toggle(
             "Live refresh",
             value=True,
@@ -158,17 +140,7 @@ def sidebar(options: FilterOptions | None, status: DataStatus | None) -> Selecti
             help="Refresh numbers and charts every few seconds while "
             "`conflictradar watch` ingests.",
         )
-    sel = Selection(
-        rng or DEFAULT_RANGE,
-        start,
-        end,
-        tuple(files),
-        tuple(hosts),
-        tuple(endpoints),
-        tuple(methods),
-        tuple(causes),
-        bool(live),
-    )
+    sel = Selection(rng or DEFAULT_RANGE, start, end, live=bool(live), **chosen)
     st.session_state[SELECTION_KEY] = sel
     return sel
 
