@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from dashboard.server import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_P95_S = 5.0
 URL_ENV = "BENCH_ALERTS_SLACK_URL"
@@ -243,11 +245,7 @@ def start_cli_watch(setup: WatchSetup) -> Iterator[subprocess.Popen[bytes]]:
             raise RuntimeError(f"conflictradar watch exited at once ({proc.returncode}): {err}")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 15)
 
 
 @contextlib.contextmanager

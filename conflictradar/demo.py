@@ -81,7 +81,7 @@ def print_summary(settings: Settings, out: TextIO) -> None:
 
 
 def run_demo(settings: Settings, out: TextIO, duration_s: float | None) -> int:
-    from dashboard.server import start_dashboard, stop_dashboard
+    from dashboard.server import start_dashboard, stop_process
     from sample_logs.generate import write_batch
     from sample_logs.live import run_live
 
@@ -131,11 +131,7 @@ def run_demo(settings: Settings, out: TextIO, duration_s: float | None) -> int:
     finally:
         stop.set()
         if dashboard is not None:
-            stop_dashboard(dashboard)
-        watch.terminate()
-        try:
-            watch.wait(30)
-        except subprocess.TimeoutExpired:
-            watch.kill()
+            stop_process(dashboard)
+        stop_process(watch, 30)
     print(f"conflictradar demo: stopped; the data stays in {work}", file=sys.stderr)
     return 0

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 from ingest.errors import ConflictRadarError
 from ingest.settings import Settings
@@ -148,7 +149,8 @@ def start_dashboard(
     return proc, url
 
 
-def stop_dashboard(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """Stop a child (the dashboard, a watcher): SIGTERM, then SIGKILL after `timeout_s`."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -176,6 +178,6 @@ def run_dashboard(settings: Settings, host: str, port: int, open_browser: bool =
     except KeyboardInterrupt:
         return 0
     finally:
-        stop_dashboard(proc)
+        stop_process(proc)
         signal.signal(signal.SIGTERM, previous)
     return 0 if code in (0, -2, -15) else 1

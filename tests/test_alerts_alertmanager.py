@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from alerts.config import parse_alert_config
 from alerts.engine import AlertEngine
 from alerts.outbox import DeliveryState
 from alerts.webhook import fingerprint
+from dashboard.server import stop_process
+from tests.kit import free_port
 from tests.test_alerts_kit import Db, db, utc_minute, wait_for
 
 __all__ = ["db"]
@@ -49,12 +50,6 @@ def alertmanager_binary() -> str | None:
         timeout=600,
     )
     return shutil.which(PACKAGE) or shutil.which("alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +92,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(f"Alertmanager did not become ready: {proc.communicate()[1][-2000:]}")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def am_alerts(base: str, **params: str) -> list[dict[str, Any]]:

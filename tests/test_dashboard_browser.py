@@ -12,7 +12,6 @@ import base64
 import itertools
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -24,9 +23,10 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from dashboard.server import start_dashboard, stop_dashboard
+from dashboard.server import start_dashboard, stop_process
 from ingest.settings import Settings
 from ingest.store import Store
+from tests.kit import free_port
 from tests.test_dashboard_data import build_db
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,12 +91,6 @@ def _chromium() -> str:
             f"(exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Browser:
@@ -207,11 +201,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
             b.call("Runtime.enable")
             yield b
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def sample_db(folder: Path) -> Path:
@@ -231,11 +221,11 @@ def sample_db(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = sample_db(tmp_path_factory.mktemp("browser"))
-    proc, url = start_dashboard(Settings(db=db), "127.0.0.1", _free_port())
+    proc, url = start_dashboard(Settings(db=db), "127.0.0.1", free_port())
     try:
         yield url
     finally:
-        stop_dashboard(proc)
+        stop_process(proc)
 
 
 def test_every_page_renders_in_chromium(browser: Browser, dashboard_url: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from dashboard.server import APP, DashboardError, command, environment, start_dashboard, url_for
 from ingest.settings import DashboardSettings, Settings
+from tests.kit import free_port
 
 
 def test_command_runs_the_app_headless_on_the_given_address() -> None:
@@ -55,9 +56,7 @@ def test_a_taken_port_is_one_clear_sentence(tmp_path: Path) -> None:
 
 def test_sigterm_stops_the_dashboard_and_its_streamlit_child(tmp_path: Path) -> None:
     """What `conflictradar dashboard` does under a supervisor: serve, then stop cleanly."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     code = (
         "import sys; from pathlib import Path; from dashboard.server import run_dashboard;"
         " from ingest.settings import Settings;"
