@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Any
+
+import polars as pl
 
 
 def free_port() -> int:
@@ -10,3 +14,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain dicts, timestamps as ISO 8601 text (what the golden files hold)."""
+    return frame.with_columns(pl.col("ts").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()
+
+
+def read_lines(path: Path) -> list[str | None]:
+    """Lines as the tailer hands them over: UTF-8 with replacement, no line terminator."""
+    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return list(lines)
+
+
+def counts(frame: pl.DataFrame) -> tuple[int, int, int]:
+    """(parsed, skipped, rejected)."""
+    rejected = int(frame["_reject"].is_not_null().sum())
+    skipped = int(frame["_skip"].sum())
+    return frame.height - rejected - skipped, skipped, rejected

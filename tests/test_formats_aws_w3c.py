@@ -20,6 +20,7 @@ import pytest
 from ingest import schema
 from ingest.formats import ParserState, aws, w3c
 from tests.conftest import GOLDEN
+from tests.kit import counts, read_lines, records
 
 Parse = Callable[[pl.Series, ParserState], pl.DataFrame]
 PARSERS: dict[str, Parse] = {
@@ -40,27 +41,6 @@ OWNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
 
 def parse(fmt: str, lines: Sequence[str | None], state: ParserState | None = None) -> pl.DataFrame:
     return PARSERS[fmt](pl.Series(lines, dtype=pl.String), state or ParserState())
-
-
-def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain dicts, timestamps as ISO 8601 text (what the golden files hold)."""
-    text = frame.with_columns(pl.col("ts").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ"))
-    return text.to_dicts()
-
-
-def read_lines(path: Path) -> list[str | None]:
-    """Lines as the tailer hands them over: UTF-8 with replacement, no line terminator."""
-    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return list(lines)
-
-
-def counts(frame: pl.DataFrame) -> tuple[int, int, int]:
-    """(parsed, skipped, rejected)."""
-    rejected = int(frame["_reject"].is_not_null().sum())
-    skipped = int(frame["_skip"].sum())
-    return frame.height - rejected - skipped, skipped, rejected
 
 
 def utc(text: str) -> datetime:

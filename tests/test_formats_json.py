@@ -21,6 +21,7 @@ import pytest
 from ingest import envelopes, schema
 from ingest.formats import ParserState, jsonlog, jsonpaths
 from tests.conftest import GOLDEN
+from tests.kit import counts, read_lines, records
 
 FORMATS = {f.name: f for f in jsonlog.FORMATS}
 GOLDEN_DIR = GOLDEN / "json"
@@ -30,28 +31,8 @@ def parse(fmt: str, lines: Sequence[str | None]) -> pl.DataFrame:
     return FORMATS[fmt].parse(pl.Series(lines, dtype=pl.String), ParserState())
 
 
-def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain dicts, timestamps as ISO 8601 text (what the golden files hold)."""
-    return frame.with_columns(pl.col("ts").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()
-
-
 def one(fmt: str, line: str) -> dict[str, Any]:
     return records(parse(fmt, [line]))[0]
-
-
-def read_lines(path: Path) -> list[str | None]:
-    """Lines as the tailer hands them over: UTF-8 with replacement, no line terminator."""
-    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return list(lines)
-
-
-def counts(frame: pl.DataFrame) -> tuple[int, int, int]:
-    """(parsed, skipped, rejected)."""
-    rejected = int(frame["_reject"].is_not_null().sum())
-    skipped = int(frame["_skip"].sum())
-    return frame.height - rejected - skipped, skipped, rejected
 
 
 def utc(text: str) -> datetime:
