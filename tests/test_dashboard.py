@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -28,27 +29,29 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_db(tmp_path_factory.mktemp("dash") / "sample.duckdb")
 
 
+def open_app(
+    monkeypatch: pytest.MonkeyPatch, db: Path, page: str = "overview",
+    config: Path | None = None, **query: str | list[str],
+) -> AppTest:  # fmt: skip
+    """A finished AppTest run of `page` over `db`, with the given URL query parameters."""
+    monkeypatch.setenv("CONFLICTRADAR_DB", str(db))
+    if config is None:
+        monkeypatch.delenv("CONFLICTRADAR_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("CONFLICTRADAR_CONFIG", str(config))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    if page != "overview":
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> App:
     """app(db, page=..., **query_params) -> a finished AppTest run of that page."""
-
-    def make(
-        db: Path, page: str = "overview", config: Path | None = None, **query: str | list[str]
-    ) -> AppTest:
-        monkeypatch.setenv("CONFLICTRADAR_DB", str(db))
-        if config is None:
-            monkeypatch.delenv("CONFLICTRADAR_CONFIG", raising=False)
-        else:
-            monkeypatch.setenv("CONFLICTRADAR_CONFIG", str(config))
-        at = AppTest.from_file(str(APP), default_timeout=60)
-        at.query_params.update(query)
-        at.run()
-        if page != "overview":
-            at.switch_page(f"views/{page}.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return make
+    return partial(open_app, monkeypatch)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_dashboard import APP
+from tests.test_dashboard import open_app
 from tests.test_dashboard_data import build_db, raw
 
 ESCAPES = [
@@ -43,16 +43,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def sql_page(monkeypatch: pytest.MonkeyPatch, db: Path, config: Path | None = None) -> AppTest:
-    monkeypatch.setenv("CONFLICTRADAR_DB", str(db))
-    if config is None:
-        monkeypatch.delenv("CONFLICTRADAR_CONFIG", raising=False)
-    else:
-        monkeypatch.setenv("CONFLICTRADAR_CONFIG", str(config))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    at.switch_page("views/sql.py").run()
-    assert not at.exception
-    return at
+    return open_app(monkeypatch, db, "sql", config)
 
 
 def run_sql(at: AppTest, sql: str) -> AppTest:
