@@ -198,14 +198,17 @@ def parse_block(
         }
     )
     # A high-cardinality position seen in this block is folded before anything is stored, so
-    # the rows need no rewriting later.
+    # the rows need no rewriting later. The minute rollup holds every distinct endpoint of the
+    # block in far fewer rows than the block (learning from all rows cost ~0.15 s per 2M).
+    minutes = minute_rollup(requests)
     learned = endpoints.learn_folds(
-        requests["endpoint"], ctx.settings.endpoints.fold_threshold, ctx.folds
+        minutes["endpoint"], ctx.settings.endpoints.fold_threshold, ctx.folds
     )
     if learned:
         requests = requests.with_columns(
             endpoints.apply_folds(pl.col("endpoint"), learned).alias("endpoint")
         )
+        minutes = minute_rollup(requests)
     is_409 = requests["status"] == 409
     conflict_lines = pl.DataFrame(
         {
@@ -222,7 +225,7 @@ def parse_block(
     last_start = start + (int(nl_ends[count - 2]) + 1 if count >= 2 else 0)
     return _Parsed(
         requests=requests,
-        minutes=minute_rollup(requests),
+        minutes=minutes,
         folds=tuple(learned),
         rejects=rejects,
         conflict_lines=conflict_lines,

@@ -42,20 +42,6 @@ def blank(line: pl.Expr) -> pl.Expr:
     return line.is_null() | line.str.contains(r"^\s*$")
 
 
-def parse_clf_fraction(text: pl.Expr) -> pl.Expr:
-    """`parse_clf`, also for stamps with a fraction of a second (`05/Oct/2025:12:00:00.123 +0200`:
-    HAProxy, Apache's `%{msec_frac}t`). Only values holding a `.` take the slower path."""
-    odd = pl.when(text.str.contains(".", literal=True)).then(text)
-    micros = (
-        odd.str.extract(r":\d\d\.(\d+)", 1)
-        .str.slice(0, 6)
-        .str.pad_end(6, "0")
-        .cast(pl.Int64, strict=False)
-    )
-    whole = parse_clf(odd.str.replace(r"(:\d\d)\.\d+", "${1}"))
-    return pl.coalesce(parse_clf(text), whole + pl.duration(microseconds=micros))
-
-
 def none_if_absent(expr: pl.Expr) -> pl.Expr:
     """`-` or empty -> null; cheaper than `schema.absent_to_null` for fields that use only those."""
     return pl.when(expr.is_in(["-", ""])).then(None).otherwise(expr)
@@ -169,7 +155,7 @@ def _clf_query(kind: str, escaped: bool, quoted_chain: bool) -> LazyParse:
             ok = ok & vhost
         mid = pl.col("_mid").struct
         columns = [
-            parse_clf_fraction(time.str.strip_suffix("] ")).alias("ts"),
+            parse_clf(time.str.strip_suffix("] ")).alias("ts"),
             pl.when(vhost).then(first).str.replace(r":\d+$", "").alias("host"),
             none_if_absent(
                 pl.when(vhost).then(second).otherwise(first.str.strip_chars('",\ufeff'))

@@ -20,13 +20,12 @@ from ingest.formats.clf import (
     clf_parser,
     first_match,
     none_if_absent,
-    parse_clf_fraction,
     run_query,
     valid_status,
     with_request,
     with_target,
 )
-from ingest.timestamps import parse_epoch, parse_iso
+from ingest.timestamps import parse_clf, parse_epoch, parse_iso
 
 NGINX_COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -197,7 +196,7 @@ def _nginx_query(regex: str, captured: list[str], json_escaped: bool) -> LazyPar
         lf = lf.with_columns(
             pl.coalesce(
                 [
-                    parse_clf_fraction(fields.get("time_local", pl.lit(None, pl.String))),
+                    parse_clf(fields.get("time_local", pl.lit(None, pl.String))),
                     parse_iso(fields.get("time_iso8601", pl.lit(None, pl.String))),
                     parse_epoch(fields.get("msec", pl.lit(None, pl.String))),
                 ]

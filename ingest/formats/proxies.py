@@ -16,12 +16,11 @@ from ingest.formats.clf import (
     blank,
     first_match,
     none_if_absent,
-    parse_clf_fraction,
     run_query,
     valid_status,
     with_request,
 )
-from ingest.timestamps import parse_iso
+from ingest.timestamps import parse_clf, parse_iso
 
 # --- HAProxy -----------------------------------------------------------------------------------
 
@@ -159,7 +158,7 @@ def _haproxy_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
     offset = pl.when(offset.is_null() | (offset == "Z")).then(pl.lit("+0000")).otherwise(offset)
     total = pl.col("_total").cast(pl.Float64, strict=False)
     lf = lf.with_columns(
-        parse_clf_fraction(pl.col("_accept") + " " + offset).alias("ts"),
+        parse_clf(pl.col("_accept") + " " + offset).alias("ts"),
         none_if_absent(pl.col("_client")).alias("client_ip"),
         # The first captured request header is the Host header in most configurations; use it
         # only when it looks like a host name.
