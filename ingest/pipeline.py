@@ -384,7 +384,8 @@ class Ingester:
                     pending_start = start
                     for block in read_blocks(fh, start, block_bytes=cfg.block_bytes,
                                              max_line_bytes=cfg.max_line_bytes,
-                                             take_unterminated=take_unterminated):  # fmt: skip
+                                             take_unterminated=take_unterminated,
+                                             recycle=True):  # fmt: skip
                         data = pending + block.data if pending else block.data
                         bstart = pending_start if pending else block.start
                         shift = 0

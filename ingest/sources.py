@@ -123,14 +123,19 @@ class Block:
 
 
 def read_blocks(
-    fh: Reader, start: int, *, block_bytes: int, max_line_bytes: int, take_unterminated: bool
-) -> Iterator[Block]:
+    fh: Reader, start: int, *, block_bytes: int, max_line_bytes: int, take_unterminated: bool,
+    recycle: bool = False,
+) -> Iterator[Block]:  # fmt: skip
     """Yield blocks of whole lines from `start`; a partial last line is yielded only on request.
 
     A line longer than `max_line_bytes` is cut to that length (the parser then rejects it) and
     its remainder skipped, so one runaway line cannot exhaust memory. Each block is read straight
-    into its own buffer, behind the previous block's partial line: the bytes are copied once, by
-    the read itself (concatenating and slicing `bytes` cost two more copies, ~0.25 s per GB).
+    into a buffer, behind the previous block's partial line: the bytes are copied once, by the
+    read itself (concatenating and slicing `bytes` cost two more copies, ~0.25 s per GB).
+
+    `recycle`: read each block into the previous block's buffer, for a caller that is done with
+    a block when it asks for the next. A fresh 32 MB buffer costs 8,192 page faults to touch
+    (measured: 0.15-0.2 s of kernel time per 2M lines).
     """
     if start:
         if fh.seekable():
@@ -139,8 +144,9 @@ def read_blocks(
             fh.read(start)
     pos = start
     carry = b""
+    spare: bytearray | None = None
     while True:
-        data = _read_after(fh, carry, block_bytes)
+        data = _read_after(fh, carry, block_bytes, spare)
         if len(data) == len(carry):
             if carry and take_unterminated:
                 yield Block(carry, pos, pos + len(carry), True)
@@ -154,14 +160,17 @@ def read_blocks(
             carry = bytes(data)
             continue
         carry = bytes(data[cut + 1 :])
-        del data[cut + 1 :]  # shrinks in place
+        del data[cut + 1 :]  # shrinks in place (the allocation stays)
         yield Block(data, pos, pos + cut + 1, False)
         pos += cut + 1
+        if recycle:
+            spare = data
 
 
-def _read_after(fh: Reader, carry: bytes, n: int) -> bytearray:
-    """`carry` followed by up to `n` bytes read from `fh` (fewer only at the end of the file)."""
-    buf = bytearray(len(carry) + n)
+def _read_after(fh: Reader, carry: bytes, n: int, spare: bytearray | None = None) -> bytearray:
+    """`carry` followed by up to `n` bytes read from `fh` (fewer only at the end of the file),
+    in `spare` if given (resized: within its allocation, that touches no new memory)."""
+    buf = bytearray(len(carry) + n) if spare is None else _resized(spare, len(carry) + n)
     buf[: len(carry)] = carry
     got = len(carry)
     with memoryview(buf) as view:
@@ -171,6 +180,18 @@ def _read_after(fh: Reader, carry: bytes, n: int) -> bytearray:
                 break
             got += k
     del buf[got:]
+    return buf
+
+
+def _resized(buf: bytearray, size: int) -> bytearray:
+    """`buf` at `size` bytes, or a fresh buffer if something still holds a view of it."""
+    try:
+        if len(buf) < size:
+            buf.extend(bytes(size - len(buf)))
+        else:
+            del buf[size:]
+    except BufferError:  # pragma: no cover - the parser keeps no view of a block it finished
+        return bytearray(size)
     return buf
 
 

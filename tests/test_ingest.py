@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -417,3 +418,38 @@ def test_thread_settings_nest_and_restore(tmp_path: Path) -> None:
                 assert threads(store) == full
             assert threads(store) == 1
         assert threads(store) == full
+
+
+def test_small_recycled_blocks_store_what_one_block_stores(tmp_path: Path) -> None:
+    # With 1 MB blocks, each block is read into the previous block's buffer (lines cut at block
+    # edges, a 3 MB line cut to the limit, invalid UTF-8); every row must equal a one-block read.
+    log = tmp_path / "a.log"
+    parts = [lines(0, 15000).encode(), b"B" * (3 << 20) + b"\n", b"\xff\xfe bad\n"]
+    parts += [lines(15000, 15000, status=409, method="PUT").encode(), b"no newline at the end"]
+    log.write_bytes(b"".join(parts))
+    whole, small = tmp_path / "whole.duckdb", tmp_path / "small.duckdb"
+    want = ingest(whole, log)
+    settings = load_settings(db=small, env={"CONFLICTRADAR_INGEST_BLOCK_MB": "1"})
+    assert settings.ingest.block_bytes == 1 << 20
+    blocks = []
+    recycle = pipeline.read_blocks
+
+    def counted(*args: object, **kwargs: object) -> Iterator[object]:
+        for block in recycle(*args, **kwargs):  # type: ignore[arg-type]
+            blocks.append(id(block.data))
+            yield block
+
+    with pytest.MonkeyPatch.context() as patch, Store.open(small) as store:
+        patch.setattr(pipeline, "read_blocks", counted)
+        report = Ingester(store, settings).ingest([log])
+    assert len(blocks) > 4 and len(set(blocks)) < len(blocks)  # buffers were reused
+    assert (report.total("parsed"), report.total("rejected")) == (30000, 3)
+    assert want["parsed"] == 30000 and want["rejected"] == 3
+    for sql in (
+        "SELECT * FROM requests ORDER BY line",
+        "SELECT line, reason, raw FROM rejects ORDER BY line",
+        "SELECT line, raw FROM conflict_lines ORDER BY line",
+    ):
+        assert count(small, f"SELECT md5(string_agg(t::VARCHAR, '|')) FROM ({sql}) t") == count(
+            whole, f"SELECT md5(string_agg(t::VARCHAR, '|')) FROM ({sql}) t"
+        ), sql
