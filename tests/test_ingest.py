@@ -453,3 +453,16 @@ def test_small_recycled_blocks_store_what_one_block_stores(tmp_path: Path) -> No
         assert count(small, f"SELECT md5(string_agg(t::VARCHAR, '|')) FROM ({sql}) t") == count(
             whole, f"SELECT md5(string_agg(t::VARCHAR, '|')) FROM ({sql}) t"
         ), sql
+
+
+@pytest.mark.parametrize("entry", ["conflictradar.cli", "bench.run_ingest"])
+def test_allocator_setting_reaches_polars_before_it_loads(entry: str) -> None:
+    # polars appends `_RJEM_MALLOC_CONF` to its own jemalloc defaults when it is imported; the
+    # ingest package must have set it by then, from every entry point that parses.
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    code = f"import {entry}, os, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    polars_default, ours = out.split(",", 2)[:2], out.split(",", 2)[2]
+    assert polars_default[0].startswith("dirty_decay_ms:"), out
+    assert ours == "dirty_decay_ms:30000,muzzy_decay_ms:30000", out
