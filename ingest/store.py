@@ -319,14 +319,25 @@ class Store:
         self.con.execute("COMMIT")
 
     def prune(self, before: datetime) -> int:
-        """Delete rows older than `before` (retention); returns requests deleted."""
+        """Delete rows older than `before`, cut at the start of its minute so the per-minute
+        rollups keep matching the rows (retention); returns how many requests were deleted.
+
+        Rejects carry no time; a file's rejects go with it up to the last line pruned from it
+        (lines of a file are in time order), so a line that never parsed is not kept forever.
+        """
         with self.transaction() as con:
-            row = con.execute("SELECT count(*) FROM requests WHERE ts < ?", [before]).fetchone()
+            cut = {"cut": before}
+            minute = "date_trunc('minute', $cut::TIMESTAMPTZ)"
+            row = con.execute(f"SELECT count(*) FROM requests WHERE ts < {minute}", cut).fetchone()
+            con.execute(
+                "DELETE FROM rejects r USING (SELECT file, max(line) AS last FROM requests"
+                f" WHERE ts < {minute} GROUP BY file) p WHERE r.file = p.file AND r.line < p.last",
+                cut,
+            )
             for table in ("requests", "conflicts", "conflict_lines"):
-                con.execute(f"DELETE FROM {table} WHERE ts < ?", [before])
+                con.execute(f"DELETE FROM {table} WHERE ts < {minute}", cut)
             for table in ("request_minutes", "conflict_minutes"):
-                con.execute(f"DELETE FROM {table} WHERE minute < date_trunc('minute', ?::TIMESTAMPTZ)",
-                            [before])  # fmt: skip
+                con.execute(f"DELETE FROM {table} WHERE minute < {minute}", cut)
         return int(row[0]) if row else 0
 
     # -- files -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -466,3 +467,30 @@ def test_allocator_setting_reaches_polars_before_it_loads(entry: str) -> None:
     polars_default, ours = out.split(",", 2)[:2], out.split(",", 2)[2]
     assert polars_default[0].startswith("dirty_decay_ms:"), out
     assert ours == "dirty_decay_ms:30000,muzzy_decay_ms:30000", out
+
+
+def test_retention_prunes_every_table_and_keeps_rollups_exact(tmp_path: Path) -> None:
+    # Lines run 13:55:00-13:55:59 (+0200) then 13:56:00-13:56:29; pruning before 11:56:20 UTC
+    # cuts at 11:56:00, the start of that minute, in every table at once.
+    log, db = tmp_path / "a.log", tmp_path / "db.duckdb"
+    old = lines(0, 60, status=409, method="PUT")
+    new = lines(0, 30, status=409, method="PUT").replace(":55:", ":56:")
+    half = old.splitlines(keepends=True)
+    log.write_text(
+        "".join(half[:30]) + "garbage one\n" + "".join(half[30:]) + new + "garbage two\n"
+    )
+    assert ingest(db, log)["rejected"] == 2
+    reject_lines = count(db, "SELECT list(line ORDER BY line) FROM rejects")
+    with Store.open(db) as store:
+        pruned = store.prune(datetime(2025, 10, 10, 11, 56, 20, tzinfo=UTC))
+    assert pruned == 60
+    assert count(db) == 30
+    assert count(db, "SELECT min(ts) FROM requests") == datetime(2025, 10, 10, 11, 56, tzinfo=UTC)
+    for table in ("conflicts", "conflict_lines"):
+        assert count(db, f"SELECT count(*) FROM {table}") == 30, table
+    for table in ("request_minutes", "conflict_minutes"):
+        assert count(db, f"SELECT count(DISTINCT minute) FROM {table}") == 1, table
+    # The reject among the pruned lines went with them; the one after the kept lines stays.
+    assert isinstance(reject_lines, list) and len(reject_lines) == 2
+    assert count(db, "SELECT list(line) FROM rejects") == reject_lines[1:]
+    assert_rollups_match(db)
