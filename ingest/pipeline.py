@@ -44,6 +44,7 @@ from ingest.store import (
     Store,
     minute_rollup,
 )
+from ingest.timestamps import local_zone
 
 RAW_LIMIT = 2048
 # One-shot ingest marks each batch's time range pending and explains the 409s in bulk, after
@@ -164,7 +165,8 @@ def parse_block(
         consumed = unwrapped.consumed
         rows = unwrapped.frame.select(pl.col("row").cast(pl.UInt32), "text", pl.col("envelope_ts"))
     texts = rows["text"]
-    parsed = fmt.parse(texts, state) if rows.height else empty()
+    with local_zone(ctx.settings.ingest.timezone):
+        parsed = fmt.parse(texts, state) if rows.height else empty()
     if envelope and "envelope_ts" in rows.columns:
         parsed = parsed.with_columns(pl.coalesce("ts", rows["envelope_ts"]).alias("ts"))
     reject = parsed["_reject"]

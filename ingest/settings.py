@@ -94,6 +94,9 @@ class IngestSettings:
     block_bytes: int = 32 << 20
     # Lines longer than this are cut (the cut line is rejected, never silently lost).
     max_line_bytes: int = 16 << 20
+    # The zone of timestamps written without an offset (HAProxy's accept date without a syslog
+    # offset, ISO times without `Z`/`+hh:mm`, IIS local-time fields); an IANA name.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -209,8 +212,18 @@ def _sql(table: Mapping[str, Any]) -> SqlSettings:
 
 
 def _ingest(table: Mapping[str, Any]) -> IngestSettings:
-    _expect_keys(table, {"block_mb", "max_line_mb"}, "ingest")
+    _expect_keys(table, {"block_mb", "max_line_mb", "timezone"}, "ingest")
     out = IngestSettings()
+    if "timezone" in table:
+        from ingest.timestamps import check_zone  # polars: loaded only when a zone is set
+
+        zone = str(table["timezone"])
+        if not check_zone(zone):
+            raise ConfigError(
+                f"ingest.timezone = {zone!r} is not a time zone; use an IANA name such as"
+                " 'Europe/Berlin' or 'UTC'"
+            )
+        out = replace(out, timezone=zone)
     if "block_mb" in table:
         out = replace(out, block_bytes=_int(table["block_mb"], "ingest.block_mb", 1) << 20)
     if "max_line_mb" in table:

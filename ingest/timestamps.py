@@ -6,9 +6,48 @@ text are honoured; a timestamp with no offset is taken as UTC.
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import polars as pl
 
 from ingest.schema import UTC_TS
+
+# The zone of timestamps written without an offset (`[ingest] timezone`). The pipeline sets it
+# around each parse; expressions read it when they are built.
+_LOCAL_ZONE: contextvars.ContextVar[str] = contextvars.ContextVar("local_zone", default="UTC")
+
+
+@contextmanager
+def local_zone(name: str) -> Iterator[None]:
+    """Read offsetless timestamps as wall time in the IANA zone `name` inside the block."""
+    token = _LOCAL_ZONE.set(name)
+    try:
+        yield
+    finally:
+        _LOCAL_ZONE.reset(token)
+
+
+def check_zone(name: str) -> bool:
+    """Whether `name` is a time zone polars knows (IANA names such as `Europe/Berlin`)."""
+    try:
+        pl.Series([0], dtype=pl.Datetime("us")).dt.replace_time_zone(name)
+    except Exception:  # polars raises several types for unknown zones
+        return False
+    return True
+
+
+def from_local(naive: pl.Expr) -> pl.Expr:
+    """Naive datetimes as wall time in the current local zone, converted to UTC. A time that
+    occurs twice (DST ends) takes the earlier instant; one that never occurs (DST starts) is
+    null, so its line is rejected as having no valid timestamp instead of being misplaced."""
+    zone = _LOCAL_ZONE.get()
+    if zone == "UTC":
+        return naive.dt.replace_time_zone("UTC")
+    local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    return local.dt.convert_time_zone("UTC")
+
 
 # `%.f` takes an optional fraction of a second (HAProxy, Apache `%{msec_frac}t`): one strptime
 # for both spellings, ~6x cheaper than parsing the fraction separately.
@@ -21,15 +60,24 @@ def parse_clf(text: pl.Expr) -> pl.Expr:
     return text.str.strip_chars("[]").str.strptime(UTC_TS, CLF_FORMAT, strict=False)
 
 
-def parse_iso(text: pl.Expr) -> pl.Expr:
+def parse_iso(text: pl.Expr, naive_utc: bool = False) -> pl.Expr:
     """ISO 8601 / RFC 3339 with `T` or space, optional fraction, `Z` or `+hh:mm`/`+hhmm`.
 
-    A value without any offset is taken as UTC.
+    A value without any offset is wall time in the local zone (`[ingest] timezone`, UTC by
+    default), or UTC where the format defines it so (`naive_utc`: IIS W3C, CloudFront).
     """
     cleaned = text.str.strip_chars().str.replace(r"^(\d{4}-\d\d-\d\d) ", "${1}T")
     with_offset = cleaned.str.strptime(UTC_TS, "%+", strict=False)
     naive = cleaned.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
-    return pl.coalesce(with_offset, naive.dt.replace_time_zone("UTC"))
+    return pl.coalesce(
+        with_offset, naive.dt.replace_time_zone("UTC") if naive_utc else from_local(naive)
+    )
+
+
+def parse_clf_local(text: pl.Expr) -> pl.Expr:
+    """A CLF time without offset (`10/Oct/2025:13:55:36`, HAProxy's accept date), as wall time
+    in the local zone."""
+    return from_local(text.str.strptime(pl.Datetime("us"), "%d/%b/%Y:%H:%M:%S%.f", strict=False))
 
 
 def parse_epoch(value: pl.Expr) -> pl.Expr:

@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from ingest import pipeline
+from ingest.errors import ConfigError
 from ingest.pipeline import Ingester, expand_paths
 from ingest.settings import load_settings
 from ingest.store import Store
@@ -494,3 +495,93 @@ def test_retention_prunes_every_table_and_keeps_rollups_exact(tmp_path: Path) ->
     assert isinstance(reject_lines, list) and len(reject_lines) == 2
     assert count(db, "SELECT list(line) FROM rejects") == reject_lines[1:]
     assert_rollups_match(db)
+
+
+HAPROXY = (
+    "10.0.0.1:5000 [05/Oct/2025:12:00:00.123] fe be/s1 0/0/1/2/3 409 100 - - ---- 1/1/0/0/0 0/0 "
+    '"PUT /orders/1 HTTP/1.1"'
+)
+ZONE_CASES = {
+    # file name: (format, content, stored UTC time) with [ingest] timezone = Europe/Berlin (+02:00
+    # in October): only times written without an offset move.
+    "haproxy.log": ("haproxy", HAPROXY, "2025-10-05 10:00:00.123+00"),
+    "haproxy-5424.log": (
+        "haproxy",
+        "<134>1 2025-10-05T12:00:00.123-04:00 lb1 haproxy 123 - - " + HAPROXY,
+        "2025-10-05 16:00:00.123+00",
+    ),
+    "naive.json": (
+        "json",
+        '{"time":"2025-10-05T12:00:00","status":409,"method":"PUT","path":"/o/1"}',
+        "2025-10-05 10:00:00+00",
+    ),
+    "utc.json": (
+        "json",
+        '{"time":"2025-10-05T12:00:00Z","status":409,"method":"PUT","path":"/o/1"}',
+        "2025-10-05 12:00:00+00",
+    ),
+    "iis-utc.log": (
+        "w3c",
+        "#Fields: date time cs-method cs-uri-stem sc-status\n2025-10-05 12:00:00 PUT /o/1 409",
+        "2025-10-05 12:00:00+00",
+    ),
+    "iis-local.log": (
+        "w3c",
+        "#Fields: date-local time-local cs-method cs-uri-stem sc-status\n"
+        "2025-10-05 12:00:00 PUT /o/1 409",
+        "2025-10-05 10:00:00+00",
+    ),
+    "combined.log": ("combined", lines(0, 1).strip(), "2025-10-10 11:55:00+00"),
+}
+
+
+def test_timestamps_without_offset_are_read_in_the_configured_zone(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    for name, (_fmt, text, _want) in ZONE_CASES.items():
+        (tmp_path / name).write_text(text + "\n")
+    settings = load_settings(db=db, env={"CONFLICTRADAR_INGEST_TIMEZONE": "Europe/Berlin"})
+    assert settings.ingest.timezone == "Europe/Berlin"
+    with Store.open(db) as store:
+        report = Ingester(store, settings).ingest([tmp_path / n for n in ZONE_CASES])
+        got = dict(
+            store.con.execute(
+                "SELECT regexp_extract(file, '[^/]+$'), strftime(ts AT TIME ZONE 'UTC',"
+                " '%Y-%m-%d %H:%M:%S.%g') FROM requests"
+            ).fetchall()
+        )
+    assert {f.path.rsplit("/", 1)[1]: f.format for f in report.files} == {
+        n: c[0] for n, c in ZONE_CASES.items()
+    }
+    want = {n: c[2].removesuffix("+00") for n, c in ZONE_CASES.items()}
+    assert {n: v.removesuffix(".000") for n, v in got.items()} == want
+
+
+@pytest.mark.parametrize(
+    ("local", "stored"),
+    [
+        ("2025-10-26T02:30:00", "2025-10-26 00:30:00"),  # DST ends: 02:30 happens twice, earlier
+        ("2025-03-30T02:30:00", None),  # DST starts: 02:30 never happens, the line is rejected
+        ("2025-01-15T12:00:00", "2025-01-15 11:00:00"),  # winter: +01:00
+    ],
+)
+def test_local_times_across_daylight_saving(tmp_path: Path, local: str, stored: str | None) -> None:
+    db, log = tmp_path / "db.duckdb", tmp_path / "a.json"
+    log.write_text(f'{{"time":"{local}","status":200,"method":"GET","path":"/"}}\n')
+    settings = load_settings(db=db, env={"CONFLICTRADAR_INGEST_TIMEZONE": "Europe/Berlin"})
+    with Store.open(db) as store:
+        report = Ingester(store, settings, forced="json").ingest([log])
+    if stored is None:
+        assert report.total("rejected") == 1
+        assert count(db, "SELECT reason FROM rejects") == "no valid timestamp"
+    else:
+        assert (
+            count(db, "SELECT strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S') FROM requests")
+            == stored
+        )
+
+
+def test_unknown_timezone_is_refused_with_a_sentence(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"ingest.timezone = 'Mars/Olympus' is not a time zone"):
+        load_settings(
+            db=tmp_path / "db.duckdb", env={"CONFLICTRADAR_INGEST_TIMEZONE": "Mars/Olympus"}
+        )

@@ -210,7 +210,10 @@ def parse_cloudfront(lines: pl.Series, state: ParserState) -> pl.DataFrame:
         .then(pl.format("cloudfront line has {} fields, expected at least {}", count, expected))
     )
     out = frame.select(
-        timestamps.parse_iso(pl.concat_str([pick("date"), pl.lit("T"), pick("time")])).alias("ts"),
+        # CloudFront's date and time are UTC by definition.
+        timestamps.parse_iso(
+            pl.concat_str([pick("date"), pl.lit("T"), pick("time")]), naive_utc=True
+        ).alias("ts"),
         pl.coalesce(pick("x-host-header"), pick("cs(host)")).alias("host"),
         pl.coalesce(first_forwarded(pick("x-forwarded-for")), pick("c-ip")).alias("client_ip"),
         _percent_decode(pick("cs(user-agent)")).alias("user_agent"),

@@ -20,7 +20,7 @@ from ingest.formats.clf import (
     valid_status,
     with_request,
 )
-from ingest.timestamps import parse_clf, parse_iso
+from ingest.timestamps import parse_clf, parse_clf_local, parse_iso
 
 # --- HAProxy -----------------------------------------------------------------------------------
 
@@ -152,13 +152,17 @@ def _haproxy_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
     matched = pl.col("_matched")
     unmatched = pl.when(~matched).then(line)
     other = unmatched.str.contains(_HAPROXY_OTHER) & ~unmatched.str.contains(_HAPROXY_HTTPISH)
-    # The accept date has no offset. HAProxy writes it in the host's local time; only an RFC 5424
-    # or RFC 3339 syslog header tells us that offset, otherwise the date is taken as UTC.
+    # The accept date has no offset. HAProxy writes it in the host's local time; an RFC 5424 or
+    # RFC 3339 syslog header tells us that offset, otherwise it is the local zone's wall time
+    # (`[ingest] timezone`, UTC by default).
     offset = pl.col("_offset").str.replace(":", "", literal=True)
-    offset = pl.when(offset.is_null() | (offset == "Z")).then(pl.lit("+0000")).otherwise(offset)
+    offset = pl.when(offset == "Z").then(pl.lit("+0000")).otherwise(offset)
     total = pl.col("_total").cast(pl.Float64, strict=False)
     lf = lf.with_columns(
-        parse_clf(pl.col("_accept") + " " + offset).alias("ts"),
+        pl.coalesce(
+            parse_clf(pl.col("_accept") + " " + offset),
+            parse_clf_local(pl.when(offset.is_null()).then(pl.col("_accept"))),
+        ).alias("ts"),
         none_if_absent(pl.col("_client")).alias("client_ip"),
         # The first captured request header is the Host header in most configurations; use it
         # only when it looks like a host name.

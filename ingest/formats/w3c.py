@@ -220,8 +220,13 @@ def parse_w3c(lines: pl.Series, state: ParserState) -> pl.DataFrame:
 
     date = pl.coalesce(pick("date"), pick("date-local"), pl.col(DATE).dt.to_string("%Y-%m-%d"))
     clock = pl.coalesce(pick("time"), pick("time-local"))
-    ts = timestamps.parse_iso(
-        pl.concat_str([date, pl.lit("T"), clock, pl.col(OFFSET)], ignore_nulls=True)
+    stamp = pl.concat_str([date, pl.lit("T"), clock, pl.col(OFFSET)], ignore_nulls=True)
+    # W3C `date`/`time` are UTC; `date-local`/`time-local` without a #GMT-Offset are wall time
+    # in the local zone (`[ingest] timezone`).
+    utc = pick("time").is_not_null()
+    ts = pl.coalesce(
+        timestamps.parse_iso(pl.when(utc).then(stamp), naive_utc=True),
+        timestamps.parse_iso(pl.when(~utc).then(stamp)),
     )
     path, query, uri_host = _target(doc, pick)
     agent = doc.pick("cs(user-agent)")
