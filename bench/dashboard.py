@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ingest import reads
+from ingest import alert_reads, reads
 from ingest.classify import Classifier
 from ingest.reader import Reader, open_reader
 from ingest.reads import DataStatus, Drill, Filters
@@ -183,10 +183,10 @@ def sql(r: Reader, f: Filters) -> object:
 
 
 def alerts(r: Reader, f: Filters) -> object:
-    present = set(reads.alert_columns(r)["table_name"].to_list())
+    present = set(alert_reads.alert_columns(r)["table_name"].to_list())
     for table in ("alert_events", "deliveries"):
         if table in present:
-            reads.alert_rows(r, f, table)
+            alert_reads.alert_rows(r, f, table)
     return present
 
 

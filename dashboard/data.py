@@ -13,10 +13,13 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
 
-from ingest import reads
+from ingest import alert_reads, reads
 from ingest.reader import Reader, open_reader
 from ingest.reads import DataStatus
 from ingest.settings import Settings, load_settings
+
+# The modules whose read functions `fetch` may run (looked up by name inside the cache).
+READ_MODULES = {m.__name__: m for m in (reads, alert_reads)}
 
 REFRESH_S = 5.0
 # How long a read waits for a writer to let go of the file before the page says so.
@@ -51,7 +54,8 @@ def _cached(
     args: tuple[object, ...],
     kwargs: tuple[tuple[str, object], ...],
 ) -> object:
-    read = getattr(reads, name)
+    module, _, function = name.rpartition(".")
+    read = getattr(READ_MODULES[module], function)
     return read(reader(settings()), *args, **dict(kwargs))
 
 
@@ -61,8 +65,9 @@ def fetch(
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> T:
-    """`read(reader, *args)` from ingest.reads, cached per data version and refresh period."""
+    """`read(reader, *args)` from ingest.reads or ingest.alert_reads, cached per data version and refresh period."""
     s = settings()
     key = (str(s.db.resolve()), str(s.config_path))
-    out = _cached(read.__name__, *key, version, tuple(args), tuple(sorted(kwargs.items())))
+    name = f"{read.__module__}.{read.__name__}"
+    out = _cached(name, *key, version, tuple(args), tuple(sorted(kwargs.items())))
     return out  # type: ignore[return-value]

@@ -21,11 +21,11 @@ from typing import BinaryIO
 import polars as pl
 
 from ingest import detect, endpoints, envelopes
+from ingest.blocks import Parsed, load_context, parse_block
 from ingest.classify import Classifier
 from ingest.errors import InputError
 from ingest.formats import Format, ParserState, get_format, names
-from ingest.lines import newline_positions, split_lines
-from ingest.schema import empty
+from ingest.lines import split_lines
 from ingest.settings import Settings
 from ingest.sources import (
     FP_BYTES,
@@ -37,16 +37,12 @@ from ingest.sources import (
     read_blocks,
 )
 from ingest.store import (
-    REQUEST_COLUMNS,
     AfterInsert,
     Batch,
     FileRecord,
     Store,
-    minute_rollup,
 )
-from ingest.timestamps import local_zone
 
-RAW_LIMIT = 2048
 # One-shot ingest marks each batch's time range pending and explains the 409s in bulk, after
 # this many rows and at the end: one pass over a long range costs far less than a pass per
 # batch (measured on 2M lines: classifying per batch on a second thread cost +0.8 s of CPU).
@@ -108,135 +104,6 @@ def expand_paths(args: Sequence[str]) -> list[Path]:
             seen.add(key)
             unique.append(Path(key))
     return unique
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every block of a run needs besides its bytes."""
-
-    settings: Settings
-    openapi: tuple[endpoints.OpenApiRoute, ...]
-    folds: tuple[endpoints.Fold, ...]
-
-
-def load_context(store: Store, settings: Settings) -> Context:
-    routes = (
-        endpoints.load_openapi(settings.endpoints.openapi) if settings.endpoints.openapi else []
-    )
-    rows = store.con.execute("SELECT prefix, position FROM endpoint_folds").fetchall()
-    return Context(settings, tuple(routes), tuple(endpoints.Fold(p, k) for p, k in rows))
-
-
-@dataclass
-class _Parsed:
-    requests: pl.DataFrame
-    minutes: pl.DataFrame
-    folds: tuple[endpoints.Fold, ...]  # learned from this block, not yet recorded
-    rejects: pl.DataFrame
-    conflict_lines: pl.DataFrame
-    lines: int
-    skipped: int
-    end: int  # byte offset after the last consumed line
-    unterminated: bool
-    last_line_start: int
-
-
-def parse_block(
-    data: bytes | bytearray,
-    start: int,
-    first_line: int,
-    unterminated: bool,
-    oversize: Sequence[tuple[int, int]],
-    fmt: Format,
-    envelope: str | None,
-    state: ParserState,
-    ctx: Context,
-    path: str,
-    final: bool,
-) -> _Parsed:
-    """Parse one block of whole lines into request rows, reject rows and 409 raw lines."""
-    nl_ends = newline_positions(data)
-    text = split_lines(data, nl_ends)
-    count = text.len()
-    consumed = count
-    rows = pl.DataFrame({"text": text}).with_row_index("row")
-    if envelope:
-        unwrapped = envelopes.unwrap(envelope, text, final=final)
-        consumed = unwrapped.consumed
-        rows = unwrapped.frame.select(pl.col("row").cast(pl.UInt32), "text", pl.col("envelope_ts"))
-    texts = rows["text"]
-    with local_zone(ctx.settings.ingest.timezone):
-        parsed = fmt.parse(texts, state) if rows.height else empty()
-    if envelope and "envelope_ts" in rows.columns:
-        parsed = parsed.with_columns(pl.coalesce("ts", rows["envelope_ts"]).alias("ts"))
-    reject = parsed["_reject"]
-    # Blank lines are counted as skipped, never rejected; a cut line is never skipped.
-    skip = parsed["_skip"] | ~texts.str.contains(r"\S")
-    if oversize:
-        idx = [i for i, _ in oversize]
-        reasons = [f"line of {n} bytes is longer than the limit; cut" for _, n in oversize]
-        over = pl.Series("_over", [None] * len(reject), dtype=pl.String).scatter(idx, reasons)
-        reject = over.fill_null(reject)
-        skip = skip & over.is_null()
-    line_no = rows["row"].cast(pl.Int64) + first_line
-    ok = reject.is_null() & ~skip
-    all_ok = bool(ok.all())
-    good = parsed if all_ok else parsed.filter(ok)
-    requests = good.with_columns(
-        (line_no if all_ok else line_no.filter(ok)).alias("line"),
-        pl.lit(path).alias("file"),
-        pl.lit(fmt.name).alias("format"),
-        endpoints.template(pl.col("path"), pl.col("route"), ctx.openapi, ctx.folds).alias(
-            "endpoint"
-        ),
-    ).select(REQUEST_COLUMNS)
-    bad = reject.is_not_null() & ~skip
-    rejects = pl.DataFrame(
-        {
-            "file": pl.Series([path] * int(bad.sum()), dtype=pl.String),
-            "line": line_no.filter(bad),
-            "reason": reject.filter(bad),
-            "raw": texts.filter(bad).str.slice(0, RAW_LIMIT),
-        }
-    )
-    # A high-cardinality position seen in this block is folded before anything is stored, so
-    # the rows need no rewriting later. The minute rollup holds every distinct endpoint of the
-    # block in far fewer rows than the block (learning from all rows cost ~0.15 s per 2M).
-    minutes = minute_rollup(requests)
-    learned = endpoints.learn_folds(
-        minutes["endpoint"], ctx.settings.endpoints.fold_threshold, ctx.folds
-    )
-    if learned:
-        requests = requests.with_columns(
-            endpoints.apply_folds(pl.col("endpoint"), learned).alias("endpoint")
-        )
-        minutes = minute_rollup(requests)
-    is_409 = requests["status"] == 409
-    conflict_lines = pl.DataFrame(
-        {
-            "file": pl.Series([path] * int(is_409.sum()), dtype=pl.String),
-            "line": requests["line"].filter(is_409),
-            "ts": requests["ts"].filter(is_409),
-            "raw": (texts if all_ok else texts.filter(ok)).filter(is_409),
-        }
-    )
-    if consumed == count:
-        end = start + len(data)
-    else:
-        end = start + (int(nl_ends[consumed - 1]) + 1 if consumed else 0)
-    last_start = start + (int(nl_ends[count - 2]) + 1 if count >= 2 else 0)
-    return _Parsed(
-        requests=requests,
-        minutes=minutes,
-        folds=tuple(learned),
-        rejects=rejects,
-        conflict_lines=conflict_lines,
-        lines=consumed,
-        skipped=int(skip.sum()),
-        end=end,
-        unterminated=unterminated and consumed == count,
-        last_line_start=last_start,
-    )
 
 
 class Ingester:
@@ -374,7 +241,7 @@ class Ingester:
     ) -> None:  # fmt: skip
         cfg = self.settings.ingest
         drop = (rec.path, rec.tail_line) if retail and rec.tail_line is not None else None
-        stage: queue.Queue[tuple[_Parsed, int, str] | BaseException | None] = queue.Queue(maxsize=2)
+        stage: queue.Queue[tuple[Parsed, int, str] | BaseException | None] = queue.Queue(maxsize=2)
         abort = threading.Event()
 
         def produce() -> None:

@@ -17,10 +17,6 @@ from ingest.reader import Reader
 
 MINUTE = timedelta(minutes=1)
 BUCKETS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
-# Written by the alerts package (its own schema); read here only if present.
-ALERT_TABLES = ("alert_events", "deliveries", "alert_state")
-# Columns of alert tables never shown: they may carry endpoints with credentials in them.
-SECRET_WORDS = ("url", "secret", "token", "signature", "password", "authorization", "header")
 
 
 def floor_minute(t: datetime) -> datetime:
@@ -367,53 +363,6 @@ def conflict_detail(reader: Reader, file: str, line: int) -> pl.DataFrame:
         " AS raw FROM conflicts c LEFT JOIN causes k USING (cause)"
         " WHERE c.file = $file AND c.line = $line LIMIT 1",
         {"file": file, "line": line},
-    )
-
-
-# -- alerts (tables written by the alerts package, when it runs) ------------------------------
-
-
-def alert_columns(reader: Reader) -> pl.DataFrame:
-    """table_name, column_name, data_type of the alert tables that exist (none: no alerts yet)."""
-    return reader.frame(
-        "SELECT table_name, column_name, data_type FROM duckdb_columns()"
-        " WHERE schema_name = 'main' AND list_contains($tables, table_name)"
-        " ORDER BY table_name, column_index",
-        {"tables": list(ALERT_TABLES)},
-    )
-
-
-def alert_rows(
-    reader: Reader, f: Filters, table: str, limit: int = 1000, in_range: bool = True
-) -> pl.DataFrame:
-    """The newest rows of an alert table, without secret-looking columns.
-
-    `in_range`: only rows whose first timestamp column falls in the filters' time range. Alerts
-    scoped to an endpoint or a cause are narrowed to the filters' endpoints and causes.
-    """
-    if table not in ALERT_TABLES:
-        raise ValueError(f"not an alert table: {table}")
-    cols = alert_columns(reader).filter(pl.col("table_name") == table)
-    names = cols["column_name"].to_list()
-    shown = [c for c in names if not any(w in c.lower() for w in SECRET_WORDS)]
-    if not shown:
-        return pl.DataFrame()
-    times = cols.filter(pl.col("data_type").str.starts_with("TIMESTAMP"))["column_name"].to_list()
-    where, params = ["true"], dict[str, object](limit=limit)
-    if in_range and times:
-        where.append(f'"{times[0]}" >= $start AND "{times[0]}" < $end')
-        params |= {"start": f.start, "end": f.end}
-    if {"scope", "scope_value"} <= set(names):
-        for scope, values in (("endpoint", f.endpoints), ("cause", f.causes)):
-            if values:
-                where.append(
-                    f"(scope IS DISTINCT FROM '{scope}' OR list_contains(${scope}s, scope_value))"
-                )
-                params[f"{scope}s"] = list(values)
-    order = f'ORDER BY "{times[0]}" DESC NULLS LAST' if times else ""
-    select = ", ".join(f'"{c}"' for c in shown)
-    return reader.frame(
-        f"SELECT {select} FROM {table} WHERE {' AND '.join(where)} {order} LIMIT $limit", params
     )
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard.frame import View, page
 from dashboard.panels import table
-from ingest import reads
+from ingest import alert_reads
 
 RULE_KEYS = ("name", "scope", "detector", "window", "min_count", "for", "channels")
 # Columns that identify one alert (rule and scope) and hold its state, when events carry them.
@@ -65,10 +65,10 @@ def _newest(view: View, name: str, present: set[str]) -> tuple[pl.DataFrame, boo
     clock while the data is historical); the flag says whether the range held any."""
     if name not in present:
         return pl.DataFrame(), True
-    rows = view.fetch(reads.alert_rows, view.filters, name)
+    rows = view.fetch(alert_reads.alert_rows, view.filters, name)
     if not rows.is_empty():
         return rows, True
-    return view.fetch(reads.alert_rows, view.filters, name, limit=200, in_range=False), False
+    return view.fetch(alert_reads.alert_rows, view.filters, name, limit=200, in_range=False), False
 
 
 def _ids(df: pl.DataFrame) -> tuple[str, ...]:
@@ -104,7 +104,7 @@ def body(view: View) -> None:
     if not channels.is_empty():
         st.caption("Channels (URLs and keys come from the environment and are never shown)")
         table(channels, "alert_channels")
-    present = set(view.fetch(reads.alert_columns)["table_name"].to_list())
+    present = set(view.fetch(alert_reads.alert_columns)["table_name"].to_list())
     if not present & {"alert_events", "deliveries"}:
         st.info(
             "No alerts yet: `alert_events` and `deliveries` appear once "
@@ -115,7 +115,7 @@ def body(view: View) -> None:
     st.subheader("Current state")
     now: pl.DataFrame | None
     if "alert_state" in present:
-        now = view.fetch(reads.alert_rows, view.filters, "alert_state", in_range=False)
+        now = view.fetch(alert_reads.alert_rows, view.filters, "alert_state", in_range=False)
     else:
         now = current_state(_newest(view, "alert_events", present)[0])
     if now is None or now.is_empty():
