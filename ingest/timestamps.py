@@ -51,7 +51,8 @@ def from_local(naive: pl.Expr) -> pl.Expr:
 
 # `%.f` takes an optional fraction of a second (HAProxy, Apache `%{msec_frac}t`): one strptime
 # for both spellings, ~6x cheaper than parsing the fraction separately.
-CLF_FORMAT = "%d/%b/%Y:%H:%M:%S%.f %z"
+CLF_LOCAL_FORMAT = "%d/%b/%Y:%H:%M:%S%.f"  # without an offset (HAProxy's accept date)
+CLF_FORMAT = CLF_LOCAL_FORMAT + " %z"
 
 
 def parse_clf(text: pl.Expr) -> pl.Expr:
@@ -77,7 +78,7 @@ def parse_iso(text: pl.Expr, naive_utc: bool = False) -> pl.Expr:
 def parse_clf_local(text: pl.Expr) -> pl.Expr:
     """A CLF time without offset (`10/Oct/2025:13:55:36`, HAProxy's accept date), as wall time
     in the local zone."""
-    return from_local(text.str.strptime(pl.Datetime("us"), "%d/%b/%Y:%H:%M:%S%.f", strict=False))
+    return from_local(text.str.strptime(pl.Datetime("us"), CLF_LOCAL_FORMAT, strict=False))
 
 
 def parse_epoch(value: pl.Expr) -> pl.Expr:

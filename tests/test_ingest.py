@@ -434,10 +434,10 @@ def test_small_recycled_blocks_store_what_one_block_stores(tmp_path: Path) -> No
     settings = load_settings(db=small, env={"CONFLICTRADAR_INGEST_BLOCK_MB": "1"})
     assert settings.ingest.block_bytes == 1 << 20
     blocks = []
-    recycle = pipeline.read_blocks
+    real_read_blocks = pipeline.read_blocks
 
     def counted(*args: object, **kwargs: object) -> Iterator[object]:
-        for block in recycle(*args, **kwargs):  # type: ignore[arg-type]
+        for block in real_read_blocks(*args, **kwargs):  # type: ignore[arg-type]
             blocks.append(id(block.data))
             yield block
 
