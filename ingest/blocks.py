@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -50,6 +51,7 @@ class Parsed:
     end: int  # byte offset after the last consumed line
     unterminated: bool
     last_line_start: int
+    time_read: bool = False  # some rows carry the time they were read, not a logged one
 
 
 def parse_block(
@@ -80,6 +82,12 @@ def parse_block(
         parsed = fmt.parse(texts, state) if rows.height else empty()
     if envelope and "envelope_ts" in rows.columns:
         parsed = parsed.with_columns(pl.coalesce("ts", rows["envelope_ts"]).alias("ts"))
+    # A format whose lines may carry no time (bare uvicorn) leaves ts null on parsed lines:
+    # they take the time they were read, and the file's format says so (`TIME_READ`).
+    untimed = parsed["ts"].is_null() & parsed["_reject"].is_null() & ~parsed["_skip"]
+    time_read = bool(untimed.any())
+    if time_read:
+        parsed = parsed.with_columns(pl.col("ts").fill_null(datetime.now(UTC)))
     reject = parsed["_reject"]
     # Blank lines are counted as skipped, never rejected; a cut line is never skipped.
     skip = parsed["_skip"] | ~texts.str.contains(r"\S")
@@ -147,4 +155,5 @@ def parse_block(
         end=end,
         unterminated=unterminated and consumed == count,
         last_line_start=last_start,
+        time_read=time_read,
     )

@@ -50,7 +50,10 @@ def detect(lines: pl.Series) -> Detection:
         families.add("text")
     best: Format | None = None
     best_score = (0, 0)
-    best_directives = 0
+    # A format that parses nothing can still be the file's when most lines are its directives
+    # (`#Fields`); skipping other lines wins nothing (uvicorn skips every non-request line).
+    by_directives: Format | None = None
+    most_directives = 0
     for fmt in formats:
         if fmt.family not in families:
             continue
@@ -60,17 +63,20 @@ def detect(lines: pl.Series) -> Detection:
             continue
         clean = int((parsed["_reject"].is_null() & ~parsed["_skip"]).sum())
         skipped = int(parsed["_skip"].sum())
-        if (clean, skipped) > best_score:
+        if clean and (clean, skipped) > best_score:
             best, best_score = fmt, (clean, skipped)
-            best_directives = int((parsed["_skip"] & inner.str.starts_with("#")).sum())
+        if not clean:
+            directives = int((parsed["_skip"] & inner.str.starts_with("#")).sum())
+            if directives > most_directives:
+                by_directives, most_directives = fmt, directives
         if clean == inner.len():
             break  # every line parsed: no later format can score higher, and ties go first
     clean, skipped = best_score
     considered = inner.len() - skipped
-    if best is not None and clean >= 1 and clean >= MIN_SHARE * considered:
+    if best is not None and clean >= MIN_SHARE * considered:
         return Detection(best, envelope, clean, inner.len(), tried)
     # A file whose lines are mostly the format's own directives (a w3c file with `#Fields`
     # headers and one malformed record) is still that format: its records become rejects.
-    if best is not None and clean == 0 and best_directives >= 0.5 * inner.len():
-        return Detection(best, envelope, clean, inner.len(), tried)
+    if by_directives is not None and most_directives >= 0.5 * inner.len():
+        return Detection(by_directives, envelope, 0, inner.len(), tried)
     return Detection(None, envelope, clean, inner.len(), tried)

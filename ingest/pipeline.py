@@ -24,7 +24,7 @@ from ingest import detect, endpoints, envelopes
 from ingest.blocks import Parsed, load_context, parse_block
 from ingest.classify import Classifier
 from ingest.errors import InputError
-from ingest.formats import Format, ParserState, get_format, names
+from ingest.formats import Format, ParserState, get_format, names, time_read_label
 from ingest.lines import split_lines
 from ingest.settings import Settings
 from ingest.sources import (
@@ -312,6 +312,7 @@ class Ingester:
                     fp_len=len(head),
                     fp_hash=fingerprint(head),
                     parser_state=state_json,
+                    format=time_read_label(fmt.name) if parsed.time_read else rec.format,
                 )
                 self.store.commit_batch(
                     Batch(

@@ -55,7 +55,7 @@ class UnknownFormatError(ValueError):
 
 def _registry() -> list[Format]:
     # Imported here so a broken optional module names itself instead of breaking every import.
-    from ingest.formats import aws, clf, jsonlog, nginx, proxies, w3c
+    from ingest.formats import appservers, aws, clf, jsonlog, nginx, proxies, w3c
 
     ordered: list[Format] = []
     # Specific structured formats first, generic ones last: on a tie in clean parses the earlier
@@ -64,7 +64,10 @@ def _registry() -> list[Format]:
     ordered.extend(
         replace(f, family="any" if f.name == "envoy" else "json") for f in jsonlog.FORMATS
     )
-    for module in (w3c, aws, proxies, clf, nginx):
+    # Application servers last: their lines parse as nothing else, so they never take another
+    # format's file (uvicorn and django skip lines without a request line, rails without its
+    # Started/Completed records; an empty win is no win).
+    for module in (w3c, aws, proxies, clf, nginx, appservers):
         ordered.extend(module.FORMATS)
     return ordered
 
@@ -79,20 +82,32 @@ def all_formats() -> list[Format]:
     return _FORMATS
 
 
+def time_read_label(name: str) -> str:
+    """`requests.format` of rows whose time is when they were read (the lines carry none)."""
+    return f"{name} (time read)"
+
+
 def names() -> list[str]:
     return [f.name for f in all_formats()]
 
 
 def get_format(spec: str) -> Format:
-    """Resolve a `--format` value: a registered name, or `nginx:'<log_format string>'`."""
+    """Resolve a `--format` value: a registered name, `nginx:'<log_format string>'` or
+    `apache:'<LogFormat string>'` (`tomcat:'<AccessLogValve pattern>'`)."""
     spec = spec.strip()
     if spec.startswith("nginx:"):
         from ingest.formats.nginx import nginx_format
 
         return nginx_format(spec[len("nginx:") :])
+    if spec.startswith(("apache:", "tomcat:")):
+        from ingest.formats.apache import apache_format
+
+        kind, _, pattern = spec.partition(":")
+        return apache_format(pattern, tomcat=kind == "tomcat")
     for fmt in all_formats():
         if fmt.name == spec:
             return fmt
     raise UnknownFormatError(
-        f"unknown format {spec!r}; choose one of {', '.join(names())} or nginx:'<log_format>'"
+        f"unknown format {spec!r}; choose one of {', '.join(names())}, nginx:'<log_format>'"
+        " or apache:'<LogFormat>'"
     )
