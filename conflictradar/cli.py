@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--format", dest="log_format", metavar="NAME",
                    help="log format (default: detected per file); e.g. combined, apigw, "
-                        "nginx:'<log_format string>'")  # fmt: skip
+                        "nginx:'<log_format string>', apache:'<LogFormat string>'")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
 
     p = sub.add_parser("watch", help="follow log files, folders or globs until stopped")

@@ -196,7 +196,7 @@ class Ingester:
             report.status = "unrecognized"
             report.message = (
                 f"{source.path}: format not recognised; tried {', '.join(names())}"
-                " (use --format NAME or --format nginx:'<log_format>')"
+                " (use --format NAME, nginx:'<log_format>' or apache:'<LogFormat>')"
             )
             return report
         report.format, report.envelope = fmt.name, envelope
