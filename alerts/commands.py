@@ -23,10 +23,14 @@ from alerts.evaluation import Event
 from alerts.lifecycle import AlertState
 from alerts.notifications import iso, make_test_notification
 from alerts.outbox import DeliveryState, Settled
+from alerts.state import firing_count
 from ingest.errors import ConfigError, UsageError
 from ingest.reader import Reader
 from ingest.settings import Settings
 from ingest.store import Store
+
+# `alerts check` exits with this while an alert is firing (docs/cli.md; 1 stays "error").
+EXIT_FIRING = 3
 
 FINAL = (
     DeliveryState.DELIVERED,
@@ -154,11 +158,13 @@ def run_check(
     clock: Callable[[], datetime] = utc_now,
 ) -> int:
     """Evaluate every rule once at `now` and deliver what fires (waiting up to `wait_s` for
-    retries); 0 unless a delivery was refused or given up."""
+    retries); 1 if a delivery was refused or given up, else EXIT_FIRING while an alert is
+    firing, else 0."""
     with AlertEngine(settings, store, env=env, clock=clock) as engine:
         events = engine.evaluate(now)
         results = _settle(engine, None, wait_s, clock)
         still_open = engine.open_deliveries()
+        firing = firing_count(store.con)
     rules = ", ".join(r.name for r in engine.config.rules)
     out.write(f"evaluated {len(engine.config.rules)} rules at {iso(now)}: {rules}\n")
     for e in events:
@@ -176,7 +182,9 @@ def run_check(
     failed = [
         s for s in results.values() if s.state in (DeliveryState.REJECTED, DeliveryState.GAVE_UP)
     ]
-    return 1 if failed else 0
+    if firing:
+        out.write(f"{firing} alerts firing\n")
+    return 1 if failed else EXIT_FIRING if firing else 0
 
 
 def print_timeline(result: Backtest, out: TextIO) -> None:

@@ -126,3 +126,11 @@ def record_events(con: duckdb.DuckDBPyConnection, events: Iterable[Event]) -> No
         con.executemany(
             "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
+
+
+def firing_count(con: duckdb.DuckDBPyConnection) -> int:
+    """How many alerts (rule x scope value) are firing right now."""
+    row = con.execute(
+        "SELECT count(*) FROM alert_state WHERE state = ?", [AlertState.FIRING.value]
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -6,33 +6,63 @@ Data goes to stdout; progress and logs to stderr. Exit 0 ok, 1 error (one senten
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from conflictradar import __version__
+from conflictradar.output import FORMATS
+from conflictradar.usage import EXAMPLES, GLOBAL
 from ingest.errors import ConflictRadarError, UsageError
 from ingest.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from ingest.pipeline import FileReport
+
 
 class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 2 with one line; every parser shows its examples below the options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        name = self.prog.removeprefix("conflictradar").strip()
+        if self.epilog is None and name in EXAMPLES:
+            self.epilog = EXAMPLES[name]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         print(f"conflictradar: error: {message}", file=sys.stderr)
         raise SystemExit(2)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    """The global options. On the main parser they have defaults; on a command they are
+    SUPPRESSed unless given, so `--db X` works before and after the command alike."""
     p.add_argument(
-        "--db", help="database file (default: $CONFLICTRADAR_DB or ./conflictradar.duckdb)"
-    )
-    p.add_argument("--config", help="settings file (default: ./conflictradar.toml if present)")
+        "--db", default=default,
+        help="database file (default: $CONFLICTRADAR_DB or ./conflictradar.duckdb)",
+    )  # fmt: skip
+    p.add_argument(
+        "--config", default=default,
+        help="settings file (default: $CONFLICTRADAR_CONFIG, else ./conflictradar.toml if present)",
+    )  # fmt: skip
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0 if default is None else default,
+        help="log what long-running commands do to stderr as JSON (-vv: debugging detail)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="conflictradar",
         description="Find, explain and alert on HTTP 409 Conflict responses in access logs.",
+        epilog=GLOBAL,
     )
+    parser.add_argument("--version", action="version", version=f"conflictradar {__version__}")
+    _common(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
@@ -48,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="ingest log files, globs or folders (.gz too), once")
     _common(p)
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or glob; - reads stdin")
     p.add_argument("--format", dest="log_format", metavar="NAME",
                    help="log format (default: detected per file); e.g. combined, apigw, "
                         "nginx:'<log_format string>', apache:'<LogFormat string>'")  # fmt: skip
@@ -56,12 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("watch", help="follow log files, folders or globs until stopped")
     _common(p)
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or glob; - reads stdin")
     p.add_argument("--format", dest="log_format", metavar="NAME",
                    help="log format (default: detected per file)")  # fmt: skip
     p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="log what watch does (files, rotations, batches, lag) to stderr as JSON")  # fmt: skip
+    p.add_argument("--metrics", metavar="ADDR",
+                   help="serve Prometheus /metrics and /healthz on ADDR: PORT or HOST:PORT "
+                        "(default: off; a bare PORT binds 127.0.0.1)")  # fmt: skip
 
     p = sub.add_parser("dashboard", help="start the dashboard (Streamlit) on 127.0.0.1:8501")
     _common(p)
@@ -90,8 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sql", help="run a read-only SQL query")
     _common(p)
     p.add_argument("query", metavar="QUERY", help="the SELECT to run, or - to read it from stdin")
-    p.add_argument("--format", dest="out_format", choices=["table", "csv", "json"],
-                   help="output format (default: table on a terminal, csv otherwise)")  # fmt: skip
+    p.add_argument("--format", dest="out_format", choices=FORMATS,
+                   help="output format (default: table on a terminal, csv otherwise; "
+                        "parquet when --output ends in .parquet)")  # fmt: skip
+    p.add_argument("--output", "-o", type=Path, metavar="FILE",
+                   help="write the result to FILE instead of stdout (every row)")  # fmt: skip
+
+    p = sub.add_parser("config", help="check a settings file")
+    config = p.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    c = config.add_parser(
+        "check", help="validate a settings file and print the effective settings, secrets masked"
+    )
+    _common(c)
+    c.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                   help="the file to check (default: --config, $CONFLICTRADAR_CONFIG or "
+                        "./conflictradar.toml)")  # fmt: skip
     return parser
 
 
@@ -99,44 +143,119 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(config=args.config, db=args.db)
 
 
+def _by_argument(paths: list[str]) -> tuple[list[Path], list[tuple[str, list[Path]]]]:
+    """The files to ingest, and which of them each argument named (for its exit code)."""
+    from ingest.pipeline import expand_paths
+
+    groups = [(arg, expand_paths([arg])) for arg in paths]
+    files = list(dict.fromkeys(f for _, group in groups for f in group))
+    return files, groups
+
+
+def _nothing_from(arg: str, reports: list[FileReport]) -> str | None:
+    """Why `arg` yielded no request, or None when it did (or had nothing new: a re-run)."""
+    arg = "standard input" if arg == "-" else arg
+    if not reports:
+        return f"{arg} holds no log files"
+    read = [r for r in reports if r.status != "unchanged"]
+    if not read or sum(r.parsed for r in read) > 0:
+        return None
+    if any(r.status in ("unrecognized", "error") for r in read):
+        return f"{arg} yielded no request (see above)"
+    rejected, skipped = sum(r.rejected for r in read), sum(r.skipped for r in read)
+    if rejected:
+        return (
+            f"{arg} yielded no request: all {rejected:,} lines were rejected; see why with"
+            ' `conflictradar sql "SELECT reason, count(*) FROM rejects GROUP BY 1"`'
+        )
+    return f"{arg} yielded no request: its {skipped:,} lines are not access-log lines"
+
+
 def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, quiet: bool) -> int:
-    from ingest.pipeline import Ingester, expand_paths
+    from conflictradar.spool import STDIN, spool_stdin
+    from ingest.pipeline import Ingester
     from ingest.render import ingest_progress, print_ingest_report
     from ingest.store import Store
 
-    files = expand_paths(paths)
+    spooled = spool_stdin(settings.db, sys.stdin.buffer) if STDIN in paths else None
+    files, groups = _by_argument([str(spooled) if p == STDIN and spooled else p for p in paths])
     with Store.open(settings.db, wait_s=5.0) as store, ingest_progress(files, quiet) as progress:
         report = Ingester(store, settings, forced=log_format, progress=progress).ingest(files)
+    if spooled is not None:
+        spooled.unlink(missing_ok=True)  # its rows are stored; a re-run of the same bytes adds none
+        with contextlib.suppress(OSError):
+            spooled.parent.rmdir()  # when empty
+        for f in report.files:
+            if f.path == str(spooled):
+                f.path, f.message = STDIN, f.message.replace(str(spooled), "standard input")
     for f in report.files:
         if f.status in ("unrecognized", "error"):
             print(f"conflictradar: {f.message}", file=sys.stderr)
     if not quiet:
         print_ingest_report(report, sys.stdout)
-    failed = [f for f in report.files if f.status == "error"]
-    return 1 if failed and len(failed) == len(report.files) else 0
+    shown = {str(spooled): STDIN} if spooled is not None else {}
+    by_path = {f.path: f for f in report.files}
+    code = 0
+    for arg, group in groups:
+        names = [shown.get(str(f), str(f)) for f in group]
+        reason = _nothing_from(shown.get(arg, arg), [by_path[n] for n in names if n in by_path])
+        if reason is not None:
+            print(f"conflictradar: error: {reason}", file=sys.stderr)
+            code = 1
+    return code
 
 
-def cmd_sql(settings: Settings, query: str, out_format: str | None) -> int:
+def cmd_sql(settings: Settings, query: str, out_format: str | None, output: Path | None) -> int:
+    from conflictradar.output import choose_format, write_result
     from ingest.reader import open_reader
-    from ingest.render import print_table
 
     text = sys.stdin.read() if query == "-" else query
-    result = open_reader(settings).user_query(text)
-    fmt = out_format or ("table" if sys.stdout.isatty() else "csv")
-    print_table(result.table, fmt, sys.stdout)
+    to_screen = output is None and sys.stdout.isatty()
+    fmt = choose_format(out_format, output, sys.stdout.isatty())
+    # The row cap protects a terminal; files and pipes (exports) get every row.
+    result = open_reader(settings).user_query(text, capped=to_screen)
+    if output is None:
+        write_result(result.table, fmt, sys.stdout, sys.stdout.buffer)
+        sys.stdout.flush()
+    else:
+        try:
+            with output.open("wb") as binary, open(binary.fileno(), "w", encoding="utf-8",
+                                                   closefd=False, newline="") as out:  # fmt: skip
+                write_result(result.table, fmt, out, binary)
+        except OSError as exc:
+            raise UsageError(f"cannot write --output {output}: {exc.strerror}") from exc
+        print(f"conflictradar: wrote {result.table.num_rows:,} rows to {output} ({fmt})",
+              file=sys.stderr)  # fmt: skip
     if result.truncated:
-        print(f"conflictradar: showing the first {settings.sql.max_rows} rows "
-              "(raise sql.max_rows to see more)", file=sys.stderr)  # fmt: skip
+        print(f"conflictradar: showing the first {settings.sql.max_rows} rows (raise sql.max_rows,"
+              " or use --output FILE for every row)", file=sys.stderr)  # fmt: skip
     return 0
 
 
 def cmd_watch(settings: Settings, paths: list[str], log_format: str | None, alerts: bool,
-              verbose: int) -> int:  # fmt: skip
+              verbose: int, metrics: str | None) -> int:  # fmt: skip
     from conflictradar.logs import setup_logging
-    from conflictradar.watch import run_watch
+    from conflictradar.watch import WatchExtra, run_watch
 
     setup_logging(verbose)
-    return run_watch(settings, paths, log_format, alerts)
+    extras: list[WatchExtra] = []
+    if metrics is not None:
+        from conflictradar.metrics import MetricsEndpoint, parse_address
+
+        extras.append(MetricsEndpoint(parse_address(metrics), settings))
+    if "-" in paths:
+        from conflictradar.spool import StdinFollower
+
+        follower = StdinFollower(settings.db, sys.stdin.buffer)
+        extras.append(follower)
+        paths = [str(follower.folder) if p == "-" else p for p in paths]
+    return run_watch(settings, paths, log_format, alerts, extras)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from conflictradar.configcheck import check_config
+
+    return check_config(args.file or args.config, args.db, sys.stdout)
 
 
 def cmd_dashboard(settings: Settings, host: str | None, port: int | None) -> int:
@@ -180,15 +299,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_ingest(_settings(args), args.paths, args.log_format, args.quiet)
         if args.command == "watch":
             return cmd_watch(_settings(args), args.paths, args.log_format, not args.no_alerts,
-                             args.verbose)  # fmt: skip
+                             args.verbose, args.metrics)  # fmt: skip
         if args.command == "dashboard":
             return cmd_dashboard(_settings(args), args.host, args.port)
         if args.command == "alerts":
             return cmd_alerts(_settings(args), args)
         if args.command == "sql":
-            return cmd_sql(_settings(args), args.query, args.out_format)
+            return cmd_sql(_settings(args), args.query, args.out_format, args.output)
         if args.command == "demo":
             return cmd_demo(_settings(args), args.duration)
+        if args.command == "config":
+            return cmd_config(args)
         raise UsageError(f"unknown command {args.command}")
     except ConflictRadarError as exc:
         print(f"conflictradar: error: {exc}", file=sys.stderr)

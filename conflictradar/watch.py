@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import Protocol
 
 from ingest.pipeline import Ingester
 from ingest.serve import QueryServer, announce_starting, withdraw
@@ -21,6 +22,16 @@ log = logging.getLogger("conflictradar.watch")
 
 MAINTENANCE_EVERY_S = 60.0
 IDLE_EVALUATE_S = 5.0
+
+
+class WatchExtra(Protocol):
+    """Something that runs beside the watch loop: the stdin spool, the metrics endpoint."""
+
+    def start(self, store: Store, ingester: Ingester, stop: threading.Event) -> None: ...
+
+    def on_batch(self, lines: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _alert_hook(
@@ -43,7 +54,8 @@ def _alert_hook(
     return evaluate, engine.close
 
 
-def run_watch(settings: Settings, paths: list[str], log_format: str | None, alerts: bool) -> int:
+def run_watch(settings: Settings, paths: list[str], log_format: str | None, alerts: bool,
+              extras: Sequence[WatchExtra] = ()) -> int:  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -63,6 +75,8 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         server = QueryServer(store.con, settings.db, settings.sql)
         server.start()
         hook, close_alerts = _alert_hook(settings, store) if alerts else (None, None)
+        for extra in extras:
+            extra.start(store, ingester, stop)
         last_maintenance = time.monotonic()
         last_evaluation = 0.0
 
@@ -74,6 +88,8 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
             ):
                 last_evaluation = time.monotonic()
                 hook(lines)
+            for extra in extras:
+                extra.on_batch(lines)
             if time.monotonic() - last_maintenance >= MAINTENANCE_EVERY_S:
                 last_maintenance = time.monotonic()
                 maintain(settings, store, ingester)
@@ -86,6 +102,8 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         finally:
             if close_alerts is not None:
                 close_alerts()
+            for extra in extras:
+                extra.close()
             server.stop()
     return 0
 

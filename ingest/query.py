@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -27,6 +27,11 @@ class QueryResult:
     table: pa.Table
     truncated: bool  # more rows existed than the cap allowed
     elapsed_s: float
+
+
+def uncapped(sql: SqlSettings) -> SqlSettings:
+    """The same limits without the row cap: exports (`sql --output`, pipes) get every row."""
+    return replace(sql, max_rows=1 << 62)
 
 
 def sandbox_config(sql: SqlSettings) -> dict[str, object]:

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.errors import DatabaseError, DatabaseLockedError, QueryRefusedError
-from ingest.query import QueryResult, open_readonly, run_query
+from ingest.query import QueryResult, open_readonly, run_query, uncapped
 from ingest.settings import Settings, SqlSettings
 
 Params = Sequence[object] | Mapping[str, object] | None
@@ -37,8 +37,8 @@ class Reader(Protocol):
         """The same as `query`, as a polars DataFrame."""
         ...
 
-    def user_query(self, sql: str) -> QueryResult:
-        """A user's SQL: sandboxed, time-limited and row-capped."""
+    def user_query(self, sql: str, capped: bool = True) -> QueryResult:
+        """A user's SQL: sandboxed, time-limited and (unless exported: `capped=False`) row-capped."""
         ...
 
     def exists(self) -> bool:
@@ -82,10 +82,10 @@ class DirectReader:
     def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
         return as_frame(self.query(sql, params))
 
-    def user_query(self, sql: str) -> QueryResult:
+    def user_query(self, sql: str, capped: bool = True) -> QueryResult:
         con = self._open()
         try:
-            return run_query(con, sql, self.sql)
+            return run_query(con, sql, self.sql if capped else uncapped(self.sql))
         finally:
             con.close()
 
@@ -127,8 +127,8 @@ class AutoReader:
     def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
         return as_frame(self.query(sql, params))
 
-    def user_query(self, sql: str) -> QueryResult:
-        return self._call(lambda r: r.user_query(sql))
+    def user_query(self, sql: str, capped: bool = True) -> QueryResult:
+        return self._call(lambda r: r.user_query(sql, capped))
 
 
 def open_reader(settings: Settings, patience_s: float = 60.0) -> Reader:

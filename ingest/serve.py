@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.errors import DatabaseError, DatabaseLockedError, QueryRefusedError
-from ingest.query import QueryResult, check_statement, run_query
+from ingest.query import QueryResult, check_statement, run_query, uncapped
 from ingest.settings import SqlSettings
 
 if TYPE_CHECKING:
@@ -213,8 +213,9 @@ class QueryServer:
     def answer(self, op: str, sql_text: str, params: Any) -> tuple[pa.Table, dict[str, object]]:
         cur = self._cursor()
         try:
-            if op == "user_query":
-                result = run_query(cur, sql_text, self.sql)
+            if op in ("user_query", "export"):
+                limits = self.sql if op == "user_query" else uncapped(self.sql)
+                result = run_query(cur, sql_text, limits)
                 return result.table, {"truncated": result.truncated, "elapsed": result.elapsed_s}
             if op == "query":
                 check_statement(cur, sql_text)
@@ -296,14 +297,14 @@ class ServedReader:
 
         return as_frame(self.query(sql, params))
 
-    def user_query(self, sql: str) -> QueryResult:
+    def user_query(self, sql: str, capped: bool = True) -> QueryResult:
         started = time.perf_counter()
         try:
-            table, header = self._ask("user_query", sql)
+            table, header = self._ask("user_query" if capped else "export", sql)
         except WatcherGone:
             if not self.fallback:
                 raise
-            return self._direct().user_query(sql)
+            return self._direct().user_query(sql, capped)
         return QueryResult(table, bool(header.get("truncated")), time.perf_counter() - started)
 
 

@@ -92,7 +92,8 @@ def test_alerts_check_evaluates_once_and_delivers(
     table["rules"] = [{"name": "spike", "scope": "global", "for": "0s", "min_count": 20}]
     out = io.StringIO()
     now = utc_minute()
-    assert run_check(settings_with(db.settings, table), db.store, now, out, env=env) == 0
+    # Exit 3 (EXIT_FIRING): evaluated and delivered fine, and an alert is firing.
+    assert run_check(settings_with(db.settings, table), db.store, now, out, env=env) == 3
     text = out.getvalue()
     assert "evaluated 1 rules at" in text
     assert "FIRING" in text and "spike: all 409s firing: 30 409s in 5m" in text
@@ -100,8 +101,8 @@ def test_alerts_check_evaluates_once_and_delivers(
     assert len(receiver.requests) == len(second.requests) == 1
     # Run again: nothing changed, nothing sent.
     out = io.StringIO()
-    assert run_check(settings_with(db.settings, table), db.store, now, out, env=env) == 0
-    assert "no alert changed state" in out.getvalue()
+    assert run_check(settings_with(db.settings, table), db.store, now, out, env=env) == 3
+    assert "no alert changed state" in out.getvalue() and "1 alerts firing" in out.getvalue()
     assert len(receiver.requests) == 1
 
 

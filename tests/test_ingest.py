@@ -172,7 +172,7 @@ def test_unrecognised_file_gets_one_clear_line(tmp_path: Path) -> None:
     junk, db = tmp_path / "notes.log", tmp_path / "db.duckdb"
     junk.write_text("hello world\nthis is not an access log\n" * 20)
     proc = run_cli("ingest", str(junk), "--db", str(db))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # nothing ingested: cron and CI must notice
     assert "format not recognised; tried" in proc.stderr
     assert "combined" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -1,0 +1,187 @@
+"""Settings definitions -> words: what every `conflictradar.toml` key means, and its value.
+
+The loaders (`ingest.settings`, `alerts.config`) decide which keys exist and validate them; this
+catalogue says what each one is for and reads its resolved value from the settings objects, so
+the reference (`docs/configuration.md`) shows defaults taken from the code and `config check`
+prints the effective value of every key. `conflictradar.configdoc` checks the catalogue against
+the keys the loaders accept; a key added to a loader without an entry here fails the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from alerts.channels import Channel
+from alerts.config import AlertConfig
+from alerts.rules import Rule
+from ingest.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Key(Generic[T]):
+    """One key: its table and name, its kind of value, what it does, and how to read it."""
+
+    table: str  # "classify", "alerts", "alerts.channels.NAME", "alerts.rules"
+    name: str
+    kind: str  # duration | integer | number | string | boolean | list | table | path | size
+    doc: str
+    value: Callable[[T], Any] | None = None  # None: no default (required, or per-entry)
+
+    @property
+    def path(self) -> str:
+        return f"{self.table}.{self.name}"
+
+
+def mb(n: int) -> int:
+    return n >> 20
+
+
+SETTINGS_KEYS: tuple[Key[Settings], ...] = (
+    Key("ingest", "timezone", "string",
+        "IANA zone of timestamps written without an offset (HAProxy's accept date without a syslog "
+        "offset, ISO times without `Z`/`+hh:mm`, IIS local-time fields). Times that carry an offset "
+        "are never moved.", lambda s: s.ingest.timezone),
+    Key("ingest", "block_mb", "integer",
+        "Size of the blocks a file is read and parsed in, in MiB (memory per parse worker).",
+        lambda s: mb(s.ingest.block_bytes)),
+    Key("ingest", "max_line_mb", "integer",
+        "Longest line kept, in MiB; a longer line is cut and goes to `rejects`, never lost "
+        "silently.", lambda s: mb(s.ingest.max_line_bytes)),
+    Key("classify", "retry_window", "duration",
+        "`retry_after_success`: the same client got a 2xx for the same method and path at most "
+        "this long before the 409.", lambda s: s.classify.retry_window_s),
+    Key("classify", "race_window", "duration",
+        "`concurrent_update`: another client's successful write to the same path at most this "
+        "long before the 409.", lambda s: s.classify.race_window_s),
+    Key("classify", "settle", "duration",
+        "How long a 409's context may still change (late lines from another node); it is "
+        "re-explained while younger than this.", lambda s: s.classify.settle_s),
+    Key("classify", "action_verbs", "list",
+        "Last path segments that make a POST an action (`state_conflict`), e.g. `cancel`, "
+        "`approve`. Replaces the default list.", lambda s: list(s.classify.action_verbs)),
+    Key("classify", "keywords", "table",
+        "Error-text keywords per cause (`version_mismatch`, `duplicate_create`, "
+        "`resource_locked`, `state_conflict`): `cause = [\"word\", ...]` replaces that cause's "
+        "list; causes not named keep theirs.",
+        lambda s: {cause: list(words) for cause, words in s.classify.keywords}),
+    Key("endpoints", "openapi", "path",
+        "OpenAPI spec (YAML or JSON) whose paths become the endpoint templates; relative to the "
+        "config file. Best source of templates.", lambda s: s.endpoints.openapi),
+    Key("endpoints", "fold_threshold", "integer",
+        "A path position with at least this many distinct values under one prefix is folded to "
+        "`{id}`.", lambda s: s.endpoints.fold_threshold),
+    Key("sql", "timeout", "duration",
+        "A `conflictradar sql` / SQL page query is cancelled after this long.",
+        lambda s: s.sql.timeout_s),
+    Key("sql", "max_rows", "integer",
+        "Rows shown on a terminal or the SQL page; `sql --output FILE` and pipes get every row.",
+        lambda s: s.sql.max_rows),
+    Key("sql", "memory_limit", "size",
+        "DuckDB memory limit of a user query, e.g. `\"2GB\"`, `\"512MB\"`.",
+        lambda s: s.sql.memory_limit),
+    Key("dashboard", "host", "string",
+        "Address the dashboard binds; `127.0.0.1` keeps it local. Expose it through a reverse "
+        "proxy with authentication (docs/deployment.md).", lambda s: s.dashboard.host),
+    Key("dashboard", "port", "integer", "Dashboard port.", lambda s: s.dashboard.port),
+    Key("dashboard", "public_url", "string",
+        "The dashboard's address as users reach it (behind a proxy); printed and linked from "
+        "alerts.", lambda s: s.dashboard.public_url),
+    Key("watch", "poll_interval", "duration",
+        "How often `watch` looks at every followed file even without a filesystem event.",
+        lambda s: s.watch.poll_interval_s),
+    Key("watch", "retention_days", "number",
+        "Rows older than this many days are pruned while watching; `0` keeps everything.",
+        lambda s: s.watch.retention_days),
+)  # fmt: skip
+
+ALERT_KEYS: tuple[Key[AlertConfig], ...] = (
+    Key("alerts", "channels", "table",
+        "Named channels, one `[alerts.channels.NAME]` table each (below)."),
+    Key("alerts", "rules", "list",
+        "Alert rules, one `[[alerts.rules]]` table each (below). None configured: the default "
+        "rules apply.", lambda a: [r.name for r in a.rules]),
+    Key("alerts", "default_rules", "boolean",
+        "Whether the default rules (a global 409 spike, a per-endpoint spike) apply when no "
+        "rule is configured; `false` with no rules disables alerting.", lambda a: True),
+    Key("alerts", "timeout", "duration", "Per-attempt HTTP timeout of a delivery.",
+        lambda a: a.delivery.timeout_s),
+    Key("alerts", "retry_initial", "duration",
+        "First retry delay after a 5xx, 429 or timeout; doubles up to `retry_max`.",
+        lambda a: a.delivery.retry_initial_s),
+    Key("alerts", "retry_max", "duration", "Longest delay between retries.",
+        lambda a: a.delivery.retry_max_s),
+    Key("alerts", "max_delivery_age", "duration",
+        "A delivery still failing after this long is given up (recorded in `deliveries`).",
+        lambda a: a.delivery.max_age_s),
+)  # fmt: skip
+
+CHANNEL = "alerts.channels.NAME"
+CHANNEL_KEYS: tuple[Key[Channel], ...] = (
+    Key(CHANNEL, "type", "string", "`slack`, `webhook` or `alertmanager` (required).",
+        lambda c: c.kind.value),
+    Key(CHANNEL, "url_env", "string",
+        "Name of the environment variable holding the URL: the Slack incoming-webhook URL, the "
+        "webhook receiver's URL, or Alertmanager's base URL (required). The URL itself never "
+        "appears in a file, a log or a table.", lambda c: c.url_env),
+    Key(CHANNEL, "secret_env", "string",
+        "webhook: environment variable holding the HMAC-SHA256 key that signs each body; "
+        "alertmanager: a bearer token. Not for slack.", lambda c: c.secret_env),
+    Key(CHANNEL, "dedupe", "boolean",
+        "Whether the receiver drops a repeated `Idempotency-Key`: then a delivery a crash left "
+        "in doubt is sent again. Always true for alertmanager; never for slack.",
+        lambda c: c.dedupe),
+    Key(CHANNEL, "timeout", "duration", "This channel's per-attempt timeout (default: "
+        "`alerts.timeout`).", lambda c: c.timeout_s),
+    Key(CHANNEL, "signature_header", "string",
+        "webhook: the header carrying `sha256=<hex HMAC of the body>`.",
+        lambda c: c.signature_header),
+)  # fmt: skip
+
+RULES = "alerts.rules"
+RULE_KEYS: tuple[Key[Rule], ...] = (
+    Key(RULES, "name", "string", "Unique rule name (required); shown in every notification.",
+        lambda r: r.name),
+    Key(RULES, "scope", "string", "`global` (all 409s), `endpoint` (each template) or `cause`.",
+        lambda r: r.scope.value),
+    Key(RULES, "detector", "string",
+        "`threshold`: fires when the window's 409 count reaches `min_count`. `baseline`: also "
+        "needs the 409 rate to stand out from the same scope's history.",
+        lambda r: r.detector.value),
+    Key(RULES, "window", "duration", "The window 409s are counted over.", lambda r: r.window_s),
+    Key(RULES, "min_count", "integer", "No alert below this many 409s in the window.",
+        lambda r: r.min_count),
+    Key(RULES, "for", "duration",
+        "How long the condition must hold before the alert fires (`\"0s\"`: at once).",
+        lambda r: r.for_s),
+    Key(RULES, "channels", "list", "Channel names to notify (default: every channel; `[]`: none).",
+        lambda r: None if r.channels is None else list(r.channels)),
+    Key(RULES, "history", "integer", "baseline: how many past windows form the history.",
+        lambda r: r.history),
+    Key(RULES, "history_step", "duration",
+        "baseline: distance between history windows (default: one window; `\"1d\"` compares "
+        "with the same time on previous days).", lambda r: r.history_step_s),
+    Key(RULES, "deviation", "number",
+        "baseline: robust standard deviations above the history median that count as a spike.",
+        lambda r: r.deviation),
+    Key(RULES, "resolve_after", "duration",
+        "A firing alert resolves after its condition has been false this long.",
+        lambda r: r.resolve_after_s),
+    Key(RULES, "repeat_interval", "duration", "A still-firing alert is re-notified this often.",
+        lambda r: r.repeat_interval_s),
+    Key(RULES, "flap_window", "duration", "Flap damping: the window starts are counted in.",
+        lambda r: r.flap_window_s),
+    Key(RULES, "flap_count", "integer",
+        "Flap damping: this many starts within `flap_window` mark the alert flapping.",
+        lambda r: r.flap_count),
+    Key(RULES, "flap_resolve_after", "duration",
+        "A flapping alert resolves only after this long without its condition.",
+        lambda r: r.flap_resolve_after_s),
+    Key(RULES, "severity", "string", "Label sent with the alert (`warning`, `critical`, ...).",
+        lambda r: r.severity),
+    Key(RULES, "top", "integer", "How many causes, resources and endpoints a message lists.",
+        lambda r: r.top),
+)  # fmt: skip
