@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench eval lint clean sample-logs
+.PHONY: demo test bench eval lint clean sample-logs docs
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "conflictradar needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -33,6 +33,10 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python -m bench.evaluate
+
+# docs/configuration.md from the settings definitions (tests/test_docs.py fails when it is stale).
+docs: $(STAMP)
+	$(BIN)/python -m conflictradar.configdoc
 
 sample-logs: $(STAMP)
 	$(BIN)/python -m sample_logs.generate --out sample_logs/data --seed 42
