@@ -1,10 +1,12 @@
-"""Explain 409s: the cause rules of SPEC section 5, computed set-wise in DuckDB.
+"""Explain 409 requests: the cause rules of SPEC section 5, computed set-wise in DuckDB.
 
-Rules look only backwards in time (at most `window` seconds), so a request at time t can change
-only 409s in [t, t + window]. After each batch, every 409 in [batch's earliest ts, its latest ts +
-window] is classified again from all stored requests (all files). That makes the causes independent
-of ingest order and batching: a race's winner that arrives late from another node re-labels the
-loser in the same transaction that stores it.
+A request is all the lines its tiers wrote (`ingest.tiers`); it is explained from all of them and
+stored once, as its client-facing line, in `conflicts`. The rules (`ingest.rules`) look only
+backwards in time (at most `window` seconds), so a line at time t can change only 409s in
+[t, t + window], plus the requests whose lines it joins or leaves. After each batch those 409s
+are explained again from all stored lines (all files), in the batch's transaction: causes do not
+depend on ingest order or batching, and a race winner or a service line that arrives late, from
+another host, re-explains the request in the same transaction that stores it.
 """
 
 from __future__ import annotations
@@ -16,22 +18,20 @@ from datetime import datetime, timedelta
 import duckdb
 
 from ingest.causes import Cause
+from ingest.rules import select_sql
 from ingest.settings import ClassifySettings
+from ingest.texts import Matcher, keyword_pattern
+from ingest.tiers import Tiers, tier_sql
 
-# Keywords that must start a word (SPEC: `lock`; `locked` too, or "blocked" would match it).
-WORD_START = ("lock", "locked")
+__all__ = ["Classifier", "Rules", "cause_names", "keyword_pattern"]
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 RACE_LOSER_METHODS = ("PUT", "PATCH", "DELETE")
 
-
-def keyword_pattern(words: tuple[str, ...]) -> str:
-    """One RE2 alternation capturing the matched keyword; word-start keywords get `\\b`."""
-    parts = []
-    for word in sorted(words, key=len, reverse=True):
-        escaped = re.escape(word.lower())
-        parts.append(rf"\b{escaped}" if word.lower() in WORD_START else escaped)
-    return "(" + "|".join(parts) + ")" if parts else "($^)"
+CONFLICT_COLUMNS = (
+    "ts, file, line, format, host, client_ip, user_agent, method, path, query, endpoint, status,"
+    " upstream_status, bytes, duration_ms, request_id, message, cause, evidence, confidence, lines"
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class Rules:
     retry_us: int
     race_us: int
     verbs: tuple[str, ...]
-    patterns: tuple[tuple[str, str], ...]  # (cause, regex) in rule order
+    matcher: Matcher
+    tiers: Tiers
 
     @classmethod
     def from_settings(cls, s: ClassifySettings) -> Rules:
@@ -49,7 +50,8 @@ class Rules:
             retry_us=round(s.retry_window_s * 1e6),
             race_us=round(s.race_window_s * 1e6),
             verbs=tuple(v.lower() for v in s.action_verbs),
-            patterns=tuple((cause, keyword_pattern(words)) for cause, words in s.keywords),
+            matcher=Matcher.build(s.keywords, s.catalogue),
+            tiers=Tiers(round(s.join_window_s * 1e6), s.service_formats),
         )
 
     @property
@@ -57,44 +59,57 @@ class Rules:
         return timedelta(microseconds=max(self.retry_us, self.race_us))
 
 
-_FMT_TS = (
-    "(CASE WHEN microsecond({t}) % 1000000 = 0 THEN strftime({t}, '%H:%M:%S')"
-    " ELSE strftime({t}, '%H:%M:%S.%g') END || 'Z')"
-)
-
-
-def _ts(col: str) -> str:
-    return _FMT_TS.format(t=col)
-
-
-def _secs(delta_us: str) -> str:
-    return f"CAST(round(({delta_us}) / 1e6, 3) AS VARCHAR)"
+def _msg(col: str) -> str:
+    return f"nullif(nullif(trim({col}), ''), '-')"
 
 
 def _classify_sql(rules: Rules) -> str:
-    message_whens = []
-    for i, (cause, _pattern) in enumerate(rules.patterns):
-        message_whens.append(
-            f"WHEN c.msg IS NOT NULL AND regexp_matches(lower(c.msg), $kw{i}) THEN '{cause}'"
-        )
-    message_evidence = []
-    for i, (cause, _pattern) in enumerate(rules.patterns):
-        message_evidence.append(
-            f"WHEN '{cause}' THEN printf('the error message says \"%s\" (matched \"%s\")',"
-            f" left(msg, 200), regexp_extract(lower(msg), $kw{i}, 1))"
-        )
-    win = "w"
+    join = "to_microseconds($join_us)"
     return f"""
 WITH c AS (
-    SELECT *, nullif(nullif(trim(message), ''), '-') AS msg,
-           lower(regexp_extract(path, '([^/]+)/*$', 1)) AS last_segment
-    FROM requests WHERE status = 409 AND ts BETWEEN $lo AND $hi
+    -- 409s in range that are their request's client-facing line (not joined under another)
+    SELECT r.*, {_msg("r.message")} AS msg, {tier_sql("r.format")} AS tier,
+           lower(regexp_extract(r.path, '([^/]+)/*$', 1)) AS last_segment
+    FROM requests r
+    WHERE r.status = 409 AND r.ts BETWEEN $lo AND $hi
+      AND NOT EXISTS (SELECT 1 FROM request_links l WHERE l.ts BETWEEN $lo AND $hi
+                      AND l.file = r.file AND l.line = r.line AND l.ts = r.ts)
+),
+lines_all AS (
+    SELECT file AS head_file, line AS head_line, ts AS head_ts, file, line, ts, status, msg,
+           tier, 0 AS pos
+    FROM c
+    UNION ALL
+    SELECT l.head_file, l.head_line, l.head_ts, r.file, r.line, r.ts, r.status,
+           {_msg("r.message")}, {tier_sql("r.format")}, 1
+    FROM request_links l
+    JOIN requests r ON r.file = l.file AND r.line = l.line AND r.ts = l.ts
+    WHERE l.head_ts BETWEEN $lo AND $hi AND r.ts BETWEEN $lo - {join} AND $hi + {join}
+),
+texts AS (SELECT DISTINCT msg FROM lines_all WHERE msg IS NOT NULL),
+matched AS ({rules.matcher.sql("texts")}),
+per_request AS (
+    SELECT a.head_file, a.head_line, a.head_ts,
+           list(a.file || ':' || a.line ORDER BY a.pos, a.ts, a.file, a.line) AS lines,
+           min_by(struct_pack(file := a.file, line := a.line, status := a.status, tier := a.tier),
+                  (a.ts, a.file, a.line)) FILTER (WHERE a.pos = 1 AND a.status <> 409) AS other,
+           min_by(struct_pack(msg := a.msg, file := a.file, line := a.line, tier := a.tier,
+                              cause := m.cause, label := m.label, keyword := m.keyword),
+                  (coalesce(m.rank, 1000000), -a.pos, a.ts, a.file, a.line))
+               FILTER (WHERE a.msg IS NOT NULL) AS etext
+    FROM lines_all a LEFT JOIN matched m ON m.msg = a.msg
+    GROUP BY a.head_file, a.head_line, a.head_ts
 ),
 ok AS (
-    SELECT ts, file, line, client_ip, user_agent, method, path, status FROM requests
-    WHERE status BETWEEN 200 AND 299
-      AND ts BETWEEN $lo - to_microseconds($window_us) AND $hi
-      AND path IN (SELECT path FROM c)
+    -- successes that are their request's client-facing line: the candidates for retries/races
+    SELECT r.ts, r.file, r.line, r.client_ip, r.user_agent, r.method, r.path, r.status
+    FROM requests r
+    WHERE r.status BETWEEN 200 AND 299
+      AND r.ts BETWEEN $lo - to_microseconds($window_us) AND $hi
+      AND r.path IN (SELECT path FROM c)
+      AND NOT EXISTS (SELECT 1 FROM request_links l
+                      WHERE l.ts BETWEEN $lo - to_microseconds($window_us) AND $hi
+                        AND l.file = r.file AND l.line = r.line AND l.ts = r.ts)
 ),
 -- Both joins also match on a time bucket of the window's width (a candidate lies in the 409's
 -- bucket or the one before), so a hot path with thousands of writes does not make the join
@@ -102,7 +117,7 @@ ok AS (
 retry AS (
     SELECT c.file, c.line, c.ts,
            max_by(struct_pack(ts := o.ts, file := o.file, line := o.line, status := o.status),
-                  (o.ts, o.file, o.line)) AS {win}
+                  (o.ts, o.file, o.line)) AS w
     FROM (SELECT *, unnest([epoch_us(ts) // $retry_b, epoch_us(ts) // $retry_b - 1]) AS bucket
           FROM c) c
     JOIN (SELECT *, epoch_us(ts) // $retry_b AS bucket FROM ok) o
@@ -115,7 +130,7 @@ race AS (
     SELECT c.file, c.line, c.ts,
            max_by(struct_pack(ts := o.ts, file := o.file, line := o.line, status := o.status,
                               ip := o.client_ip, method := o.method),
-                  (o.ts, o.file, o.line)) AS {win}
+                  (o.ts, o.file, o.line)) AS w
     FROM (SELECT *, unnest([epoch_us(ts) // $race_b, epoch_us(ts) // $race_b - 1]) AS bucket
           FROM c WHERE method IN {RACE_LOSER_METHODS}) c
     JOIN (SELECT *, epoch_us(ts) // $race_b AS bucket FROM ok
@@ -127,70 +142,24 @@ race AS (
     GROUP BY c.file, c.line, c.ts
 ),
 labelled AS (
-    SELECT c.*, rt.w AS retry_w, rc.w AS race_w,
-        CASE
-            WHEN c.upstream_status IS NOT NULL AND c.upstream_status <> 409 THEN 'gateway_conflict'
-            WHEN rt.w IS NOT NULL THEN 'retry_after_success'
-            WHEN rc.w IS NOT NULL THEN 'concurrent_update'
-            {" ".join(message_whens)}
-            WHEN c.method = 'POST' AND list_contains($verbs, c.last_segment) THEN 'state_conflict'
-            WHEN c.method = 'POST' THEN 'duplicate_create'
-            WHEN c.method IN ('PUT', 'PATCH') THEN 'version_mismatch'
-            WHEN c.method = 'DELETE' THEN 'state_conflict'
-            ELSE 'unknown'
-        END AS cause,
-        CASE
-            WHEN c.upstream_status IS NOT NULL AND c.upstream_status <> 409 THEN 1
-            WHEN rt.w IS NOT NULL THEN 2
-            WHEN rc.w IS NOT NULL THEN 3
-            WHEN c.msg IS NOT NULL AND ({
-        " OR ".join(f"regexp_matches(lower(c.msg), $kw{i})" for i in range(len(rules.patterns)))
-        or "false"
-    }) THEN 4
-            WHEN c.method = 'POST' AND list_contains($verbs, c.last_segment) THEN 5
-            ELSE 6
-        END AS rule
+    SELECT c.*, p.lines, p.other, p.etext, rt.w AS retry_w, rc.w AS race_w
     FROM c
+    JOIN per_request p ON p.head_file = c.file AND p.head_line = c.line AND p.head_ts = c.ts
     LEFT JOIN retry rt ON rt.file = c.file AND rt.line = c.line AND rt.ts = c.ts
     LEFT JOIN race rc ON rc.file = c.file AND rc.line = c.line AND rc.ts = c.ts
 )
-SELECT ts, file, line, format, host, client_ip, user_agent, method, path, query, endpoint,
-       status, upstream_status, bytes, duration_ms, request_id, message, cause,
-       CASE rule
-        WHEN 1 THEN printf('the gateway answered 409 but the upstream returned %d: the conflict'
-                           || ' came from the gateway, not the service', upstream_status)
-        WHEN 2 THEN printf('retry of a request that already succeeded: the same client %s got %d'
-                           || ' for %s %s at %s, %s s earlier (%s:%d)',
-                           client_ip, retry_w.status, method, path, {_ts("retry_w.ts")},
-                           {_secs("epoch_us(ts) - epoch_us(retry_w.ts)")},
-                           regexp_extract(retry_w.file, '[^/]+$'), retry_w.line)
-        WHEN 3 THEN printf('lost a race: %s %s %s got %d at %s, %s s earlier (%s:%d)',
-                           coalesce(race_w.ip, 'another client'), race_w.method, path,
-                           race_w.status, {_ts("race_w.ts")},
-                           {_secs("epoch_us(ts) - epoch_us(race_w.ts)")},
-                           regexp_extract(race_w.file, '[^/]+$'), race_w.line)
-        WHEN 4 THEN CASE cause {" ".join(message_evidence)} END
-        WHEN 5 THEN printf('POST to the action `%s`, no error text and no earlier request in the'
-                           || ' windows: the resource''s state did not allow the action',
-                           last_segment)
-        ELSE CASE cause
-            WHEN 'duplicate_create' THEN 'POST with no error text and no earlier success from'
-                 || ' this client in ' || $retry_s || ' s: a create that collided with an'
-                 || ' existing resource'
-            WHEN 'version_mismatch' THEN printf('%s with no other client''s write to %s in the'
-                 || ' last %s s and no error text: a stale write', method, path, $race_s)
-            WHEN 'state_conflict' THEN 'DELETE with no race and no error text: the resource''s'
-                 || ' state does not allow deletion'
-            ELSE printf('no rule matched: %s with no upstream status, no error text and no'
-                        || ' competing request in the windows', coalesce(method, 'a request'))
-        END
-       END AS evidence
-FROM labelled
+SELECT {CONFLICT_COLUMNS} FROM ({select_sql()})
 """
 
 
+def _used(sql: str, params: dict[str, object]) -> dict[str, object]:
+    """The parameters `sql` names (DuckDB refuses unused named parameters)."""
+    names = set(re.findall(r"\$([a-z_][a-z0-9_]*)", sql))
+    return {k: v for k, v in params.items() if k in names}
+
+
 class Classifier:
-    """Re-explains the 409s of a time range; run inside the batch's transaction."""
+    """Re-explains the 409 requests of a time range; run inside the batch's transaction."""
 
     def __init__(self, settings: ClassifySettings) -> None:
         self.rules = Rules.from_settings(settings)
@@ -213,16 +182,19 @@ class Classifier:
             "retry_s": f"{self.rules.retry_us / 1e6:g}",
             "race_s": f"{self.rules.race_us / 1e6:g}",
             "verbs": list(self.rules.verbs),
+            **self.rules.tiers.params(),
         }
-        for i, (_cause, pattern) in enumerate(self.rules.patterns):
-            p[f"kw{i}"] = pattern
-        return p
+        return _used(self.sql, p)
 
     def classify_range(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
-        """Replace the causes of every 409 with lo <= ts <= hi + window."""
+        """Join the lines of [lo, hi] into requests, then replace the causes of every 409
+        request from lo to hi + window, widened to the requests whose lines changed."""
+        changed = self.rules.tiers.relink(con, lo, hi)
+        if changed is not None:
+            lo, hi = min(lo, changed[0]), max(hi, changed[1])
         hi = hi + self.window
         con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
-        con.execute("INSERT INTO conflicts " + self.sql, self.params(lo, hi))
+        con.execute(f"INSERT INTO conflicts ({CONFLICT_COLUMNS}) " + self.sql, self.params(lo, hi))
         # Re-aggregate the whole minutes touched, from every conflict stored in them.
         bounds = {"lo": lo, "hi": hi}
         con.execute(
@@ -249,8 +221,9 @@ class Classifier:
         try:
             rows = con.execute("SELECT lo, hi FROM classify_pending ORDER BY lo").fetchall()
             merged: list[list[datetime]] = []
+            reach = self.window + 2 * self.rules.tiers.window
             for lo, hi in rows:
-                if merged and lo <= merged[-1][1] + self.window:
+                if merged and lo <= merged[-1][1] + reach:
                     merged[-1][1] = max(merged[-1][1], hi)
                 else:
                     merged.append([lo, hi])
@@ -264,7 +237,7 @@ class Classifier:
         return len(rows)
 
     def classify_all(self, con: duckdb.DuckDBPyConnection) -> None:
-        row = con.execute("SELECT min(ts), max(ts) FROM requests WHERE status = 409").fetchone()
+        row = con.execute("SELECT min(ts), max(ts) FROM requests").fetchone()
         con.execute("DELETE FROM conflicts")
         con.execute("DELETE FROM conflict_minutes")
         if row and row[0] is not None:

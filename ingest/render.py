@@ -86,6 +86,12 @@ def print_table(table: pa.Table, fmt: str, out: TextIO) -> None:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     if fmt == "csv":
+        # CSV has no lists or structs (`conflicts.lines`): such cells are written as JSON.
+        nested = [c for c, t in frame.schema.items() if t.is_nested()]
+        frame = frame.with_columns(
+            pl.Series(c, [json.dumps(v, default=str) for v in frame[c].to_list()], pl.String)
+            for c in nested
+        )
         out.write(frame.write_csv())
     elif fmt == "json":
         rows = frame.to_dicts()

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ingest.catalogue import Entry
+from ingest.causes import Cause
 from ingest.errors import ConfigError
+from ingest.tiers import SERVICE_FORMATS
 
 DEFAULT_DB = "conflictradar.duckdb"
 DEFAULT_CONFIG = "conflictradar.toml"
@@ -38,7 +41,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
     "state_conflict": (
         "state", "status", "transition", "cannot", "can't", "not allowed", "already cancelled",
         "already closed", "already completed", "already paid", "already shipped",
-        "already processed",
+        "already processed", "already refunded",
     ),
 }  # fmt: skip
 
@@ -73,6 +76,11 @@ class ClassifySettings:
     settle_s: float = 120.0
     action_verbs: tuple[str, ...] = ACTION_VERBS
     keywords: tuple[tuple[str, tuple[str, ...]], ...] = tuple(KEYWORDS.items())
+    # Lines of one request id within this many seconds are one request (SPEC section 3).
+    join_window_s: float = 60.0
+    service_formats: tuple[str, ...] = SERVICE_FORMATS
+    # The user's error-text entries (`[[classify.catalogue]]`), tried before the bundled ones.
+    catalogue: tuple[Entry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,9 +164,17 @@ def _words(value: object, key: str) -> tuple[str, ...]:
 
 
 def _classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
-    _expect_keys(table, {"retry_window", "race_window", "settle", "action_verbs", "keywords"},
-                 "classify")  # fmt: skip
+    _expect_keys(table, {"retry_window", "race_window", "settle", "action_verbs", "keywords",
+                         "join_window", "service_formats", "catalogue"}, "classify")  # fmt: skip
     out = ClassifySettings()
+    if "join_window" in table:
+        out = replace(out, join_window_s=parse_duration(table["join_window"],
+                                                        "classify.join_window"))  # fmt: skip
+    if "service_formats" in table:
+        out = replace(out, service_formats=_words(table["service_formats"],
+                                                  "classify.service_formats"))  # fmt: skip
+    if "catalogue" in table:
+        out = replace(out, catalogue=_catalogue(table["catalogue"]))
     if "retry_window" in table:
         out = replace(out, retry_window_s=parse_duration(table["retry_window"],
                                                          "classify.retry_window"))  # fmt: skip
@@ -179,6 +195,37 @@ def _classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
             merged[cause] = _words(words, f"classify.keywords.{cause}")
         out = replace(out, keywords=tuple(merged.items()))
     return out
+
+
+_CATALOGUE_KEYS = {"system", "name", "pattern", "cause", "example", "source"}
+_TEXT_CAUSES = ("version_mismatch", "duplicate_create", "resource_locked", "state_conflict")
+
+
+def _catalogue(value: object) -> tuple[Entry, ...]:
+    """`[[classify.catalogue]]` tables: system, pattern and cause required."""
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise ConfigError("classify.catalogue must be an array of tables ([[classify.catalogue]])")
+    out = []
+    for i, item in enumerate(value):
+        where = f"classify.catalogue[{i}]"
+        _expect_keys(item, _CATALOGUE_KEYS, where)
+        for key in ("system", "pattern", "cause"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ConfigError(f"{where}.{key} is required (a non-empty string)")
+        if item["cause"] not in _TEXT_CAUSES:
+            raise ConfigError(
+                f"{where}.cause = {item['cause']!r} is not allowed; use one of "
+                + ", ".join(_TEXT_CAUSES)
+            )
+        try:
+            re.compile(item["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"{where}.pattern = {item['pattern']!r} is not a regular"
+                              f" expression: {exc}") from None  # fmt: skip
+        out.append(Entry(str(item["system"]), str(item.get("name", "")), str(item["pattern"]),
+                         Cause(item["cause"]), str(item.get("example", "")),
+                         str(item.get("source", "conflictradar.toml"))))  # fmt: skip
+    return tuple(out)
 
 
 def _endpoints(table: Mapping[str, Any], base: Path) -> EndpointSettings:

@@ -56,7 +56,14 @@ CREATE TABLE IF NOT EXISTS conflicts (
     ts TIMESTAMPTZ, file VARCHAR, line BIGINT, format VARCHAR, host VARCHAR, client_ip VARCHAR,
     user_agent VARCHAR, method VARCHAR, path VARCHAR, query VARCHAR, endpoint VARCHAR,
     status SMALLINT, upstream_status SMALLINT, bytes BIGINT, duration_ms DOUBLE,
-    request_id VARCHAR, message VARCHAR, cause VARCHAR, evidence VARCHAR
+    request_id VARCHAR, message VARCHAR, cause VARCHAR, evidence VARCHAR, confidence VARCHAR,
+    lines VARCHAR[]
+);
+-- Lines joined under another line's request (a service line under its gateway's), see
+-- ingest.tiers; a line not here is its request's client-facing line.
+CREATE TABLE IF NOT EXISTS request_links (
+    file VARCHAR, line BIGINT, ts TIMESTAMPTZ, head_file VARCHAR, head_line BIGINT,
+    head_ts TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS causes (
     cause VARCHAR PRIMARY KEY, title VARCHAR, description VARCHAR, remediation VARCHAR
@@ -265,6 +272,11 @@ class Store:
         try:
             self.con.execute("BEGIN TRANSACTION")
             self.con.execute(DDL)
+            # Databases made before conflicts counted requests (re-explained on next ingest).
+            self.con.execute(
+                "ALTER TABLE conflicts ADD COLUMN IF NOT EXISTS confidence VARCHAR;"
+                " ALTER TABLE conflicts ADD COLUMN IF NOT EXISTS lines VARCHAR[]"
+            )
             self.con.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                 [str(SCHEMA_VERSION)],
@@ -334,7 +346,7 @@ class Store:
                 f" WHERE ts < {minute} GROUP BY file) p WHERE r.file = p.file AND r.line < p.last",
                 cut,
             )
-            for table in ("requests", "conflicts", "conflict_lines"):
+            for table in ("requests", "conflicts", "conflict_lines", "request_links"):
                 con.execute(f"DELETE FROM {table} WHERE ts < {minute}", cut)
             for table in ("request_minutes", "conflict_minutes"):
                 con.execute(f"DELETE FROM {table} WHERE minute < {minute}", cut)

@@ -68,7 +68,7 @@ ROWS: tuple[RaceRow, ...] = (
     RaceRow("users", "PUT /users/{id}/preferences", "user", ("PUT",), 1),
     RaceRow("files", "PUT /acme-uploads/tenants/{id}/uploads/{id}.pdf", "tenant upload",
             ("PUT",), 2, "s3", (("ConditionalRequestConflict", None),), reads=False),
-    RaceRow("files", "PUT /acme-uploads", "", ("PUT",), 0.8, "s3", (("OperationAborted", None),),
+    RaceRow("files", "PUT /acme-uploads", "", ("PUT",), 0.8, "s3", (("OperationAborted", Cause.RESOURCE_LOCKED),),
             query="lifecycle", winner_query="policy", reads=False),
     RaceRow("billing", "PUT /invoices/{id}", "invoice", ("PUT", "PATCH"), 2, "admin", (
         ("ETag does not match current representation", V),

@@ -65,7 +65,7 @@ ROWS: tuple[RetryRow, ...] = (
     RetryRow("documents", "POST /documents", "", 1, "web", ok_status=201, profile="create"),
     RetryRow("users", "POST /users/{id}/verify", "user", 2),
     RetryRow("users", "POST /users", "", 1.5, ok_status=201, profile="create"),
-    RetryRow("files", "PUT /{id}", "bucket", 1, "s3", (("BucketAlreadyOwnedByYou", None),),
+    RetryRow("files", "PUT /{id}", "bucket", 1, "s3", (("BucketAlreadyOwnedByYou", Cause.DUPLICATE_CREATE),),
              profile="create"),
     RetryRow("billing", "POST /invoices/{id}/pay", "invoice", 2, "service",
              (("Invoice already paid", S),)),

@@ -30,6 +30,8 @@ class Req:
     message: str | None = None
     file: str = "/logs/gw-a.log"
     line: int = 0
+    rid: str | None = None  # request id
+    fmt: str = "json"  # a service format; gateway formats: envoy, combined, ...
 
 
 def rows(reqs: list[Req]) -> pl.DataFrame:
@@ -40,7 +42,7 @@ def rows(reqs: list[Req]) -> pl.DataFrame:
                 "ts": T0 + timedelta(seconds=r.at),
                 "file": r.file,
                 "line": r.line or i + 1,
-                "format": "json",
+                "format": r.fmt,
                 "host": None,
                 "client_ip": r.ip,
                 "user_agent": r.ua,
@@ -52,7 +54,7 @@ def rows(reqs: list[Req]) -> pl.DataFrame:
                 "upstream_status": r.upstream,
                 "bytes": 10,
                 "duration_ms": 1.0,
-                "request_id": None,
+                "request_id": r.rid,
                 "message": r.message,
             }
         )
@@ -206,7 +208,7 @@ def test_evidence_quotes_message(tmp_path: Path) -> None:
     ((_cause, evidence),) = classify(
         tmp_path, [Req(0, "PUT", "/o/1", 409, message="ETag mismatch")]
     )
-    assert evidence == 'the error message says "ETag mismatch" (matched "etag")'
+    assert evidence == 'the service\'s error text "ETag mismatch" (gw-a.log:1) matched "etag"'
 
 
 def test_retry_evidence(tmp_path: Path) -> None:

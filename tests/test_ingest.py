@@ -299,7 +299,9 @@ def test_messages_from_every_field_decide_the_cause(tmp_path: Path, case: str) -
     got = ingest(db, log)
     assert got["conflicts"] == 1, got
     assert count(db, "SELECT cause FROM conflicts") == cause
-    assert count(db, "SELECT evidence FROM conflicts").startswith("the error message says")
+    assert count(db, "SELECT evidence FROM conflicts").startswith(
+        ("the gateway's error text", "the service's error text")
+    )
 
 
 def test_ranges_left_pending_by_a_crash_are_classified_on_the_next_run(tmp_path: Path) -> None:

@@ -46,8 +46,11 @@ KEYWORDS = (  # SPEC section 5, rule 4, in order; `lock` must start a word
                          "being updated")),
     ("state_conflict", ("state", "status", "transition", "cannot", "can't", "not allowed",
                         "already cancelled", "already closed", "already completed",
-                        "already paid", "already shipped", "already processed")),
+                        "already paid", "already shipped", "already processed",
+                        "already refunded")),
 )
+# Catalogue texts (SPEC 5) the generator writes whose words alone do not name their cause.
+CATALOGUE_TEXTS = {"operationaborted": "resource_locked", "bucketalreadyownedbyyou": "duplicate_create"}
 # fmt: on
 SECOND = 1_000_000
 
@@ -196,7 +199,14 @@ def read_rows(folder: Path) -> list[Row]:
 
 
 def _message_cause(message: str) -> str | None:
-    text = message.lower()
+    if message.lower() in CATALOGUE_TEXTS:
+        return CATALOGUE_TEXTS[message.lower()]
+    # SPEC 5: CamelCase and snake_case read as words ("BucketAlreadyExists": "already exists");
+    # the raw text is tried too ("ETag" stays "etag").
+    words = re.sub(
+        r"([a-z0-9])([A-Z])", r"\1 \2", re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", message)
+    )
+    text = message.lower() + " | " + re.sub(r"[_.]+", " ", words).lower()
     for cause, words in KEYWORDS:
         for w in words:
             if re.search(r"\b" + w, text) if w.startswith("lock") else w in text:

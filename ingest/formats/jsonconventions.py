@@ -75,7 +75,8 @@ def _ecs(k: Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
     errors = (*_ecs_paths("error.message"), *ERROR_KEYS[2:])
     columns = {
         "ts": timestamp(k.first("@timestamp", "timestamp")),
-        "client_ip": address(field("source.ip", "client.ip", "source.address", "client.address")),
+        # The originating client (SPEC 5): behind a gateway, `source.*` is the gateway.
+        "client_ip": address(field("client.ip", "client.address", "source.ip", "source.address")),
         "user_agent": field("user_agent.original"),
         "method": method,
         **target,

@@ -104,10 +104,16 @@ def address(e: pl.Expr) -> pl.Expr:
     )
 
 
+_JSON_ARRAY = r'^\s*\[\s*(?:\]|["{\[\d-]|true|false|null).*\]\s*$'
+_BRACKETED_TEXT = r"\]\s*[:\[]|\]\s+[A-Za-z]"  # `[index][id]: text`, `[id] text`
+
+
 def scalar_text(e: pl.Expr) -> pl.Expr:
     """Drop values that are not text: objects, arrays, booleans, bare numbers."""
-    not_text = e.str.contains(r"^\s*(?:\{.*\}|\[.*\]|true|false|-?[\d.]+)\s*$")
-    return pl.when(not_text).then(None).otherwise(e)
+    not_text = e.str.contains(r"^\s*(?:\{.*\}|true|false|-?[\d.]+)\s*$")
+    # An array is JSON, but `[orders][42]: version conflict ...` (Elasticsearch) is text.
+    array = e.str.contains(_JSON_ARRAY) & ~e.str.contains(_BRACKETED_TEXT)
+    return pl.when(not_text | array).then(None).otherwise(e)
 
 
 def timestamp(e: pl.Expr) -> pl.Expr:
