@@ -63,6 +63,18 @@ def _msg(col: str) -> str:
     return f"nullif(nullif(trim({col}), ''), '-')"
 
 
+NO_RANK = 1_000_000  # an unrecognised text ranks after every pattern
+
+
+def _text_struct(line: str, match: str) -> str:
+    """A text with where it was written and what it matched (`etext` in ingest.rules)."""
+    return (
+        f"struct_pack(msg := {line}.msg, file := {line}.file, line := {line}.line,"
+        f" tier := {line}.tier, cause := {match}.cause, label := {match}.label,"
+        f" keyword := {match}.keyword, rank := {match}.rank)"
+    )
+
+
 def _classify_sql(rules: Rules) -> str:
     join = "to_microseconds($join_us)"
     return f"""
@@ -71,45 +83,44 @@ WITH c AS (
     SELECT r.*, {_msg("r.message")} AS msg, {tier_sql("r.format")} AS tier,
            lower(regexp_extract(r.path, '([^/]+)/*$', 1)) AS last_segment
     FROM requests r
+    ANTI JOIN (SELECT file, line, ts FROM request_links WHERE ts BETWEEN $lo AND $hi) l
+      ON l.file = r.file AND l.line = r.line AND l.ts = r.ts
     WHERE r.status = 409 AND r.ts BETWEEN $lo AND $hi
-      AND NOT EXISTS (SELECT 1 FROM request_links l WHERE l.ts BETWEEN $lo AND $hi
-                      AND l.file = r.file AND l.line = r.line AND l.ts = r.ts)
 ),
-lines_all AS (
-    SELECT file AS head_file, line AS head_line, ts AS head_ts, file, line, ts, status, msg,
-           tier, 0 AS pos
-    FROM c
-    UNION ALL
+members AS (
+    -- the other lines of those requests (a service line under its gateway's)
     SELECT l.head_file, l.head_line, l.head_ts, r.file, r.line, r.ts, r.status,
-           {_msg("r.message")}, {tier_sql("r.format")}, 1
+           {_msg("r.message")} AS msg, {tier_sql("r.format")} AS tier
     FROM request_links l
     JOIN requests r ON r.file = l.file AND r.line = l.line AND r.ts = l.ts
     WHERE l.head_ts BETWEEN $lo AND $hi AND r.ts BETWEEN $lo - {join} AND $hi + {join}
 ),
-texts AS (SELECT DISTINCT msg FROM lines_all WHERE msg IS NOT NULL),
+texts AS (
+    SELECT msg FROM c WHERE msg IS NOT NULL
+    UNION SELECT msg FROM members WHERE msg IS NOT NULL
+),
 matched AS ({rules.matcher.sql("texts")}),
+-- Aggregated over the joined lines only: most 409s have none, and pay nothing here.
 per_request AS (
     SELECT a.head_file, a.head_line, a.head_ts,
-           list(a.file || ':' || a.line ORDER BY a.pos, a.ts, a.file, a.line) AS lines,
+           list(a.file || ':' || a.line ORDER BY a.ts, a.file, a.line) AS more_lines,
            min_by(struct_pack(file := a.file, line := a.line, status := a.status, tier := a.tier),
-                  (a.ts, a.file, a.line)) FILTER (WHERE a.pos = 1 AND a.status <> 409) AS other,
-           min_by(struct_pack(msg := a.msg, file := a.file, line := a.line, tier := a.tier,
-                              cause := m.cause, label := m.label, keyword := m.keyword),
-                  (coalesce(m.rank, 1000000), -a.pos, a.ts, a.file, a.line))
-               FILTER (WHERE a.msg IS NOT NULL) AS etext
-    FROM lines_all a LEFT JOIN matched m ON m.msg = a.msg
+                  (a.ts, a.file, a.line)) FILTER (WHERE a.status <> 409) AS other,
+           min_by({_text_struct("a", "m")}, (coalesce(m.rank, {NO_RANK}), a.ts, a.file, a.line))
+               FILTER (WHERE a.msg IS NOT NULL) AS text
+    FROM members a LEFT JOIN matched m ON m.msg = a.msg
     GROUP BY a.head_file, a.head_line, a.head_ts
 ),
 ok AS (
     -- successes that are their request's client-facing line: the candidates for retries/races
     SELECT r.ts, r.file, r.line, r.client_ip, r.user_agent, r.method, r.path, r.status
     FROM requests r
+    ANTI JOIN (SELECT file, line, ts FROM request_links
+               WHERE ts BETWEEN $lo - to_microseconds($window_us) AND $hi) l
+      ON l.file = r.file AND l.line = r.line AND l.ts = r.ts
     WHERE r.status BETWEEN 200 AND 299
       AND r.ts BETWEEN $lo - to_microseconds($window_us) AND $hi
       AND r.path IN (SELECT path FROM c)
-      AND NOT EXISTS (SELECT 1 FROM request_links l
-                      WHERE l.ts BETWEEN $lo - to_microseconds($window_us) AND $hi
-                        AND l.file = r.file AND l.line = r.line AND l.ts = r.ts)
 ),
 -- Both joins also match on a time bucket of the window's width (a candidate lies in the 409's
 -- bucket or the one before), so a hot path with thousands of writes does not make the join
@@ -142,9 +153,16 @@ race AS (
     GROUP BY c.file, c.line, c.ts
 ),
 labelled AS (
-    SELECT c.*, p.lines, p.other, p.etext, rt.w AS retry_w, rc.w AS race_w
+    SELECT c.*, [c.file || ':' || c.line] || coalesce(p.more_lines, []) AS lines, p.other,
+           -- the request's deciding text: the best-ranked one, the service's on a tie
+           CASE WHEN c.msg IS NULL
+                  OR coalesce(p.text.rank, {NO_RANK}) <= coalesce(cm.rank, {NO_RANK})
+                     AND p.text IS NOT NULL
+                THEN p.text ELSE {_text_struct("c", "cm")} END AS etext,
+           rt.w AS retry_w, rc.w AS race_w
     FROM c
-    JOIN per_request p ON p.head_file = c.file AND p.head_line = c.line AND p.head_ts = c.ts
+    LEFT JOIN matched cm ON cm.msg = c.msg
+    LEFT JOIN per_request p ON p.head_file = c.file AND p.head_line = c.line AND p.head_ts = c.ts
     LEFT JOIN retry rt ON rt.file = c.file AND rt.line = c.line AND rt.ts = c.ts
     LEFT JOIN race rc ON rc.file = c.file AND rc.line = c.line AND rc.ts = c.ts
 )

@@ -112,3 +112,23 @@ def test_bad_user_entries_are_one_sentence_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="is not a regular expression"):
         load_settings(config=cfg, env={})
+
+
+def test_bracketed_message_is_kept_and_explains(tmp_path: Path) -> None:
+    """Elasticsearch writes `[index][id]: ...`; that is text, not a JSON array."""
+    from ingest.pipeline import Ingester
+
+    log, db = tmp_path / "svc.jsonl", tmp_path / "b.duckdb"
+    es = (
+        "[orders][42]: version conflict, current version [3] is different than the one provided [2]"
+    )
+    log.write_text(
+        '{"@timestamp":"2025-06-02T10:00:00Z","message":"' + es + '","http":{"request":'
+        '{"method":"POST"},"response":{"status_code":409}},"url":{"path":"/orders"}}\n'
+        '{"@timestamp":"2025-06-02T10:00:09Z","error":{"message":["not","text"]},"http":'
+        '{"request":{"method":"POST"},"response":{"status_code":409}},"url":{"path":"/x"}}\n'
+    )
+    with Store.open(db) as store:
+        Ingester(store, load_settings(db=db, env={})).ingest([log])
+        got = store.con.execute("SELECT message, cause FROM conflicts ORDER BY ts").fetchall()
+    assert got == [(es, "version_mismatch"), (None, "duplicate_create")]

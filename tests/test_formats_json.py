@@ -265,7 +265,7 @@ CASES = [
             "path": "/a",
             "host": "h",
             "client_ip": "2001:db8::9",
-            "upstream_status": None,
+            "upstream_status": 0,  # no upstream reached: the gateway answered (SPEC 5, rule 1)
             "request_id": "q",
         },
         id="envoy-pseudo-headers-ipv6-gateway-answered",

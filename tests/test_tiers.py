@@ -191,3 +191,17 @@ def test_gateway_and_service_logs_ingested_as_files(tmp_path: Path) -> None:
         # ECS `client.ip` is the originating client; `source.ip` is the gateway pod
         assert con.execute("SELECT client_ip FROM requests WHERE file = ?", [str(svc_log)]
                            ).fetchall() == [("203.0.113.5",), ("10.0.0.2",)]  # fmt: skip
+
+
+def test_gateway_that_reached_no_upstream_made_the_409(tmp_path: Path) -> None:
+    """Envoy's `%UPSTREAM_HOST%` logged as `-`: the gateway answered by itself."""
+    log, db = tmp_path / "gw.log", tmp_path / "n.duckdb"
+    log.write_text(
+        '[2025-06-02T10:00:00.120Z] "POST /orders HTTP/1.1" 409 - 120 80 1 - "203.0.113.5"'
+        ' "sdk/1.0" "r9" "api.example.com" "-"\n'
+    )
+    with Store.open(db) as store:
+        Ingester(store, load_settings(db=db, env={})).ingest([log])
+        ((cause, evidence),) = store.con.execute("SELECT cause, evidence FROM conflicts").fetchall()
+    assert cause == "gateway_conflict"
+    assert evidence.startswith("the gateway answered 409 without reaching an upstream")

@@ -188,6 +188,10 @@ def _envoy(k: Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
         "upstream_status": pl.coalesce(
             upstream_status(k.first("upstream_response_code", "upstream_status")),
             pl.when(k.col("response_code_details") == "via_upstream").then(status),
+            # Envoy answered by itself (a direct response, a filter): no upstream host, 0.
+            pl.when(
+                k.col("response_code_details").is_not_null() & k.col("upstream_host").is_null()
+            ).then(pl.lit(0)),
         ),
         "bytes": to_int(k.col("bytes_sent")),
         "duration_ms": to_float(k.col("duration")),

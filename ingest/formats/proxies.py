@@ -204,7 +204,7 @@ _ENVOY_RE = (
     r'(?:(?:"[^"]*"|[^\s"]+) )*?'
     r"(?:\d+|-) (?P<sent>\d+|-) (?P<duration>\d+|-) \S+ "
     r'"(?P<xff>[^"]*)" "(?P<agent>[^"]*)" "(?P<request_id>[^"]*)" '
-    r'"(?P<authority>[^"]*)" "[^"]*"'
+    r'"(?P<authority>[^"]*)" "(?P<upstream>[^"]*)"'
     r"(?: \S+ \S+ \S+ (?P<downstream>\S+))?"
 )
 # Envoy's and Istio's own diagnostics, which share a container log with the access log.
@@ -234,6 +234,8 @@ def _envoy_query(lf: pl.LazyFrame) -> pl.LazyFrame:
         none_if_absent(m.field("authority")).alias("host"),
         none_if_absent(m.field("agent")).alias("user_agent"),
         none_if_absent(m.field("request_id")).alias("request_id"),
+        # `%UPSTREAM_HOST%` logged as `-`: Envoy answered without reaching an upstream (0).
+        pl.when(m.field("upstream") == "-").then(pl.lit(0)).alias("upstream_status"),
         valid_status(m.field("status")).alias("status"),
         m.field("sent").cast(pl.Int64, strict=False).alias("bytes"),
         m.field("duration").cast(pl.Float64, strict=False).alias("duration_ms"),
