@@ -68,6 +68,18 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
         "`resource_locked`, `state_conflict`): `cause = [\"word\", ...]` replaces that cause's "
         "list; causes not named keep theirs.",
         lambda s: {cause: list(words) for cause, words in s.classify.keywords}),
+    Key("classify", "join_window", "duration",
+        "Lines of different tiers (a gateway's and a service's) with the same request id at most "
+        "this far apart are one request: counted once, explained from all its lines.",
+        lambda s: s.classify.join_window_s),
+    Key("classify", "service_formats", "list",
+        "Formats written by services (behind a gateway); every other format is a gateway tier. "
+        "Lines join across tiers only.", lambda s: list(s.classify.service_formats)),
+    Key("classify", "catalogue", "list",
+        "Your own error texts, `[[classify.catalogue]]` tables of `system`, `pattern` (RE2, "
+        "case-insensitive, tried on the raw and the normalised text), `cause` (one of the four "
+        "text causes), optional `name`, `example`, `source`; tried before the bundled "
+        "catalogue (ingest/catalogue.py).", lambda s: list(s.classify.catalogue)),
     Key("endpoints", "openapi", "path",
         "OpenAPI spec (YAML or JSON) whose paths become the endpoint templates; relative to the "
         "config file. Best source of templates.", lambda s: s.endpoints.openapi),
