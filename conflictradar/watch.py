@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Protocol
 
+from conflictradar.watch_stats import WatchStats
 from ingest.pipeline import Ingester
 from ingest.serve import QueryServer, announce_starting, withdraw
 from ingest.settings import Settings
@@ -21,6 +22,10 @@ from ingest.tail import Tailer
 log = logging.getLogger("conflictradar.watch")
 
 MAINTENANCE_EVERY_S = 60.0
+# Alerts are evaluated at most this often while lines arrive (their windows are minutes long;
+# one evaluation per batch cost more than the batch), and every IDLE_EVALUATE_S without lines
+# so alerts resolve as time passes.
+EVALUATE_GAP_S = 2.0
 IDLE_EVALUATE_S = 5.0
 
 
@@ -71,7 +76,7 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         withdraw(settings.db)
         raise
     with store:
-        ingester = Ingester(store, settings, forced=log_format)
+        ingester = Ingester(store, settings, forced=log_format, classify_later=True)
         server = QueryServer(store.con, settings.db, settings.sql)
         server.start()
         hook, close_alerts = _alert_hook(settings, store) if alerts else (None, None)
@@ -79,20 +84,26 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
             extra.start(store, ingester, stop)
         last_maintenance = time.monotonic()
         last_evaluation = 0.0
+        unevaluated = 0  # lines committed since the last alert evaluation
+        stats = WatchStats()
 
         def on_batch(lines: int) -> None:
-            nonlocal last_maintenance, last_evaluation
-            # Evaluate after every batch, and every few seconds without one so alerts resolve.
+            nonlocal last_maintenance, last_evaluation, unevaluated
+            stats.batch(lines, tailer.last_look_s)
+            unevaluated += lines
+            since = time.monotonic() - last_evaluation
             if hook is not None and (
-                lines or time.monotonic() - last_evaluation >= IDLE_EVALUATE_S
+                (unevaluated and since >= EVALUATE_GAP_S) or since >= IDLE_EVALUATE_S
             ):
                 last_evaluation = time.monotonic()
-                hook(lines)
+                hook(unevaluated)
+                unevaluated = 0
             for extra in extras:
                 extra.on_batch(lines)
             if time.monotonic() - last_maintenance >= MAINTENANCE_EVERY_S:
                 last_maintenance = time.monotonic()
                 maintain(settings, store, ingester)
+            stats.tick()
 
         tailer = Tailer(store, ingester, paths, settings.watch.poll_interval_s, on_batch)
         print(f"conflictradar: watching {', '.join(paths)} into {settings.db} "

@@ -110,7 +110,8 @@ class Ingester:
     """Reads files into the store; one per run (it caches the file records it has seen)."""
 
     def __init__(self, store: Store, settings: Settings, forced: str | None = None,
-                 progress: Progress | None = None, classify: bool = True) -> None:  # fmt: skip
+                 progress: Progress | None = None, classify: bool = True,
+                 classify_later: bool = False) -> None:  # fmt: skip
         self.store = store
         self.settings = settings
         self.forced = get_format(forced) if forced else None
@@ -120,8 +121,12 @@ class Ingester:
         # `classify=False` exists for the benchmark that prices classification; the conflicts
         # table then lags until `Classifier.classify_all` runs.
         self.classifier = Classifier(settings.classify) if classify else None
-        self._deferred = False  # inside ingest(): batches only mark their range pending
-        self._unclassified = 0  # rows committed since the last bulk classification
+        # Batches only mark their range pending, and `classify_pending()` explains them: always
+        # with `classify_later` (watch: once per look, over all the look's batches), and inside
+        # ingest() (one bulk pass).
+        self._classify_later = classify_later and self.classifier is not None
+        self._deferred = self._classify_later
+        self.unclassified = 0  # rows committed since the last classification
         if self.classifier is not None:
             # Ranges a crashed run left unclassified come first.
             self.classifier.classify_pending(store.con)
@@ -144,17 +149,18 @@ class Ingester:
                     except InputError as exc:
                         report.files.append(FileReport(str(path), status="error", message=str(exc)))
         finally:
-            self._deferred = False
-        self._classify_pending()
+            self._deferred = self._classify_later
+        self.classify_pending()
         self.learn_folds()
         report.elapsed_s = time.perf_counter() - started
         return report
 
-    def _classify_pending(self) -> None:
+    def classify_pending(self) -> None:
+        """Explain the 409s of every range committed but not yet classified (one transaction)."""
         if self.classifier is not None:
             with self.store.threads(None):
                 self.classifier.classify_pending(self.store.con)
-        self._unclassified = 0
+        self.unclassified = 0
 
     # -- one file ------------------------------------------------------------------------
 
@@ -336,9 +342,9 @@ class Ingester:
                 report.conflicts += parsed.conflict_lines.height
                 self.progress(nbytes)
                 if self._deferred:
-                    self._unclassified += parsed.requests.height
-                    if self._unclassified >= CLASSIFY_EVERY_ROWS:
-                        self._classify_pending()
+                    self.unclassified += parsed.requests.height
+                    if self.unclassified >= CLASSIFY_EVERY_ROWS:
+                        self.classify_pending()
         finally:
             abort.set()
             while worker.is_alive() or not stage.empty():  # let the producer finish

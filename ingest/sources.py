@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import stat
 import zlib
@@ -146,7 +147,7 @@ def read_blocks(
     carry = b""
     spare: bytearray | None = None
     while True:
-        data = _read_after(fh, carry, block_bytes, spare)
+        data = _read_after(fh, carry, _read_size(fh, block_bytes), spare)
         if len(data) == len(carry):
             if carry and take_unterminated:
                 yield Block(carry, pos, pos + len(carry), True)
@@ -165,6 +166,21 @@ def read_blocks(
         pos += cut + 1
         if recycle:
             spare = data
+
+
+def _read_size(fh: Reader, block_bytes: int) -> int:
+    """Bytes to ask for next: a block, or only what the file still holds when the reader can
+    tell. A watched file grows by a few hundred bytes between looks; a block-sized buffer for
+    them cost ~25% of a core at 100 lines/s (zero-filling and faulting 32 MB per look)."""
+    remaining = getattr(fh, "remaining", None)
+    if callable(remaining):
+        return max(0, min(block_bytes, int(remaining())))
+    if isinstance(fh, io.BufferedReader):
+        try:
+            return max(0, min(block_bytes, os.fstat(fh.fileno()).st_size - fh.tell()))
+        except (OSError, ValueError):  # pragma: no cover - not a plain file after all
+            return block_bytes
+    return block_bytes
 
 
 def _read_after(fh: Reader, carry: bytes, n: int, spare: bytearray | None = None) -> bytearray:

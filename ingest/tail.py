@@ -4,8 +4,9 @@ Each followed file is held by an open descriptor, like `tail -F`: after a rename
 default) or a delete, what the writer added before letting go is still read from the old
 descriptor, and the new file at the path is followed from its start. Reads go through the same
 `Ingester` as one-shot ingest, so offsets and rows commit together and a restart (even after
-kill -9) resumes exactly. watchdog events only wake the loop; a stat poll every
-`poll_interval` is the safety net for missed events.
+kill -9) resumes exactly. The files are looked at every LOOK_EVERY_S (an fstat each; only
+the ones that grew are read); watchdog events about new, moved or deleted files trigger a
+rescan of the watched places, and a rescan every `poll_interval` is the safety net.
 """
 
 from __future__ import annotations
@@ -36,22 +37,41 @@ PARTIAL_LINE_WAIT_S = 30.0
 # A compressed file is read once it has stopped growing for this long.
 GZIP_SETTLE_S = 2.0
 
+# How often the followed files are looked at (see Tailer.run): the pace of batches, and so of
+# commits and classification passes, whatever the rate of writes. It bounds append -> visible
+# at about this plus one batch's work (target: p95 <= 1 s).
+LOOK_EVERY_S = 0.6
+
 OnBatch = Callable[[int], None]  # lines ingested in this poll (0 included)
 
 
 class FdReader:
     """A file-like reader over a descriptor with its own position (pread), shareable safely."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, limit: int | None = None) -> None:
         self.fd = fd
         self.pos = 0
+        # Read no further than this offset (the size when a look began): a look reads what was
+        # there, and what the writer appends meanwhile waits for the next look, instead of
+        # being chased in one tiny batch after another.
+        self.limit = limit
+
+    def _end(self) -> int:
+        size = os.fstat(self.fd).st_size
+        return size if self.limit is None else min(size, self.limit)
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
-            n = max(0, os.fstat(self.fd).st_size - self.pos)
+            n = max(0, self._end() - self.pos)
+        elif self.limit is not None:
+            n = max(0, min(n, self.limit - self.pos))
         data = os.pread(self.fd, n, self.pos)
         self.pos += len(data)
         return data
+
+    def remaining(self) -> int:
+        """Bytes between the position and the end (sizes each read to what was appended)."""
+        return max(0, self._end() - self.pos)
 
     def readable(self) -> bool:
         return True
@@ -65,7 +85,7 @@ class FdReader:
         elif whence == 1:
             self.pos += offset
         else:
-            self.pos = os.fstat(self.fd).st_size + offset
+            self.pos = self._end() + offset
         return self.pos
 
     def tell(self) -> int:
@@ -92,6 +112,9 @@ class Followed:
     last_growth: float = 0.0
     present: bool = True  # still found at a watched path in the latest scan
     done: bool = False  # a compressed file is read once
+    # (size, mtime, whether an unterminated last line is taken) when last read to its end:
+    # while the file still looks like that, a look reads nothing (no work when nothing arrived).
+    looked: tuple[int, int, bool] | None = None
 
 
 def expand_watch(specs: Sequence[str]) -> list[Path]:
@@ -143,17 +166,31 @@ class Tailer:
         self.followed: dict[tuple[int, int], Followed] = {}
         self.wake = threading.Event()
         self._observer: object | None = None
+        self.last_look_s = 0.0  # how long the latest look took (read, commit, classify)
 
     # -- filesystem events -------------------------------------------------------------------
 
     def start_events(self) -> None:
-        """watchdog wakes the loop on any change under the watched places (best effort)."""
+        """watchdog flags files created, moved or deleted under the watched places (best
+        effort), so the next look rescans at once. Growth is not an event: inotify would
+        report every write (a writer flushing each line makes thousands a second, each handled
+        in Python), while an fstat per file per look finds it for next to nothing."""
         try:
-            from watchdog.events import FileSystemEventHandler
+            from watchdog.events import (
+                DirCreatedEvent,
+                DirDeletedEvent,
+                DirMovedEvent,
+                FileCreatedEvent,
+                FileDeletedEvent,
+                FileMovedEvent,
+                FileSystemEventHandler,
+            )
             from watchdog.observers import Observer
         except ImportError:  # pragma: no cover - watchdog is a pinned dependency
             return
         wake = self.wake
+        structure = [FileCreatedEvent, FileMovedEvent, FileDeletedEvent, DirCreatedEvent,
+                     DirMovedEvent, DirDeletedEvent]  # fmt: skip
 
         class _Wake(FileSystemEventHandler):
             def on_any_event(self, event: object) -> None:
@@ -169,7 +206,7 @@ class Tailer:
             recursive = os.path.isdir(spec) or "**" in spec
             if os.path.isdir(folder) and folder not in watched:
                 watched.add(folder)
-                observer.schedule(_Wake(), folder, recursive=recursive)
+                observer.schedule(_Wake(), folder, recursive=recursive, event_filter=structure)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -183,12 +220,24 @@ class Tailer:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Look every LOOK_EVERY_S: an fstat per followed file, and a read only of the files
+        that changed. The watched places are rescanned for new, renamed and deleted files when
+        watchdog reports such a change, and every `poll_interval` as the safety net."""
         self.start_events()
+        last_scan = -float("inf")
         try:
             while not stop.is_set():
-                self.poll_once()
-                self.wake.wait(self.poll_interval_s)
-                self.wake.clear()
+                started = time.monotonic()
+                scan = self.wake.is_set() or started - last_scan >= self.poll_interval_s
+                if scan:
+                    self.wake.clear()
+                    last_scan = started
+                self.poll_once(scan=scan)
+                # The writes that arrive between two looks are read by the next one, as one
+                # batch: a writer flushing every few ms costs one batch per look, not one per
+                # write. A look that finds a backlog reads all of it, so the pace caps the
+                # number of batches, never the throughput.
+                stop.wait(max(0.0, LOOK_EVERY_S - (time.monotonic() - started)))
         finally:
             self.stop_events()
             self.close()
@@ -229,55 +278,77 @@ class Tailer:
                 f.present = False
                 log.info("file moved away or deleted; draining", extra={"path": str(f.path)})
 
-    def poll_once(self) -> int:
-        """Scan, read what is new in every followed file, commit; returns lines ingested."""
-        self._scan()
+    def _read_followed(
+        self, f: Followed, now: float, idle: float, take_unterminated: bool,
+        look: tuple[int, int, bool],
+    ) -> int:  # fmt: skip
+        """Read what is new in one followed file; the lines committed."""
+        if f.compressed and idle < GZIP_SETTLE_S:
+            return 0  # still being written by gzip/logrotate: read it once it is complete
+        source = _source_of(f)
+        if source is None:
+            return 0
+        opener: Callable[[], BinaryIO]
+        fd = f.fd
+        if f.compressed:
+
+            def opener(fd: int = fd) -> BinaryIO:
+                return gzip.GzipFile(fileobj=FdReader(fd))  # type: ignore[return-value]
+        else:
+
+            def opener(fd: int = fd, limit: int = source.size) -> BinaryIO:
+                return FdReader(fd, limit)  # type: ignore[return-value]
+
+        try:
+            report = self.ingester.ingest_source(source, opener, take_unterminated)
+        except Exception as exc:  # one bad file must not stop the others
+            log.error("reading failed", extra={"path": str(f.path), "error": str(exc)})
+            return 0
+        if report.lines:
+            log.info("batch", extra={"path": str(f.path), "lines": report.lines,
+                                     "parsed": report.parsed, "rejected": report.rejected,
+                                     "conflicts": report.conflicts})  # fmt: skip
+        if report.status == "unrecognized" and f.last_growth == now:
+            log.warning(report.message)
+        if f.compressed and report.status in ("ok", "unchanged"):
+            f.done = True
+        if report.status in ("ok", "unchanged", "unrecognized"):
+            f.looked = look  # read to the end as it was: nothing to do until it changes
+        return report.lines
+
+    def poll_once(self, scan: bool = True) -> int:
+        """Scan the watched places (unless `scan` is false), read what is new in every
+        followed file, commit and classify; returns lines ingested."""
+        started = time.monotonic()
+        if scan:
+            self._scan()
         now = time.monotonic()
         total = 0
         for key, f in list(self.followed.items()):
             if f.done:
                 continue
-            source = _source_of(f)
-            if source is None:
-                continue
-            if source.size != f.last_size:
-                f.last_size, f.last_growth = source.size, now
-            idle = now - f.last_growth
-            if f.compressed and idle < GZIP_SETTLE_S:
-                continue  # still being written by gzip/logrotate: read it once it is complete
-            opener: Callable[[], BinaryIO]
-            if f.compressed:
-                fd = f.fd
-
-                def opener(fd: int = fd) -> BinaryIO:
-                    return gzip.GzipFile(fileobj=FdReader(fd))  # type: ignore[return-value]
-            else:
-                fd = f.fd
-
-                def opener(fd: int = fd) -> BinaryIO:
-                    return FdReader(fd)  # type: ignore[return-value]
-
             try:
-                report = self.ingester.ingest_source(
-                    source, opener, take_unterminated=f.compressed or idle >= PARTIAL_LINE_WAIT_S
-                )
-            except Exception as exc:  # one bad file must not stop the others
-                log.error("reading failed", extra={"path": str(f.path), "error": str(exc)})
+                st = os.fstat(f.fd)
+            except OSError as exc:
+                log.warning("cannot read file", extra={"path": str(f.path), "error": str(exc)})
                 continue
-            if report.lines:
-                total += report.lines
-                log.info("batch", extra={"path": str(f.path), "lines": report.lines,
-                                         "parsed": report.parsed, "rejected": report.rejected,
-                                         "conflicts": report.conflicts})  # fmt: skip
-            if report.status == "unrecognized" and f.last_growth == now:
-                log.warning(report.message)
-            if f.compressed and report.status in ("ok", "unchanged"):
-                f.done = True
+            if st.st_size != f.last_size:
+                f.last_size, f.last_growth = st.st_size, now
+            idle = now - f.last_growth
+            take_unterminated = f.compressed or idle >= PARTIAL_LINE_WAIT_S
+            look = (st.st_size, st.st_mtime_ns, take_unterminated)
+            if look != f.looked:
+                total += self._read_followed(f, now, idle, take_unterminated, look)
             if not f.present and idle >= DRAIN_IDLE_S:
                 with contextlib.suppress(OSError):
                     os.close(f.fd)
                 del self.followed[key]
                 log.info("closed drained file", extra={"path": str(f.path)})
+        if self.ingester.unclassified:
+            # Once per look, after every file's batch: a writer's burst of small writes, read
+            # as one batch per file, is explained in one pass over the range it touched.
+            self.ingester.classify_pending()
+        self.last_look_s = time.monotonic() - started
         if self.on_batch is not None:
             self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
         return total

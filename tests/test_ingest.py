@@ -366,13 +366,13 @@ def test_bulk_classification_mid_run_equals_one_pass_at_the_end(
     monkeypatch.setattr(pipeline, "CLASSIFY_EVERY_ROWS", 500)
     monkeypatch.setenv("CONFLICTRADAR_INGEST_BLOCK_MB", "1")
     passes = []
-    bulk = Ingester._classify_pending
+    bulk = Ingester.classify_pending
 
     def counted(self: Ingester) -> None:
         passes.append(self.store.con.execute("SELECT count(*) FROM classify_pending").fetchone())
         bulk(self)
 
-    monkeypatch.setattr(Ingester, "_classify_pending", counted)
+    monkeypatch.setattr(Ingester, "classify_pending", counted)
     with Store.open(often) as store:
         settings = load_settings(db=often)
         assert settings.ingest.block_bytes == 1 << 20

@@ -37,7 +37,9 @@ class Harness:
         self.settings = load_settings(db=self.db, env={})
         self.specs = specs
         self.store = Store.open(self.db)
-        self.tailer = Tailer(self.store, Ingester(self.store, self.settings), specs, 0.1)
+        self.tailer = Tailer(
+            self.store, Ingester(self.store, self.settings, classify_later=True), specs, 0.1
+        )
 
     def poll(self) -> int:
         return self.tailer.poll_once()
@@ -51,7 +53,9 @@ class Harness:
     def restart(self) -> None:
         self.close()
         self.store = Store.open(self.db)
-        self.tailer = Tailer(self.store, Ingester(self.store, self.settings), self.specs, 0.1)
+        self.tailer = Tailer(
+            self.store, Ingester(self.store, self.settings, classify_later=True), self.specs, 0.1
+        )
 
     def close(self) -> None:
         self.tailer.close()

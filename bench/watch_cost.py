@@ -1,0 +1,257 @@
+"""`make bench` (watch cost): what `conflictradar watch` itself costs while following live traffic.
+
+A real `conflictradar watch` (alerts on, as people run it) follows a folder after a backfill of
+realistic traffic; a writer appends realistic combined lines (`bench.gen_realistic`) at a fixed
+rate, one write every 10 ms, like a logger flushing its buffer. For each rate:
+
+- cost: the watcher's CPU (utime + stime of all its threads, from /proc/PID/stat) over a window,
+  as % of one core, and its RSS — with nothing else talking to it;
+- latency: then a probe 409 is appended every 100 ms and this process polls `conflicts` through
+  the watcher's read server every 50 ms: append -> visible p50/p95.
+
+CPU% from /proc is per process, so it stays meaningful on a shared machine; latencies are
+wall-clock and move with the machine's load.
+`--long MINUTES` instead runs 1,000 lines/s for that long and compares RSS at 5 minutes and at
+the end (the watcher must not grow with rows ingested).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.gen_realistic import Traffic, now_stamps
+from dashboard.server import stop_process
+from ingest.reader import open_reader
+from ingest.settings import Settings, load_settings
+
+TICK_S = 0.01
+PROBE_EVERY_S = 0.1
+BACKFILL_LINES = 20_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of `pid` so far (fields 14 and 15 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Writer(threading.Thread):
+    """Appends realistic lines at `rate` lines/s (one write per tick); probe 409s on request."""
+
+    def __init__(self, log: Path, rate: int, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.log, self.rate = log, rate
+        self.traffic = Traffic(seed)
+        self.stop = threading.Event()
+        self.probing = threading.Event()
+        self.probes: dict[int, float] = {}  # probe number -> monotonic time written
+        self.written = 0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        next_probe = started
+        probe = 0
+        with self.log.open("ab") as fh:
+            while not self.stop.is_set():
+                due = int((time.monotonic() - started) * self.rate) - self.written
+                data = self.traffic.lines(due, now_stamps(due)) if due > 0 else b""
+                self.written += max(due, 0)
+                now = time.monotonic()
+                if self.probing.is_set() and now >= next_probe:
+                    probe += 1
+                    data += _probe_line(probe, now_stamps(1)[0])
+                    self.probes[probe] = now
+                    next_probe = max(next_probe + PROBE_EVERY_S, now)
+                if data:
+                    fh.write(data)
+                    fh.flush()
+                time.sleep(TICK_S)
+
+
+def _probe_line(probe: int, stamp: str) -> bytes:
+    return (f'192.0.2.1 - - [{stamp}] "PUT /api/v2/orders/{probe}?probe={probe} HTTP/1.1" 409 15'
+            ' "-" "probe/1.0"\n').encode()  # fmt: skip
+
+
+@contextmanager
+def watcher(seed: int) -> Iterator[tuple[subprocess.Popen[bytes], Path, Settings]]:
+    with tempfile.TemporaryDirectory(prefix="conflictradar-bench-cost-") as tmp:
+        logs = Path(tmp) / "logs"
+        logs.mkdir()
+        db = Path(tmp) / "w.duckdb"
+        log = logs / "access.log"
+        traffic = Traffic(seed)
+        log.write_bytes(traffic.lines(BACKFILL_LINES, now_stamps(BACKFILL_LINES)))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(db)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        settings = load_settings(db=db, env={})
+        try:
+            _wait_rows(settings, BACKFILL_LINES, 120)
+            time.sleep(2.0)  # backfill classified, first alert evaluation done
+            yield proc, log, settings
+        finally:
+            stop_process(proc)
+
+
+def _wait_rows(settings: Settings, want: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if open_reader(settings).query("SELECT count(*) FROM requests")[0][0].as_py() >= want:
+                return
+        except Exception:  # not created or not serving yet
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"watch bench: the backfill of {want} lines did not arrive in {timeout_s} s")
+
+
+@dataclass
+class Cost:
+    rate: int
+    cpu_pct: float
+    rss_mb: float
+    p50: float
+    p95: float
+    probes: int
+    visible: int
+
+
+def _latencies(writer: Writer, settings: Settings, seconds: float) -> tuple[list[float], int]:
+    reader = open_reader(settings)
+    seen: dict[int, float] = {}
+    writer.probing.set()
+    end = time.monotonic() + seconds
+    grace = end + 10.0
+    while time.monotonic() < grace:
+        if time.monotonic() >= end:
+            writer.probing.clear()
+        pending = [p for p in list(writer.probes) if p not in seen]
+        if time.monotonic() >= end and not pending:
+            break
+        if pending:
+            found = reader.query(
+                "SELECT CAST(substr(query, 7) AS BIGINT) FROM conflicts"
+                " WHERE user_agent = 'probe/1.0' AND query IN (SELECT unnest(?))",
+                [[f"probe={p}" for p in pending]],
+            )
+            now = time.monotonic()
+            for p in found.column(0).to_pylist():
+                seen.setdefault(int(p), now)
+        time.sleep(0.05)
+    lat = [seen[p] - t for p, t in writer.probes.items() if p in seen]
+    return lat, len(writer.probes)
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7) -> Cost:
+    with watcher(seed) as (proc, log, settings):
+        writer = Writer(log, rate, seed + 1)
+        writer.start()
+        time.sleep(3.0)  # past the first batches at this rate
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        rss = rss_mb(proc.pid)
+        lat, probes = _latencies(writer, settings, latency_s)
+        writer.stop.set()
+        writer.join()
+    return Cost(rate, 100 * (cpu1 - cpu0) / (t1 - t0), rss,
+                statistics.median(lat) if lat else float("nan"), _pct(lat, 95), probes,
+                len(lat))  # fmt: skip
+
+
+def idle_run(seconds: float, seed: int = 7) -> float:
+    with watcher(seed) as (proc, _log, _settings):
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        return 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+
+
+def long_run(minutes: float, rate: int = 1_000, seed: int = 7) -> None:
+    print(f"\n== watch: RSS over {minutes:g} minutes at {rate:,} lines/s ==")
+    with watcher(seed) as (proc, log, _settings):
+        writer = Writer(log, rate, seed + 1)
+        writer.start()
+        started = time.monotonic()
+        cpu0 = cpu_seconds(proc.pid)
+        at5 = None
+        while (elapsed := time.monotonic() - started) < minutes * 60:
+            time.sleep(min(30.0, minutes * 60 - elapsed))
+            elapsed = time.monotonic() - started
+            rss = rss_mb(proc.pid)
+            cpu = 100 * (cpu_seconds(proc.pid) - cpu0) / elapsed
+            print(f"  {elapsed / 60:5.1f} min: RSS {rss:6.0f} MB, {writer.written:>10,} lines,"
+                  f" CPU {cpu:4.1f}% of a core on average", flush=True)  # fmt: skip
+            if at5 is None and elapsed >= 5 * 60:
+                at5 = rss
+        end = rss_mb(proc.pid)
+        writer.stop.set()
+        writer.join()
+    if at5 is not None:
+        growth = 100 * (end - at5) / at5
+        print(f"RSS after 5 min {at5:.0f} MB, after {minutes:g} min {end:.0f} MB: {growth:+.1f}%"
+              f"   target within 10%: {'met' if abs(growth) <= 10 else 'NOT met'}")  # fmt: skip
+
+
+def bench_watch_cost(rates: list[int], seconds: float, latency_s: float) -> None:
+    print("\n== watch cost: the watcher's own CPU (% of one core, /proc utime+stime) and RSS,"
+          " realistic traffic ==")  # fmt: skip
+    print(f"idle (nothing appended), {seconds:g} s: {idle_run(seconds):.2f}% of a core")
+    print(f"{'rate':>10} {'CPU':>7} {'RSS':>8} {'p50':>7} {'p95':>7}  probes  targets")
+    targets = {100: 3.0, 1_000: 10.0}
+    for rate in rates:
+        c = cost_run(rate, seconds, latency_s)
+        cpu_target = targets.get(rate)
+        verdict = (f"CPU <= {cpu_target:g}%: {'met' if c.cpu_pct <= cpu_target else 'NOT met'}; "
+                   if cpu_target else "")  # fmt: skip
+        verdict += f"p95 <= 1 s: {'met' if c.p95 <= 1.0 else 'NOT met'}"
+        print(f"{rate:>8,}/s {c.cpu_pct:6.1f}% {c.rss_mb:6.0f} MB {c.p50:6.2f}s {c.p95:6.2f}s"
+              f" {c.visible:>3}/{c.probes:<3}  {verdict}", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.watch_cost")
+    p.add_argument("--rates", default="100,1000,10000", help="lines/s, comma-separated")
+    p.add_argument("--seconds", type=float, default=30.0, help="CPU measurement window per rate")
+    p.add_argument("--latency-seconds", type=float, default=20.0, help="probing window per rate")
+    p.add_argument("--long", type=float, default=float(os.environ.get("BENCH_WATCH_LONG_MIN", 0)),
+                   metavar="MINUTES", help="also run 1,000 lines/s this long and compare RSS"
+                   " at 5 minutes and at the end (default $BENCH_WATCH_LONG_MIN or 0: skip)")  # fmt: skip
+    args = p.parse_args()
+    rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    if rates:
+        bench_watch_cost(rates, args.seconds, args.latency_seconds)
+    if args.long > 0:
+        long_run(args.long)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""What a look of the watcher costs: nothing when nothing arrived, one batch and one classification
+pass for a burst of small appends, reads sized to what was appended, and the `watch -v` figures."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from conflictradar.watch_stats import WatchStats
+from ingest.pipeline import Ingester
+from ingest.sources import read_blocks
+from ingest.tail import FdReader
+from tests.test_watch import Harness, write
+
+
+@pytest.fixture()
+def logs(tmp_path: Path) -> Path:
+    d = tmp_path / "logs"
+    d.mkdir()
+    return d
+
+
+def _count(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Count calls of Ingester.<name> (the real method still runs)."""
+    calls: list[int] = []
+    real = getattr(Ingester, name)
+
+    def counted(self: Ingester, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ingester, name, counted)
+    return calls
+
+
+def test_a_burst_of_small_appends_is_one_batch_and_one_classification(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = Harness(tmp_path, str(logs))
+    log = logs / "access.log"
+    write(log, 0, 70)
+    h.poll()
+    reads = _count(monkeypatch, "ingest_source")
+    passes = _count(monkeypatch, "classify_pending")
+    for n in range(70, 140):  # a writer flushing every line between two looks
+        write(log, n, 1)
+    assert h.poll() == 70
+    assert (len(reads), len(passes)) == (1, 1)
+    assert h.seqs() == list(range(140))
+    # Every 409 (each 7th line) is explained, as one pass over the burst's range explains it.
+    got = h.store.con.execute("SELECT count(*), count(cause) FROM conflicts").fetchone()
+    assert got == (20, 20)
+    assert h.store.con.execute("SELECT count(*) FROM classify_pending").fetchone() == (0,)
+    h.close()
+
+
+def test_a_look_that_finds_nothing_new_reads_and_classifies_nothing(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = Harness(tmp_path, str(logs))
+    log = logs / "access.log"
+    write(log, 0, 30)
+    h.poll()
+    reads = _count(monkeypatch, "ingest_source")
+    passes = _count(monkeypatch, "classify_pending")
+    for _ in range(5):
+        assert h.poll() == 0
+        assert h.tailer.poll_once(scan=False) == 0
+    assert (len(reads), len(passes)) == (0, 0)
+    write(log, 30, 3)  # and the next append is read at the next look, scan or not
+    assert h.tailer.poll_once(scan=False) == 3
+    h.close()
+
+
+def test_reads_stop_at_the_size_the_look_began_with(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(b"one\ntwo\n")
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        reader = FdReader(fd, limit=4)
+        with log.open("ab") as fh:  # the writer appends while the look reads
+            fh.write(b"three\n")
+        blocks = list(read_blocks(reader, 0, block_bytes=32 << 20, max_line_bytes=1 << 20,
+                                  take_unterminated=False))  # fmt: skip
+        assert [bytes(b.data) for b in blocks] == [b"one\n"]
+        assert reader.remaining() == 0
+        unlimited = FdReader(fd)
+        blocks = list(read_blocks(unlimited, 4, block_bytes=32 << 20, max_line_bytes=1 << 20,
+                                  take_unterminated=False))  # fmt: skip
+        assert [(bytes(b.data), b.start, b.end) for b in blocks] == [(b"two\nthree\n", 4, 14)]
+        # The read was sized to the 10 bytes there were, not to a 32 MB block.
+        assert len(blocks[0].data) == 10
+    finally:
+        os.close(fd)
+
+
+def test_stats_report_lines_batches_latency_cpu_and_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stats = WatchStats(every_s=3600)
+    assert stats.tick() is None  # not a minute yet
+    stats.batch(100, 0.020)
+    stats.batch(0, 5.0)  # a look that read nothing is no batch
+    stats.batch(300, 0.040)
+    stats.every_s = 0.0
+    with caplog.at_level(logging.INFO, logger="conflictradar.watch"):
+        out = stats.tick()
+    assert out is not None
+    assert (out["lines"], out["batches"]) == (400, 2)
+    assert out["batch_ms_p50"] in (20.0, 40.0)
+    assert out["batch_ms_max"] == 40.0
+    assert isinstance(out["cpu_pct"], float) and out["cpu_pct"] >= 0
+    assert isinstance(out["rss_mb"], float) and out["rss_mb"] > 10
+    assert float(str(out["lines_per_s"])) > 0
+    assert [r.getMessage() for r in caplog.records] == ["stats"]
+    # The next interval starts empty.
+    after = stats.tick()
+    assert after is not None and (after["lines"], after["batches"]) == (0, 0)
