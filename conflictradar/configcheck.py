@@ -77,6 +77,8 @@ def effective_toml(settings: Settings, alerts: AlertConfig, env: Mapping[str, st
     out: list[str] = []
     section = ""
     for key in SETTINGS_KEYS:
+        if key.value is None:
+            continue  # per-entry keys ([formats.NAME]): no single effective value
         if key.table != section:
             section = key.table
             out.append(f"\n[{section}]")

@@ -69,23 +69,26 @@ def _refusal(raw: Mapping[str, Any]) -> str:
     raise AssertionError(f"the loaders accepted the unknown key in {raw}")
 
 
-def _allowed(raw: Mapping[str, Any]) -> set[str]:
-    message = _refusal(raw)
-    match = _ALLOWED.search(message)
-    if not match:
-        raise AssertionError(f"cannot read the allowed keys from: {message}")
-    return {k.strip() for k in match.group(1).split(",")}
+def _allowed(raw: Mapping[str, Any]) -> set[str] | None:
+    """The keys the loader allows where `raw` puts an unknown one; None if it does not say."""
+    match = _ALLOWED.search(_refusal(raw))
+    return {k.strip() for k in match.group(1).split(",")} if match else None
 
 
 def accepted_keys() -> dict[str, set[str]]:
-    """Table -> the keys its loader accepts, asked of the loaders."""
+    """Table -> the keys its loader accepts, asked of the loaders. A section of named tables
+    (`[formats.NAME]`, `[alerts.channels.NAME]`) is listed as `section.NAME`."""
+    sections = _allowed({PROBE: {"x": 1}}) or set()
     out: dict[str, set[str]] = {}
-    for section in sorted(_allowed({PROBE: {"x": 1}})):
-        if section != "alerts":
-            out[section] = _allowed({section: {PROBE: 1}})
-    out["alerts"] = _allowed({"alerts": {PROBE: 1}})
-    out[CHANNEL] = _allowed({"alerts": {"channels": {"x": {PROBE: 1}}}})
-    out[RULES] = _allowed({"alerts": {"rules": [{"name": "x", PROBE: 1}]}})
+    for section in sorted(sections):
+        keys = _allowed({section: {PROBE: 1}})
+        if keys is not None:
+            out[section] = keys
+            continue
+        named = _allowed({section: {"x": {PROBE: 1}}})
+        out[f"{section}.NAME"] = named if named is not None else {"(the loader lists no keys)"}
+    out[CHANNEL] = _allowed({"alerts": {"channels": {"x": {PROBE: 1}}}}) or set()
+    out[RULES] = _allowed({"alerts": {"rules": [{"name": "x", PROBE: 1}]}}) or set()
     return out
 
 
@@ -122,7 +125,7 @@ def _default(key: Key[T], base: T | None, long: list[str]) -> str:
     text = toml_value(value, key.kind)
     if len(text) <= 40:
         return f"`{text}`"
-    long.append(f"Default `{key.path}`:\n\n```toml\n{key.name} = {text}\n```\n")
+    long.append(f"Default `{key.path}`:\n\n```toml\n[{key.table}]\n{key.name} = {text}\n```\n")
     return "below"
 
 
