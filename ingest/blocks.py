@@ -14,7 +14,7 @@ import polars as pl
 from ingest import endpoints, envelopes
 from ingest.formats import Format, ParserState
 from ingest.lines import newline_positions, split_lines
-from ingest.schema import empty
+from ingest.schema import empty, time_problem
 from ingest.settings import Settings
 from ingest.store import REQUEST_COLUMNS, Store, minute_rollup
 from ingest.timestamps import local_zone
@@ -88,7 +88,9 @@ def parse_block(
     time_read = bool(untimed.any())
     if time_read:
         parsed = parsed.with_columns(pl.col("ts").fill_null(datetime.now(UTC)))
-    reject = parsed["_reject"]
+    # The timestamp validity rule once more, over every format's output: `finish` applies it,
+    # but an envelope's time fills in here, and a parser that skips `finish` must not slip by.
+    reject = parsed.select(pl.coalesce(pl.col("_reject"), time_problem(pl.col("ts")))).to_series()
     # Blank lines are counted as skipped, never rejected; a cut line is never skipped.
     skip = parsed["_skip"] | ~texts.str.contains(r"\S")
     if oversize:

@@ -17,11 +17,13 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from ingest import pending
 from ingest.causes import Cause
 from ingest.rules import select_sql
 from ingest.settings import ClassifySettings
 from ingest.texts import Matcher, keyword_pattern
 from ingest.tiers import Tiers, tier_sql
+from ingest.timestamps import later
 
 __all__ = ["Classifier", "Rules", "cause_names", "keyword_pattern"]
 
@@ -210,7 +212,7 @@ class Classifier:
         changed = self.rules.tiers.relink(con, lo, hi)
         if changed is not None:
             lo, hi = min(lo, changed[0]), max(hi, changed[1])
-        hi = hi + self.window
+        hi = later(hi, self.window)
         con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
         con.execute(f"INSERT INTO conflicts ({CONFLICT_COLUMNS}) " + self.sql, self.params(lo, hi))
         # Re-aggregate the whole minutes touched, from every conflict stored in them.
@@ -233,26 +235,11 @@ class Classifier:
         con.execute("INSERT INTO classify_pending VALUES (?, ?)", [lo, hi])
 
     def classify_pending(self, con: duckdb.DuckDBPyConnection) -> int:
-        """Classify every recorded range (merged where they overlap) and clear them, in one
-        transaction of `con`; returns how many ranges were cleared."""
-        con.execute("BEGIN TRANSACTION")
-        try:
-            rows = con.execute("SELECT lo, hi FROM classify_pending ORDER BY lo").fetchall()
-            merged: list[list[datetime]] = []
-            reach = self.window + 2 * self.rules.tiers.window
-            for lo, hi in rows:
-                if merged and lo <= merged[-1][1] + reach:
-                    merged[-1][1] = max(merged[-1][1], hi)
-                else:
-                    merged.append([lo, hi])
-            for lo, hi in merged:
-                self.classify_range(con, lo, hi)
-            con.execute("DELETE FROM classify_pending")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return len(rows)
+        """Classify every recorded range (merged where they overlap or lie within reach) and
+        clear them; a range that fails for a reason tied to its rows is quarantined
+        (ingest.pending). Returns how many merged ranges there were."""
+        reach = self.window + 2 * self.rules.tiers.window
+        return pending.classify_pending(con, self.classify_range, self.window, reach)
 
     def classify_all(self, con: duckdb.DuckDBPyConnection) -> None:
         row = con.execute("SELECT min(ts), max(ts) FROM requests").fetchone()

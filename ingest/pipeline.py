@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from ingest import detect, endpoints, envelopes
+from ingest import detect, endpoints, envelopes, isolation
 from ingest.blocks import Parsed, load_context, parse_block
 from ingest.classify import Classifier
 from ingest.errors import InputError
@@ -247,11 +247,26 @@ class Ingester:
     ) -> None:  # fmt: skip
         cfg = self.settings.ingest
         drop = (rec.path, rec.tail_line) if retail and rec.tail_line is not None else None
-        stage: queue.Queue[tuple[Parsed, int, str] | BaseException | None] = queue.Queue(maxsize=2)
+        stage: queue.Queue[tuple[Parsed, int, str, int, int] | BaseException | None]
+        stage = queue.Queue(maxsize=2)
         abort = threading.Event()
 
+        ctx = self.ctx  # this file's parsing context, extended by the folds it learns
+
+        def parse(data: bytes | bytearray, bstart: int, line: int, unterminated: bool,
+                  oversize: Sequence[tuple[int, int]], final: bool) -> Parsed:  # fmt: skip
+            """parse_block, with the lines that make it fail split off as rejects."""
+
+            def one(data: bytes | bytearray, bstart: int, line: int, unterminated: bool,
+                    oversize: Sequence[tuple[int, int]], final: bool) -> Parsed:  # fmt: skip
+                return parse_block(data, bstart, line, unterminated, oversize, fmt, envelope,
+                                   state, ctx, str(source.path), final=final)  # fmt: skip
+
+            return isolation.parse_isolated(one, data, bstart, line, unterminated, oversize,
+                                            final, str(source.path))  # fmt: skip
+
         def produce() -> None:
-            ctx = self.ctx  # this file's parsing context, extended by the folds it learns
+            nonlocal ctx
             try:
                 with opener() as fh:
                     line = first_line
@@ -267,9 +282,8 @@ class Ingester:
                         if pending:
                             shift = pending.count(b"\n")
                         oversize = tuple((i + shift, n) for i, n in block.oversize)
-                        parsed = parse_block(data, bstart, line, block.unterminated, oversize, fmt,
-                                             envelope, state, ctx, str(source.path),
-                                             final=block.unterminated)  # fmt: skip
+                        parsed = parse(data, bstart, line, block.unterminated, oversize,
+                                       block.unterminated)  # fmt: skip
                         if parsed.folds:
                             ctx = replace(ctx, folds=ctx.folds + parsed.folds)
                         consumed_bytes = parsed.end - bstart
@@ -278,11 +292,11 @@ class Ingester:
                         line += parsed.lines
                         if abort.is_set():
                             break
-                        stage.put((parsed, block.end - block.start, state.dumps()))
+                        stage.put((parsed, block.end - block.start, state.dumps(), bstart,
+                                   line - parsed.lines))  # fmt: skip
                     if pending and take_unterminated:
-                        parsed = parse_block(pending, pending_start, line, False, (), fmt, envelope,
-                                             state, ctx, str(source.path), final=True)  # fmt: skip
-                        stage.put((parsed, 0, state.dumps()))
+                        parsed = parse(pending, pending_start, line, False, (), True)
+                        stage.put((parsed, 0, state.dumps(), pending_start, line))
                 stage.put(None)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 stage.put(exc)
@@ -300,7 +314,7 @@ class Ingester:
                     if isinstance(item, OSError | EOFError):
                         raise InputError(f"cannot read {source.path}: {item}") from item
                     raise item
-                parsed, nbytes, state_json = item
+                parsed, nbytes, state_json, block_start, block_line = item
                 if not _same_start(opener, head):
                     # Truncated and rewritten while we read (copytruncate): these bytes may
                     # belong to the new content. Commit nothing; the next look starts afresh.
@@ -320,29 +334,22 @@ class Ingester:
                     parser_state=state_json,
                     format=time_read_label(fmt.name) if parsed.time_read else rec.format,
                 )
-                self.store.commit_batch(
-                    Batch(
-                        parsed.requests,
-                        parsed.rejects,
-                        parsed.conflict_lines,
-                        rec,
-                        drop,
-                        parsed.minutes,
-                    ),
-                    after=self._classify_hook(),
-                )
+                batch = Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop,
+                              parsed.minutes)  # fmt: skip
+                batch = self._commit(batch, _raw_reader(opener, block_start, parsed.end,
+                                                        block_line))  # fmt: skip
                 # Keep the cache current after every commit: a later failure must not make
                 # the next look resume from an older offset.
                 self.records = [r for r in self.records if r.file_id != rec.file_id] + [rec]
                 drop = None
                 report.lines += parsed.lines
-                report.parsed += parsed.requests.height
-                report.rejected += parsed.rejects.height
+                report.parsed += batch.requests.height
+                report.rejected += batch.rejects.height
                 report.skipped += parsed.skipped
-                report.conflicts += parsed.conflict_lines.height
+                report.conflicts += batch.conflict_lines.height
                 self.progress(nbytes)
                 if self._deferred:
-                    self.unclassified += parsed.requests.height
+                    self.unclassified += batch.requests.height
                     if self.unclassified >= CLASSIFY_EVERY_ROWS:
                         self.classify_pending()
         finally:
@@ -351,6 +358,16 @@ class Ingester:
                 with contextlib.suppress(queue.Empty):
                     stage.get(timeout=0.05)
             worker.join()
+
+    def _commit(self, batch: Batch, raw_of: isolation.RawOf) -> Batch:
+        """Commit one batch; lines that make it fail become rejects (ingest.isolation). Returns
+        what was committed."""
+        store_only = self.classifier.mark_pending if self.classifier is not None else None
+        batch, deferred = isolation.commit_isolated(self.store, batch, self._classify_hook(),
+                                                    store_only, raw_of)  # fmt: skip
+        if deferred and not self._deferred:
+            self.classify_pending()  # a range that keeps failing is quarantined there
+        return batch
 
     def _classify_hook(self) -> AfterInsert | None:
         """In the batch's transaction: mark the range pending during a one-shot ingest, else
@@ -396,6 +413,23 @@ class Ingester:
                         " WHERE starts_with(endpoint, ?)",
                         [pattern, replacement, fold.prefix + "/"],
                     )
+
+
+def _raw_reader(opener: Opener, start: int, end: int, first_line: int) -> isolation.RawOf:
+    """Reads back the raw text of given line numbers of the block [start, end) that begins at
+    `first_line` (only when a batch fails: the block's bytes are not kept)."""
+
+    def raw_of(lines: pl.Series) -> pl.Series:
+        with opener() as fh:
+            fh.seek(start)
+            text = split_lines(fh.read(end - start))
+        index = (lines - first_line).cast(pl.Int64)
+        ok = (index >= 0) & (index < text.len())
+        picked = text.gather(index.filter(ok).cast(pl.UInt32))
+        out = pl.Series("raw", [None] * lines.len(), dtype=pl.String)
+        return out.scatter(ok.arg_true(), picked) if picked.len() else out
+
+    return raw_of
 
 
 def _same_start(opener: Opener, head: bytes) -> bool:

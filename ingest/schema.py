@@ -14,6 +14,8 @@ Parsers never raise on bad input, never drop or reorder rows, and never loop ove
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import polars as pl
 
 UTC_TS = pl.Datetime("us", "UTC")
@@ -40,6 +42,33 @@ PARSED: dict[str, pl.DataType] = {
 
 MARKERS: dict[str, pl.DataType] = {"_reject": pl.String(), "_skip": pl.Boolean()}
 
+# The validity rule for timestamps, applied to every format here in `finish` (and again in
+# ingest.blocks after envelope times are merged in). A line is rejected, with the reason below, when
+# its time is
+# - before 1970-01-01 UTC: no HTTP server logged then; years like -2025 or 0001 are a writer's bug
+#   or an unset clock, and Python's datetime cannot even represent some of them;
+# - more than a day after the moment it is read: a line cannot be logged after it is read, and a
+#   day of slack covers clock skew between machines and any offsetless time read in the wrong
+#   zone (at most 14 h off). Years like 9999 would otherwise poison every time window after them.
+# Stored times therefore lie in [1970, now + 1 day], so `ts +/- window` can never overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+TOO_EARLY = "timestamp before 1970-01-01"
+TOO_LATE = "timestamp more than a day in the future"
+
+
+def time_problem(ts: pl.Expr, now: datetime | None = None) -> pl.Expr:
+    """The reason `ts` breaks the validity rule above, or null (also for a null `ts`)."""
+    latest = (now or datetime.now(UTC)) + FUTURE_SLACK
+    return (
+        pl.when(ts < pl.lit(EARLIEST, UTC_TS))
+        .then(pl.lit(TOO_EARLY))
+        .when(ts > pl.lit(latest, UTC_TS))
+        .then(pl.lit(TOO_LATE))
+        .otherwise(pl.lit(None, pl.String))
+    )
+
+
 # Values that mean "absent" in access logs.
 ABSENT = ["-", "", '""', "null", "NULL", "None", "(null)"]
 
@@ -63,12 +92,14 @@ def split_target(target: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return path, query
 
 
-def finish(frame: pl.DataFrame) -> pl.DataFrame:
+def finish(frame: pl.DataFrame, now: datetime | None = None) -> pl.DataFrame:
     """Give a parser's frame the full canonical shape: every PARSED column cast, markers set.
 
     - A `target` column, if present and `path` is not, is split into `path` and `query`.
     - Missing columns become nulls; strings meaning "absent" become null.
-    - A row with no timestamp or no status that is not already rejected or skipped is rejected.
+    - A row with no timestamp, a timestamp that breaks the validity rule (`time_problem`, judged
+      against `now`, the wall clock by default) or no status that is not already rejected or
+      skipped is rejected.
     """
     if "target" in frame.columns and "path" not in frame.columns:
         path, query = split_target(pl.col("target"))
@@ -96,6 +127,7 @@ def finish(frame: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit("no valid timestamp"))
         .when(pl.col("status").is_null())
         .then(pl.lit("no valid status"))
+        .otherwise(time_problem(pl.col("ts"), now))
     )
     return frame.with_columns(
         pl.when(pl.col("_skip") | pl.col("_reject").is_not_null())

@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS conflict_minutes (
 );
 -- Time ranges of committed batches whose 409s still need classifying (background ingest).
 CREATE TABLE IF NOT EXISTS classify_pending (lo TIMESTAMPTZ, hi TIMESTAMPTZ);
+-- Pending ranges whose classification failed for a reason tied to their rows (ingest.pending):
+-- set aside so they stop blocking every later run; the 409s with lo <= ts <= hi keep the causes
+-- they had.
+CREATE TABLE IF NOT EXISTS classify_quarantine (
+    lo TIMESTAMPTZ, hi TIMESTAMPTZ, reason VARCHAR, quarantined TIMESTAMPTZ
+);
 CREATE TABLE IF NOT EXISTS endpoint_folds (prefix VARCHAR, position INTEGER, learned TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 """
@@ -239,6 +245,10 @@ def _append(
         con.unregister("_batch")
 
 
+class _Trial(Exception):
+    """Raised inside a trial commit to roll it back."""
+
+
 class Store:
     """A read-write connection to the database: the single writer."""
 
@@ -391,11 +401,15 @@ class Store:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def commit_batch(self, batch: Batch, after: AfterInsert | None = None) -> None:
+    def commit_batch(
+        self, batch: Batch, after: AfterInsert | None = None, rollback: bool = False
+    ) -> None:
         """Rows, rejects and the file's offset in one transaction.
 
         `after(con, lo, hi)` runs inside the same transaction with the batch's time range (the
-        classifier), so derived tables never lag the rows they are derived from.
+        classifier), so derived tables never lag the rows they are derived from. `rollback` does
+        all of it and then rolls back: a trial that raises what the commit would raise
+        (ingest.isolation bisects a failing batch with it).
         """
         try:
             with self.transaction() as con:
@@ -428,5 +442,9 @@ class Store:
                     lo, hi = ts.min(), ts.max()
                     if lo is not None and hi is not None:
                         after(con, lo, hi)  # type: ignore[arg-type]
+                if rollback:
+                    raise _Trial
+        except _Trial:
+            pass
         except duckdb.Error as exc:
             raise translate(exc, self.path) from exc

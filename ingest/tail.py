@@ -36,6 +36,8 @@ DRAIN_IDLE_S = 10.0
 PARTIAL_LINE_WAIT_S = 30.0
 # A compressed file is read once it has stopped growing for this long.
 GZIP_SETTLE_S = 2.0
+# The longest wait before reading a file again after reading it failed.
+RETRY_MAX_S = 60.0
 
 # How often the followed files are looked at (see Tailer.run): the pace of batches, and so of
 # commits and classification passes, whatever the rate of writes. It bounds append -> visible
@@ -115,6 +117,8 @@ class Followed:
     # (size, mtime, whether an unterminated last line is taken) when last read to its end:
     # while the file still looks like that, a look reads nothing (no work when nothing arrived).
     looked: tuple[int, int, bool] | None = None
+    failures: int = 0  # reads in a row that raised (bad lines never do: ingest.isolation)
+    retry_at: float = 0.0  # after a failure, not read again before this (monotonic)
 
 
 def expand_watch(specs: Sequence[str]) -> list[Path]:
@@ -302,8 +306,15 @@ class Tailer:
         try:
             report = self.ingester.ingest_source(source, opener, take_unterminated)
         except Exception as exc:  # one bad file must not stop the others
-            log.error("reading failed", extra={"path": str(f.path), "error": str(exc)})
+            # Not tied to its lines (those become rejects): the database or the disk. Back
+            # off, doubling up to RETRY_MAX_S, instead of hammering the same bytes.
+            f.failures += 1
+            wait = min(RETRY_MAX_S, 2.0 ** (f.failures - 1))
+            f.retry_at = now + wait
+            log.error("reading failed", extra={"path": str(f.path), "error": str(exc),
+                                               "retry_in_s": wait})  # fmt: skip
             return 0
+        f.failures = 0
         if report.lines:
             log.info("batch", extra={"path": str(f.path), "lines": report.lines,
                                      "parsed": report.parsed, "rejected": report.rejected,
@@ -325,7 +336,7 @@ class Tailer:
         now = time.monotonic()
         total = 0
         for key, f in list(self.followed.items()):
-            if f.done:
+            if f.done or now < f.retry_at:
                 continue
             try:
                 st = os.fstat(f.fd)

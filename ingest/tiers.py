@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from ingest.timestamps import earlier, later
+
 # Formats written by services (application logs); every other format is a gateway or a proxy.
 SERVICE_FORMATS: tuple[str, ...] = ("ecs", "otel", "json", "uvicorn", "django", "rails")
 
@@ -99,7 +101,7 @@ class Tiers:
         """Re-join the lines a batch of times [lo, hi] can affect, correct the rollup for every
         line whose membership changed, and return the span of lines and heads whose request
         changed (their 409s must be explained again), or None when nothing changed."""
-        bounds = {"a": lo - self.window, "b": hi + self.window}
+        bounds = {"a": earlier(lo, self.window), "b": later(hi, self.window)}
         p = self.params() | bounds
         con.execute(_LINKS, p)
         try:

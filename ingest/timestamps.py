@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -105,3 +106,16 @@ def parse_any(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(
         parse_iso(s), parse_clf(s), parse_epoch(s.str.extract(r"^\s*(\d{9,19}(?:\.\d+)?)\s*$", 1))
     )
+
+
+def later(ts: datetime, delta: timedelta) -> datetime:
+    """`ts + delta`, held at the last representable instant instead of overflowing: a database
+    written before the validity rule (ingest.schema) may hold a time like 9999-12-31."""
+    ceiling = datetime.max.replace(tzinfo=ts.tzinfo)
+    return ts + delta if ceiling - ts > delta else ceiling
+
+
+def earlier(ts: datetime, delta: timedelta) -> datetime:
+    """`ts - delta`, held at the first representable instant instead of overflowing."""
+    floor = datetime.min.replace(tzinfo=ts.tzinfo)
+    return ts - delta if ts - floor > delta else floor

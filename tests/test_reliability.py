@@ -1,0 +1,317 @@
+"""One malformed line never stops ingest: impossible timestamps, batches and blocks that fail,
+classification ranges that fail, in `ingest` and in `watch`."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from ingest import isolation
+from ingest.blocks import RAW_LIMIT, load_context, parse_block
+from ingest.classify import Classifier
+from ingest.formats import Format, ParserState, get_format
+from ingest.pipeline import Ingester
+from ingest.reader import open_reader
+from ingest.schema import TOO_EARLY, TOO_LATE, finish
+from ingest.settings import load_settings
+from ingest.store import Batch, FileRecord, Store
+from ingest.tail import Tailer
+
+COMBINED = '10.0.0.{c} - - [20/Nov/{year}:08:00:{s:02d} +0000] "PUT /orders/{n}?seq={n} HTTP/1.1" {st} 5 "-" "c"'
+ECS = (
+    '{{"@timestamp":"{ts}","http":{{"request":{{"method":"PUT"}},"response":{{"status_code":{st}}}}},'
+    '"url":{{"path":"/orders/{n}","query":"seq={n}"}},"source":{{"ip":"10.0.0.{c}"}}}}'
+)
+TRAEFIK = (
+    '{{"ClientHost":"10.0.0.{c}","DownstreamStatus":{st},"RequestMethod":"PUT",'
+    '"RequestPath":"/orders/{n}?seq={n}","StartUTC":"{ts}","time":"{ts}"}}'
+)
+APIGW = (
+    '{{"requestId":"r{n}","ip":"10.0.0.{c}","requestTime":"{clf}","httpMethod":"PUT",'
+    '"path":"/orders/{n}","status":"{st}","routeKey":"PUT /orders/{{id}}","protocol":"HTTP/1.1",'
+    '"responseLength":"5","userAgent":"c","integrationStatus":"{st}"}}'
+)
+FAR_FUTURE = "9999-12-31T23:59:59.000Z"
+NEGATIVE_YEAR = "-2025"
+
+
+def _line(kind: str, n: int, poison: bool = False) -> str:
+    st = 409 if n % 7 == 0 else 200
+    c, s = n % 200, n % 60
+    iso = FAR_FUTURE if poison else f"2025-11-20T08:{n // 60 % 60:02d}:{s:02d}.000Z"
+    if kind == "combined":
+        return COMBINED.format(c=c, s=s, n=n, st=st, year=NEGATIVE_YEAR if poison else "2025")
+    if kind == "ecs":
+        return ECS.format(ts=iso, st=st, n=n, c=c)
+    if kind == "traefik":
+        return TRAEFIK.format(ts=iso, st=st, n=n, c=c)
+    clf = "31/Dec/9999:23:59:59 +0000" if poison else f"20/Nov/2025:08:00:{s:02d} +0000"
+    return APIGW.format(clf=clf, st=st, n=n, c=c)
+
+
+def _write(path: Path, kind: str, count: int, poison_at: tuple[int, ...]) -> None:
+    with path.open("w") as fh:
+        for n in range(count):
+            fh.write(_line(kind, n, n in poison_at) + "\n")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "conflictradar", *args],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_the_rule_rejects_impossible_times_with_a_reason() -> None:
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    ts = pl.Series(
+        [datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
+         now + timedelta(hours=23), now + timedelta(days=1, seconds=1),
+         datetime(9999, 12, 31, tzinfo=UTC)],
+    )  # fmt: skip
+    frame = finish(pl.DataFrame({"ts": ts, "status": [200] * 5}), now=now)
+    assert frame["_reject"].to_list() == [TOO_EARLY, None, None, TOO_LATE, TOO_LATE]
+    # A negative year, as polars parses `20/Nov/-2025`, is before 1970 too.
+    parsed = get_format("combined").parse(
+        pl.Series([_line("combined", 1, poison=True)]), ParserState()
+    )
+    assert parsed["_reject"].to_list() == [TOO_EARLY]
+
+
+@pytest.mark.parametrize("kind", ["combined", "ecs", "traefik", "apigw"])
+@pytest.mark.parametrize("size", [1, 50_000])
+def test_impossible_times_alone_or_in_large_files_end_in_rejects(
+    tmp_path: Path, kind: str, size: int
+) -> None:
+    db = tmp_path / "db.duckdb"
+    log = tmp_path / f"{kind}.log"
+    poison = (0,) if size == 1 else (17, size // 2, size - 1)
+    _write(log, kind, size, poison)
+    done = _cli("ingest", str(log), "--db", str(db), "--format", kind, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    rejects = _rows(db, "SELECT line, reason FROM rejects ORDER BY line")
+    assert [line for line, _ in rejects] == [n + 1 for n in poison]
+    assert {reason for _, reason in rejects} <= {TOO_EARLY, TOO_LATE}
+    assert _rows(db, "SELECT count(*) FROM requests") == [(size - len(poison),)]
+    # The database keeps taking new files, and explains their 409s.
+    more = tmp_path / "more.log"
+    _write(more, "combined", 700, ())
+    done = _cli("ingest", str(more), "--db", str(db), "-q")
+    assert done.returncode == 0, done.stderr
+    assert _rows(db, f"SELECT count(*) FROM conflicts WHERE file = '{more}'") == [(100,)]
+
+
+def test_a_database_poisoned_by_an_older_version_keeps_working(tmp_path: Path) -> None:
+    """A 9999 row and its pending range stored before the rule: every later ingest crashed."""
+    db = tmp_path / "db.duckdb"
+    with Store.open(db) as store:
+        store.con.execute(
+            "INSERT INTO requests (ts, file, line, method, path, status)"
+            " VALUES ('9999-12-31 23:59:59+00', '/old.log', 1, 'PUT', '/orders/1', 409)"
+        )
+        store.con.execute(
+            "INSERT INTO classify_pending VALUES ('9999-12-31 23:59:59+00', '9999-12-31 23:59:59+00')"
+        )
+    log = tmp_path / "new.log"
+    _write(log, "combined", 700, ())
+    done = _cli("ingest", str(log), "--db", str(db), "-q")
+    assert done.returncode == 0, done.stderr
+    assert _rows(db, "SELECT count(*) FROM classify_pending") == [(0,)]
+    assert _rows(db, "SELECT count(*) FROM conflicts") == [(101,)]
+
+
+def test_watch_stores_the_good_lines_written_after_impossible_ones(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    db = tmp_path / "watch.duckdb"
+    access, ecs = logs / "access.log", logs / "ecs.log"
+    _write(access, "combined", 10, ())
+    _write(ecs, "ecs", 10, ())
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(db), "--no-alerts"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    settings = load_settings(db=db, env={})
+
+    def count(sql: str) -> int:
+        try:
+            return int(open_reader(settings).query(sql)[0][0].as_py())
+        except Exception:
+            return -1
+
+    def wait_for(sql: str, want: int) -> int:
+        deadline = time.monotonic() + 60
+        while (got := count(sql)) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return got
+
+    try:
+        assert wait_for("SELECT count(*) FROM requests", 20) == 20
+        with access.open("a") as fh:
+            fh.write(_line("combined", 10, poison=True) + "\n")
+            fh.writelines(_line("combined", n) + "\n" for n in range(11, 30))
+        with ecs.open("a") as fh:
+            fh.write(_line("ecs", 10, poison=True) + "\n")
+            fh.writelines(_line("ecs", n) + "\n" for n in range(11, 30))
+        assert wait_for("SELECT count(*) FROM requests", 58) == 58
+        assert wait_for("SELECT count(*) FROM rejects", 2) == 2
+        # Lines appended later still arrive: the file was not stopped.
+        with access.open("a") as fh:
+            fh.writelines(_line("combined", n) + "\n" for n in range(30, 40))
+        assert wait_for("SELECT count(*) FROM requests", 68) == 68
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        _, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0, err[-2000:]
+    assert "reading failed" not in err
+    assert _rows(db, "SELECT line, reason FROM rejects ORDER BY file, line") == [
+        (11, TOO_EARLY),
+        (11, TOO_LATE),
+    ]
+
+
+def test_a_batch_that_fails_to_commit_is_split_down_to_its_bad_rows(tmp_path: Path) -> None:
+    """Rows only the store refuses (a year Python cannot hold, as before the validity rule) are
+    found by bisection: they become rejects with their raw text, every other row is stored."""
+    db = tmp_path / "db.duckdb"
+    log = tmp_path / "a.log"
+    _write(log, "combined", 1000, ())
+    raw = log.read_text().splitlines()
+    bad = [5, 500, 999]
+    settings = load_settings(db=db, env={})
+    with Store.open(db) as store:
+        parsed = parse_block(log.read_bytes(), 0, 1, False, (), get_format("combined"), None,
+                             ParserState(), load_context(store, settings), str(log), True)  # fmt: skip
+        requests = parsed.requests.with_columns(
+            pl.when(pl.int_range(pl.len()).is_in(bad))
+            .then(pl.col("ts").dt.offset_by("-4050y"))
+            .otherwise(pl.col("ts"))
+            .alias("ts")
+        )
+        rec = FileRecord(1, str(log), None, None, 1, "x", log.stat().st_size, 1000, None, None,
+                         "combined", None, None, False)  # fmt: skip
+        batch = Batch(requests, parsed.rejects, parsed.conflict_lines, rec)
+        classifier = Classifier(settings.classify)
+
+        def raw_of(lines: pl.Series) -> pl.Series:
+            return pl.Series([raw[n - 1] for n in lines], dtype=pl.String)
+
+        committed, deferred = isolation.commit_isolated(
+            store, batch, classifier.classify_range, classifier.mark_pending, raw_of
+        )
+        rejects = store.con.execute(
+            "SELECT line, reason, raw FROM rejects ORDER BY line"
+        ).fetchall()
+        stored = store.con.execute("SELECT count(*) FROM requests").fetchone()
+        offset = store.con.execute("SELECT read_offset FROM files").fetchone()
+    assert [r[0] for r in rejects] == [n + 1 for n in bad]
+    assert all(r[1].startswith("could not be stored: ValueError") for r in rejects), rejects
+    assert [r[2] for r in rejects] == [raw[n][:RAW_LIMIT] for n in bad]
+    assert stored == (997,)
+    assert offset == (log.stat().st_size,)
+    assert committed.requests.height == 997
+    assert deferred  # stored without classifying in the transaction; the range is pending
+
+
+def _boom_format() -> Format:
+    """A parser with a bug: it raises on any block holding the text BOOM."""
+    clf = get_format("combined")
+
+    def parse(lines: pl.Series, state: ParserState) -> pl.DataFrame:
+        if lines.str.contains("BOOM").any():
+            raise RuntimeError("parser bug on BOOM")
+        return clf.parse(lines, state)
+
+    return Format("combined", parse, "combined, with a bug")
+
+
+def test_a_block_that_fails_to_parse_loses_only_the_failing_lines(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    log = tmp_path / "a.log"
+    lines = [_line("combined", n) for n in range(2000)]
+    lines[3] = lines[3].replace('"c"', '"BOOM"')
+    lines[1500] = "BOOM " + lines[1500]
+    log.write_text("\n".join(lines) + "\n")
+    with Store.open(db) as store:
+        ingester = Ingester(store, load_settings(db=db, env={}))
+        ingester.forced = _boom_format()
+        report = ingester.ingest([log])
+        rejects = store.con.execute(
+            "SELECT line, reason, raw FROM rejects ORDER BY line"
+        ).fetchall()
+        stored = store.con.execute("SELECT count(*), count(DISTINCT line) FROM requests").fetchone()
+    assert report.files[0].status == "ok"
+    assert (report.total("parsed"), report.total("rejected"), report.total("lines")) == (
+        1998,
+        2,
+        2000,
+    )
+    assert [(r[0], r[2]) for r in rejects] == [(4, lines[3]), (1501, lines[1500])]
+    assert all(r[1] == "could not be parsed: RuntimeError: parser bug on BOOM" for r in rejects)
+    assert stored == (1998, 1998)
+
+
+def test_a_classification_range_that_keeps_failing_is_quarantined(tmp_path: Path) -> None:
+    """The rule SQL fails on one 409's row: its range (bisected to at most a second) is set
+    aside with the reason, every other 409 is explained, and later runs are not blocked."""
+    db = tmp_path / "db.duckdb"
+    log = tmp_path / "a.log"
+    lines = [_line("combined", n) for n in range(700)]
+    log.write_text("\n".join(lines) + "\n")
+    with Store.open(db) as store:
+        settings = load_settings(db=db, env={})
+        Ingester(store, settings, classify=False).ingest([log])
+        store.con.execute("INSERT INTO classify_pending SELECT min(ts), max(ts) FROM requests")
+        classifier = Classifier(settings.classify)
+        poisoned = "/orders/350"
+        classifier.sql = (
+            f"SELECT * FROM ({classifier.sql}) WHERE CASE WHEN path = '{poisoned}'"
+            " THEN error('the rule cannot handle this row') ELSE true END"
+        )
+        classifier.classify_pending(store.con)
+        quarantined = store.con.execute("SELECT lo, hi, reason FROM classify_quarantine").fetchall()
+        explained = store.con.execute("SELECT count(*) FROM conflicts").fetchone()
+        pending = store.con.execute("SELECT count(*) FROM classify_pending").fetchone()
+        at = store.con.execute(f"SELECT ts FROM requests WHERE path = '{poisoned}'").fetchone()
+    assert pending == (0,)
+    assert len(quarantined) == 1
+    lo, hi, reason = quarantined[0]
+    assert at is not None and lo <= at[0] <= hi
+    assert hi - lo <= timedelta(seconds=1)
+    assert "the rule cannot handle this row" in reason
+    # Only the 409s within the quarantined second are left unexplained (lines 49 and 350 are
+    # the only 409s in seconds :49 and :50).
+    assert explained is not None and 98 <= explained[0] <= 99
+
+
+def test_the_watcher_backs_off_a_file_whose_reads_keep_failing(tmp_path: Path) -> None:
+    """A failure not tied to the lines (here the `files` table no longer matches what the
+    writer inserts, so every commit fails) is retried after growing waits, not every poll."""
+    db = tmp_path / "db.duckdb"
+    log = tmp_path / "a.log"
+    _write(log, "combined", 10, ())
+    with Store.open(db) as store:
+        tailer = Tailer(store, Ingester(store, load_settings(db=db, env={})), [str(log)], 0.1)
+        store.con.execute("ALTER TABLE files ADD COLUMN extra INTEGER")
+        polls = [tailer.poll_once() for _ in range(5)]
+        followed = next(iter(tailer.followed.values()))
+        assert polls == [0] * 5
+        assert followed.failures == 1  # tried once; the next try waits
+        assert followed.retry_at > time.monotonic()
+        assert store.con.execute("SELECT count(*) FROM requests").fetchone() == (0,)
+        tailer.close()
