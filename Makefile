@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench eval lint clean sample-logs docs
+.PHONY: demo test bench eval lint clean sample-logs docs fuzz
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "conflictradar needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -38,6 +38,12 @@ eval: $(STAMP)
 # docs/configuration.md from the settings definitions (tests/test_docs.py fails when it is stale).
 docs: $(STAMP)
 	$(BIN)/python -m conflictradar.configdoc
+
+# Robustness (not in CI): at least FUZZ_LINES mutated lines per format family through the real
+# ingest; prints per family lines tried, stored, rejected, skipped, unaccounted, crashes.
+FUZZ_LINES ?= 1000000
+fuzz: $(STAMP)
+	$(BIN)/python -u -m tests.fuzz.run --lines $(FUZZ_LINES)
 
 sample-logs: $(STAMP)
 	$(BIN)/python -m sample_logs.generate --out sample_logs/data --seed 42
