@@ -12,6 +12,7 @@ import polars as pl
 
 from ingest import envelopes
 from ingest.formats import Format, ParserState, all_formats
+from ingest.schema import TIME_REASONS
 
 SAMPLE_LINES = 2000
 # The winner must parse at least this share of the sample's non-blank, non-skipped lines.
@@ -61,7 +62,9 @@ def detect(lines: pl.Series) -> Detection:
             parsed = fmt.parse(inner, ParserState())
         except Exception:  # a parser bug must not stop detection; it just cannot win
             continue
-        clean = int((parsed["_reject"].is_null() & ~parsed["_skip"]).sum())
+        # A line refused only for its impossible time is still this format's line.
+        fits = parsed["_reject"].is_null() | parsed["_reject"].is_in(TIME_REASONS)
+        clean = int((fits & ~parsed["_skip"]).sum())
         skipped = int(parsed["_skip"].sum())
         if clean and (clean, skipped) > best_score:
             best, best_score = fmt, (clean, skipped)

@@ -55,6 +55,7 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 TOO_EARLY = "timestamp before 1970-01-01"
 TOO_LATE = "timestamp more than a day in the future"
+TIME_REASONS = (TOO_EARLY, TOO_LATE)
 
 
 def time_problem(ts: pl.Expr, now: datetime | None = None) -> pl.Expr:
