@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench eval lint clean sample-logs docs fuzz
+.PHONY: demo test bench eval lint clean sample-logs docs fuzz soak
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "conflictradar needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -44,6 +44,13 @@ docs: $(STAMP)
 FUZZ_LINES ?= 1000000
 fuzz: $(STAMP)
 	$(BIN)/python -u -m tests.fuzz.run --lines $(FUZZ_LINES)
+
+# Endurance (not in CI): `watch` for SOAK_MINUTES at 1,000 lines/s with rotations, 100 SIGKILLs
+# and restarts, a webhook receiver down 10 minutes and bad lines mixed in; prints lost, doubled,
+# alerts delivered once, RSS.
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	$(BIN)/python -u -m tests.soak --minutes $(SOAK_MINUTES)
 
 sample-logs: $(STAMP)
 	$(BIN)/python -m sample_logs.generate --out sample_logs/data --seed 42

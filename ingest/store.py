@@ -21,6 +21,7 @@ import polars as pl
 
 from ingest.causes import CAUSES
 from ingest.errors import DatabaseError, DatabaseLockedError
+from ingest.timestamps import time_spans
 
 SCHEMA_VERSION = 1
 
@@ -438,10 +439,10 @@ class Store:
                             batch.conflict_lines.select("file", "line", "ts", "raw"))  # fmt: skip
                 self._upsert_file(batch.file)
                 if after is not None and batch.requests.height:
-                    ts = batch.requests["ts"]
-                    lo, hi = ts.min(), ts.max()
-                    if lo is not None and hi is not None:
-                        after(con, lo, hi)  # type: ignore[arg-type]
+                    # Once per run of nearby times: a stray old or future line must not widen
+                    # the range re-explained to everything stored in between.
+                    for lo, hi in time_spans(batch.requests["ts"]):
+                        after(con, lo, hi)
                 if rollback:
                     raise _Trial
         except _Trial:

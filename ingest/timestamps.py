@@ -119,3 +119,24 @@ def earlier(ts: datetime, delta: timedelta) -> datetime:
     """`ts - delta`, held at the first representable instant instead of overflowing."""
     floor = datetime.min.replace(tzinfo=ts.tzinfo)
     return ts - delta if ts - floor > delta else floor
+
+
+def time_spans(
+    ts: pl.Series, gap: timedelta = timedelta(hours=1), most: int = 16
+) -> list[tuple[datetime, datetime]]:
+    """The time ranges a batch's rows cover: runs of times no more than `gap` apart (at most
+    `most` ranges, split at the widest gaps). A batch of lines from now plus one line that claims
+    1978 covers two short ranges, not 48 years: work over a batch's time range (re-explaining its
+    409s) must not grow with the distance between its times."""
+    s = ts.drop_nulls().sort()
+    if s.is_empty():
+        return []
+    gaps = s.diff().slice(1)
+    wide = (gaps > gap).arg_true()
+    if wide.len() >= most:
+        widest = gaps.gather(wide).arg_sort(descending=True).head(most - 1)
+        wide = wide.gather(widest).sort()
+    cuts = wide.to_list()
+    starts = [0, *(i + 1 for i in cuts)]
+    ends = [*cuts, s.len() - 1]
+    return [(s[a], s[b]) for a, b in zip(starts, ends, strict=True)]

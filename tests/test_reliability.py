@@ -24,6 +24,7 @@ from ingest.schema import TOO_EARLY, TOO_LATE, finish
 from ingest.settings import load_settings
 from ingest.store import Batch, FileRecord, Store
 from ingest.tail import Tailer
+from ingest.timestamps import time_spans
 
 COMBINED = '10.0.0.{c} - - [20/Nov/{year}:08:00:{s:02d} +0000] "PUT /orders/{n}?seq={n} HTTP/1.1" {st} 5 "-" "c"'
 ECS = (
@@ -317,3 +318,15 @@ def test_the_watcher_backs_off_a_file_whose_reads_keep_failing(tmp_path: Path) -
         assert followed.retry_at > time.monotonic()
         assert store.con.execute("SELECT count(*) FROM requests").fetchone() == (0,)
         tailer.close()
+
+
+def test_a_stray_time_does_not_widen_the_range_a_batch_re_explains() -> None:
+    """One line claiming 1978 among lines from now: two short ranges, not 48 years."""
+    now = datetime(2026, 12, 3, 10, tzinfo=UTC)
+    ts = pl.Series([now, now + timedelta(seconds=5), datetime(1978, 1, 11, tzinfo=UTC), None])
+    assert time_spans(ts) == [
+        (datetime(1978, 1, 11, tzinfo=UTC), datetime(1978, 1, 11, tzinfo=UTC)),
+        (now, now + timedelta(seconds=5)),
+    ]
+    scattered = pl.Series([now - timedelta(days=d * 37) for d in range(100)])
+    assert len(time_spans(scattered)) == 16  # bounded: split only at the widest gaps
