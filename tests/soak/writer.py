@@ -2,7 +2,7 @@
 
 Every good line carries a unique `seq=N` in its query string; bad lines (mutated good lines, and
 the two lines that once crashed ingest: a combined line dated year -2025 and an ECS line dated
-9999-12-31) carry `mseq=N` before mutation. Bursts of 409s on one endpoint at a time make the
+9999-12-31) carry `bseq=N` (N from 10^9) before mutation. Bursts of 409s on one endpoint at a time make the
 alert rules fire and resolve. Rotations alternate rename + create and copytruncate; rotated
 files are kept. Writes a JSON summary to `summary` when done (and after every second, so a
 crashed harness still knows what was written).
@@ -29,6 +29,7 @@ BURST_S = 20.0
 QUIET_END_S = 240.0  # no burst in the last minutes, so every alert resolves before the end
 ROTATE_S = (60.0, 120.0)
 POISON_EVERY_S = 60.0
+BAD_BASE = 1_000_000_000
 
 
 def clf_time(now: datetime, offset_h: int) -> str:
@@ -98,7 +99,8 @@ def main() -> None:
         for _ in range(max(0, due)):
             name = rng.choice(list(FILES))
             if rng.random() < bad_share:
-                text = bad(line_for(name, now, f"mseq={mutated}", rng, burst), rng)
+                # Far from any good seq, so a mutation cannot turn it into one.
+                text = bad(line_for(name, now, f"bseq={BAD_BASE + mutated}", rng, burst), rng)
                 mutated += 1
             else:
                 text = line_for(name, now, f"seq={good}", rng, burst)
