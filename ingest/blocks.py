@@ -14,7 +14,7 @@ import polars as pl
 from ingest import endpoints, envelopes
 from ingest.formats import Format, ParserState
 from ingest.lines import newline_positions, split_lines
-from ingest.schema import empty, time_problem
+from ingest.schema import empty, stray_times, time_problem
 from ingest.settings import Settings
 from ingest.store import REQUEST_COLUMNS, Store, minute_rollup
 from ingest.timestamps import local_zone
@@ -100,6 +100,7 @@ def parse_block(
         reject = over.fill_null(reject)
         skip = skip & over.is_null()
     line_no = rows["row"].cast(pl.Int64) + first_line
+    reject = reject.fill_null(stray_times(parsed["ts"], reject.is_null() & ~skip))
     ok = reject.is_null() & ~skip
     all_ok = bool(ok.all())
     good = parsed if all_ok else parsed.filter(ok)

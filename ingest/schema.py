@@ -50,6 +50,8 @@ MARKERS: dict[str, pl.DataType] = {"_reject": pl.String(), "_skip": pl.Boolean()
 # - more than a day after the moment it is read: a line cannot be logged after it is read, and a
 #   day of slack covers clock skew between machines and any offsetless time read in the wrong
 #   zone (at most 14 h off). Years like 9999 would otherwise poison every time window after them.
+# - more than a day away from both lines around it in the file while those two agree (see
+#   `stray_times`, applied in ingest.blocks where the file order is known).
 # Stored times therefore lie in [1970, now + 1 day], so `ts +/- window` can never overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
@@ -68,6 +70,30 @@ def time_problem(ts: pl.Expr, now: datetime | None = None) -> pl.Expr:
         .then(pl.lit(TOO_LATE))
         .otherwise(pl.lit(None, pl.String))
     )
+
+
+STRAY = "timestamp more than a day away from the lines around it"
+
+
+def stray_times(ts: pl.Series, usable: pl.Series) -> pl.Series:
+    """The second half of the rule, over the usable lines of a block in file order: a line whose
+    time is more than FUTURE_SLACK away from both the usable lines before and after it, while
+    those two are within FUTURE_SLACK of each other, is a glitch of one line (a clock that
+    jumped and came back, a mangled date): STRAY; other lines null. A quiet log whose lines are
+    days apart keeps them all (its neighbours are far apart too). Such lines also made every
+    time range built from a batch (classification, storage zone maps) span years."""
+    slack = FUTURE_SLACK.total_seconds() * 1e6
+    t = ts.filter(usable).dt.epoch("us").cast(pl.Float64)
+    before, after = t.shift(1), t.shift(-1)
+    glitch = (
+        ((t - before).abs() > slack)
+        & ((after - t).abs() > slack)
+        & ((after - before).abs() <= slack)
+    ).fill_null(False)
+    out = pl.Series("stray", [None] * ts.len(), dtype=pl.String)
+    if glitch.any():
+        out = out.scatter(usable.arg_true().filter(glitch), STRAY)
+    return out
 
 
 # Values that mean "absent" in access logs.

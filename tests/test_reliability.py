@@ -20,7 +20,7 @@ from ingest.classify import Classifier
 from ingest.formats import Format, ParserState, get_format
 from ingest.pipeline import Ingester
 from ingest.reader import open_reader
-from ingest.schema import TOO_EARLY, TOO_LATE, finish
+from ingest.schema import STRAY, TOO_EARLY, TOO_LATE, finish
 from ingest.settings import load_settings
 from ingest.store import Batch, FileRecord, Store
 from ingest.tail import Tailer
@@ -105,8 +105,12 @@ def test_impossible_times_alone_or_in_large_files_end_in_rejects(
     # Alone, the line's format is detected (a time refused by the rule does not hide it).
     forced = ["--format", kind] if size > 1 else []
     done = _cli("ingest", str(log), "--db", str(db), *forced, "-q")
-    assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+    if size == 1:  # nothing but a rejected line: the CLI's one-sentence "no request" exit
+        assert done.returncode == 1
+        assert "yielded no request: all 1 lines were rejected" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
     rejects = _rows(db, "SELECT line, reason FROM rejects ORDER BY line")
     assert [line for line, _ in rejects] == [n + 1 for n in poison]
     assert {reason for _, reason in rejects} <= {TOO_EARLY, TOO_LATE}
@@ -330,3 +334,23 @@ def test_a_stray_time_does_not_widen_the_range_a_batch_re_explains() -> None:
     ]
     scattered = pl.Series([now - timedelta(days=d * 37) for d in range(100)])
     assert len(time_spans(scattered)) == 16  # bounded: split only at the widest gaps
+
+
+def test_a_one_line_clock_glitch_is_rejected_but_a_quiet_log_is_kept(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    glitch, quiet = tmp_path / "glitch.log", tmp_path / "quiet.log"
+    lines = [_line("combined", n) for n in range(10)]
+    lines[4] = lines[4].replace("/2025:", "/1978:")
+    glitch.write_text("\n".join(lines) + "\n")
+    days = [f"{d:02d}/Nov/2025" for d in (1, 9, 17, 25)]
+    quiet.write_text(
+        "".join(
+            _line("combined", n).replace("20/Nov/2025", day) + "\n" for n, day in enumerate(days)
+        )
+    )
+    with Store.open(db) as store:
+        Ingester(store, load_settings(db=db, env={})).ingest([glitch, quiet])
+        rejects = store.con.execute("SELECT file, line, reason FROM rejects").fetchall()
+        kept = store.con.execute(f"SELECT count(*) FROM requests WHERE file = '{quiet}'").fetchone()
+    assert rejects == [(str(glitch), 5, STRAY)]
+    assert kept == (4,)

@@ -21,8 +21,8 @@ NGINX_MAIN = (
     "log_format main '$remote_addr - $remote_user [$time_local] \"$request\" '"
     ' \'$status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"\';'
 )
-# Format specs beyond the registry's names: an `nginx:` directive builds its own parser.
-EXTRA_SPECS = {"nginx:" + NGINX_MAIN: ["nginx_main"]}
+# Format specs beyond the registry's names: `nginx:` and `apache:` patterns build their parsers.
+EXTRA_SPECS = {"nginx:" + NGINX_MAIN: ["nginx_main"], "apache:combined": ["combined"]}
 ENVELOPES = ("docker", "cri", "compose")
 
 
