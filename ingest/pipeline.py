@@ -294,6 +294,11 @@ class Ingester:
                             break
                         stage.put((parsed, block.end - block.start, state.dumps(), bstart,
                                    line - parsed.lines))  # fmt: skip
+                        if not source.compressed and block.end >= source.size:
+                            # What the file held when this look began: a file written as fast
+                            # as it is read must not hold the caller (watch's poll, its other
+                            # files, its alert evaluation) forever; the next look goes on.
+                            break
                     if pending and take_unterminated:
                         parsed = parse(pending, pending_start, line, False, (), True)
                         stage.put((parsed, 0, state.dumps(), pending_start, line))
