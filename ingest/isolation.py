@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import BinaryIO
 
 import duckdb
 import polars as pl
 
 from ingest.blocks import RAW_LIMIT, Parsed
 from ingest.errors import DatabaseLockedError
-from ingest.lines import newline_positions
+from ingest.lines import newline_positions, split_lines
 from ingest.schema import empty
 from ingest.store import REQUEST_COLUMNS, AfterInsert, Batch, Store, minute_rollup
 
@@ -209,3 +210,20 @@ def _without(batch: Batch, bad: dict[int, str], raw_of: RawOf) -> Batch:
         conflict_lines=batch.conflict_lines.filter(~pl.col("line").is_in(lines.implode())),
         minutes=None,
     )
+
+
+def raw_reader(opener: Callable[[], BinaryIO], start: int, end: int, first_line: int) -> RawOf:
+    """Reads back the raw text of given line numbers of the block [start, end) that begins at
+    `first_line` (only when a batch fails: the block's bytes are not kept)."""
+
+    def raw_of(lines: pl.Series) -> pl.Series:
+        with opener() as fh:
+            fh.seek(start)
+            text = split_lines(fh.read(end - start))
+        index = (lines - first_line).cast(pl.Int64)
+        ok = (index >= 0) & (index < text.len())
+        picked = text.gather(index.filter(ok).cast(pl.UInt32))
+        out = pl.Series("raw", [None] * lines.len(), dtype=pl.String)
+        return out.scatter(ok.arg_true(), picked) if picked.len() else out
+
+    return raw_of

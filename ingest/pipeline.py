@@ -341,7 +341,7 @@ class Ingester:
                 )
                 batch = Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop,
                               parsed.minutes)  # fmt: skip
-                batch = self._commit(batch, _raw_reader(opener, block_start, parsed.end,
+                batch = self._commit(batch, isolation.raw_reader(opener, block_start, parsed.end,
                                                         block_line))  # fmt: skip
                 # Keep the cache current after every commit: a later failure must not make
                 # the next look resume from an older offset.
@@ -418,23 +418,6 @@ class Ingester:
                         " WHERE starts_with(endpoint, ?)",
                         [pattern, replacement, fold.prefix + "/"],
                     )
-
-
-def _raw_reader(opener: Opener, start: int, end: int, first_line: int) -> isolation.RawOf:
-    """Reads back the raw text of given line numbers of the block [start, end) that begins at
-    `first_line` (only when a batch fails: the block's bytes are not kept)."""
-
-    def raw_of(lines: pl.Series) -> pl.Series:
-        with opener() as fh:
-            fh.seek(start)
-            text = split_lines(fh.read(end - start))
-        index = (lines - first_line).cast(pl.Int64)
-        ok = (index >= 0) & (index < text.len())
-        picked = text.gather(index.filter(ok).cast(pl.UInt32))
-        out = pl.Series("raw", [None] * lines.len(), dtype=pl.String)
-        return out.scatter(ok.arg_true(), picked) if picked.len() else out
-
-    return raw_of
 
 
 def _same_start(opener: Opener, head: bytes) -> bool:
