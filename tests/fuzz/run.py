@@ -1,7 +1,8 @@
 """`make fuzz`: at least 1M mutated lines per format family through the real one-shot ingest.
 
-A family is each `--format` of the registry (plus an `nginx:` directive), and each container
-envelope around lines of every format. Its lines are seed lines mutated 1-3 times (byte
+A family is a format family of the registry (json, text, envoy's text-or-JSON; the `nginx:` and
+`apache:` patterns with text) or the container envelopes; its lines are spread evenly over its
+formats, each reported on its own row too. Its lines are seed lines mutated 1-3 times (byte
 insertions, truncations, swaps, JSON values replaced by huge numbers, nulls and nested objects,
 impossible dates...), with some left intact and some arbitrary bytes, written to files and
 ingested whole into a fresh DuckDB file. Per family it reports lines tried, stored, rejected,
@@ -14,9 +15,9 @@ a file ending in error); the exit status is 1 if any family has a crash or an un
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -24,13 +25,15 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.pipeline import Ingester, IngestReport
+from ingest.formats import all_formats
+from ingest.pipeline import Ingester
 from ingest.settings import load_settings
 from ingest.store import Store
 from tests.fuzz.corpus import ENVELOPES, seeds, specs, wrap
 from tests.fuzz.mutations import mutate
 
 FILE_LINES = 250_000
+_numbers = itertools.count()
 
 
 @dataclass
@@ -65,67 +68,76 @@ def fuzz_lines(spec: str, count: int, rng: random.Random) -> list[bytes]:
     return out
 
 
-def write_files(
-    folder: Path, family: str, total: int, rng: random.Random
-) -> list[tuple[Path, str]]:
-    """Files of at most FILE_LINES lines for `family`, each with the format it is read as;
-    envelope families cycle through every format for their inner lines (one per file)."""
+Unit = tuple[str, str | None]  # (format spec, envelope or None)
+
+
+def families() -> dict[str, list[Unit]]:
+    """Format families of the registry (its `family` of each format: json, text, envoy's
+    text-or-JSON) plus the `nginx:`/`apache:` patterns with text, and the container envelopes
+    around every format (one envelope per format, in turn)."""
+    kinds = {f.name: f.family for f in all_formats()}
+    out: dict[str, list[Unit]] = {}
+    for spec in specs():
+        family = {"json": "json", "any": "envoy (text + JSON)"}.get(kinds.get(spec, "text"), "text")
+        out.setdefault(family, []).append((spec, None))
+    out["envelopes"] = [(spec, ENVELOPES[i % len(ENVELOPES)]) for i, spec in enumerate(specs())]
+    return out
+
+
+def write_unit(folder: Path, unit: Unit, total: int, rng: random.Random) -> list[Path]:
+    """Files of at most FILE_LINES lines of one format (maybe in an envelope)."""
+    spec, envelope = unit
+    headers, _ = seeds(spec)
     paths = []
-    envelope = family.removeprefix("envelope:") if family.startswith("envelope:") else None
-    inner = specs()
-    for i, start in enumerate(range(0, total, FILE_LINES)):
-        n = min(FILE_LINES, total - start)
-        spec = inner[i % len(inner)] if envelope else family
-        headers, _ = seeds(spec)
-        lines = [*headers, *fuzz_lines(spec, n, rng)]
+    for start in range(0, total, FILE_LINES):
+        lines = [*headers, *fuzz_lines(spec, min(FILE_LINES, total - start), rng)]
         if envelope:
             lines = [wrap(envelope, line, k) for k, line in enumerate(lines)]
-        path = folder / f"{i:03d}.log"
+        path = folder / f"{next(_numbers):05d}.log"  # never reused: counts go by file
         path.write_bytes(b"\n".join(lines) + b"\n")
-        paths.append((path, spec))
+        paths.append(path)
     return paths
 
 
-def run_family(family: str, total: int, rng: random.Random, work: Path) -> Tally:
-    tally = Tally(family)
-    folder = work / "files"
-    folder.mkdir()
+def run_unit(store: Store, unit: Unit, total: int, rng: random.Random, folder: Path) -> Tally:
+    spec, envelope = unit
+    tally = Tally(f"{spec[:24]}{' in ' + envelope if envelope else ''}")
+    paths = write_unit(folder, unit, total, rng)
+    tally.tried = sum(p.read_bytes().count(b"\n") for p in paths)
+    started = time.perf_counter()
     try:
-        paths = write_files(folder, family, total, rng)
-        tally.tried = sum(p.read_bytes().count(b"\n") for p, _ in paths)
-        db = work / "fuzz.duckdb"
-        started = time.perf_counter()
-        report = IngestReport()
-        try:
-            with Store.open(db) as store:
-                settings = load_settings(db=db, env={})
-                for spec in dict.fromkeys(spec for _, spec in paths):
-                    mine = [p for p, s in paths if s == spec]
-                    report.files += Ingester(store, settings, forced=spec).ingest(mine).files
-                stored = store.con.execute("SELECT count(*) FROM requests").fetchone()
-                rejected = store.con.execute("SELECT count(*) FROM rejects").fetchone()
-        except Exception as exc:
+        report = Ingester(store, load_settings(db=store.path, env={}), forced=spec).ingest(paths)
+    except Exception as exc:
+        tally.crashes += 1
+        tally.errors.append("".join(traceback.format_exception(exc))[-2000:])
+        return tally
+    tally.seconds = time.perf_counter() - started
+    for f in report.files:
+        if f.status == "error":
             tally.crashes += 1
-            tally.errors.append("".join(traceback.format_exception(exc))[-2000:])
-            return tally
-        tally.seconds = time.perf_counter() - started
-        for f in report.files:
-            if f.status == "error":
-                tally.crashes += 1
-            if f.status != "ok":  # an unrecognised file leaves its lines unaccounted
-                tally.errors.append(f"{f.path}: {f.status} {f.message}")
-        tally.stored = int(stored[0]) if stored else 0
-        tally.rejected = int(rejected[0]) if rejected else 0
-        tally.skipped = report.total("skipped")
-        if (tally.stored, tally.rejected) != (report.total("parsed"), report.total("rejected")):
-            tally.errors.append(
-                f"report says {report.total('parsed')} parsed, {report.total('rejected')} rejected;"
-                f" the database holds {tally.stored} and {tally.rejected}"
-            )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(exist_ok=True)
+        if f.status != "ok":  # an unrecognised file leaves its lines unaccounted
+            tally.errors.append(f"{f.path}: {f.status} {f.message}")
+    names = [str(p) for p in paths]
+    stored = store.con.execute("SELECT count(*) FROM requests WHERE list_contains(?, file)",
+                               [names]).fetchone()  # fmt: skip
+    rejected = store.con.execute("SELECT count(*) FROM rejects WHERE list_contains(?, file)",
+                                 [names]).fetchone()  # fmt: skip
+    tally.stored = int(stored[0]) if stored else 0
+    tally.rejected = int(rejected[0]) if rejected else 0
+    tally.skipped = report.total("skipped")
+    if (tally.stored, tally.rejected) != (report.total("parsed"), report.total("rejected")):
+        tally.errors.append(
+            f"report says {report.total('parsed')} parsed, {report.total('rejected')} rejected;"
+            f" the database holds {tally.stored} and {tally.rejected}"
+        )
+    for p in paths:
+        p.unlink()
     return tally
+
+
+def _row(t: Tally) -> str:
+    return (f"| {t.family} | {t.tried:,} | {t.stored:,} | {t.rejected:,} | {t.skipped:,} |"
+            f" {t.unaccounted:,} | {t.crashes} | {t.seconds:.1f} |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,38 +147,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="families to run (default: all)")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # rejected lines are the point here, not news
-    families = [*specs(), *(f"envelope:{e}" for e in ENVELOPES)]
-    if args.only:
-        families = [f for f in families if f in args.only or f.split(" ")[0] in args.only]
-    header = ("family", "lines tried", "stored", "rejected", "skipped", "unaccounted",
+    chosen = {k: v for k, v in families().items() if not args.only or k in args.only}
+    header = ("family / format", "lines tried", "stored", "rejected", "skipped", "unaccounted",
               "crashes", "ingest s")  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    tallies = []
-    with tempfile.TemporaryDirectory(prefix="conflictradar-fuzz-") as tmp:
-        for i, family in enumerate(families):
-            work = Path(tmp) / "work"
-            work.mkdir(exist_ok=True)
-            tally = run_family(family, args.lines, random.Random(args.seed * 1000 + i), work)
-            tallies.append(tally)
-            name = family if len(family) < 30 else family[:27] + "..."
-            print(f"| {name} | {tally.tried:,} | {tally.stored:,} | {tally.rejected:,} |"
-                  f" {tally.skipped:,} | {tally.unaccounted:,} | {tally.crashes} |"
-                  f" {tally.seconds:.1f} |", flush=True)  # fmt: skip
-    total = Tally("all")
-    for t in tallies:
-        total.tried += t.tried
-        total.stored += t.stored
-        total.rejected += t.rejected
-        total.skipped += t.skipped
-        total.crashes += t.crashes
-        total.seconds += t.seconds
-    print(f"| **all** | {total.tried:,} | {total.stored:,} | {total.rejected:,} | {total.skipped:,}"
-          f" | {total.unaccounted:,} | {total.crashes} | {total.seconds:.1f} |")  # fmt: skip
-    for t in tallies:
-        for error in t.errors[:5]:
-            print(f"\n{t.family}: {error}", file=sys.stderr)
-    bad = total.crashes or any(t.unaccounted for t in tallies)
+    rng = random.Random(args.seed)
+    bad = False
+    for family, units in chosen.items():
+        total = Tally(f"**{family}**")
+        per_unit = -(-args.lines // len(units))
+        with tempfile.TemporaryDirectory(prefix="conflictradar-fuzz-") as tmp:
+            folder = Path(tmp) / "files"
+            folder.mkdir()
+            db = Path(tmp) / "fuzz.duckdb"
+            with Store.open(db) as store:
+                tallies = [run_unit(store, unit, per_unit, rng, folder) for unit in units]
+        for t in tallies:
+            print(_row(t), flush=True)
+            for name in ("tried", "stored", "rejected", "skipped", "crashes", "seconds"):
+                setattr(total, name, getattr(total, name) + getattr(t, name))
+            for error in t.errors[:5]:
+                print(f"\n{t.family}: {error}", file=sys.stderr)
+            bad = bad or bool(t.crashes or t.unaccounted)
+        print(_row(total), flush=True)
     return 1 if bad else 0
 
 
