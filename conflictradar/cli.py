@@ -55,6 +55,14 @@ def _common(p: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> Non
     )  # fmt: skip
 
 
+def _lake_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lake", type=Path, metavar="DIR",
+                   help="write a hive-partitioned Parquet lake in DIR on a Dask cluster")  # fmt: skip
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="with --lake: a Dask scheduler (tcp://HOST:8786) or local:N workers"
+                        " (default: local:<cores>)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="conflictradar",
@@ -83,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log format (default: detected per file); e.g. combined, apigw, "
                         "nginx:'<log_format string>', apache:'<LogFormat string>'")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    _lake_options(p)
 
     p = sub.add_parser("watch", help="follow log files, folders or globs until stopped")
     _common(p)
@@ -121,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sql", help="run a read-only SQL query")
     _common(p)
     p.add_argument("query", metavar="QUERY", help="the SELECT to run, or - to read it from stdin")
+    p.add_argument("--lake", type=Path, metavar="DIR", help="query a Parquet lake instead of --db")
     p.add_argument("--format", dest="out_format", choices=FORMATS,
                    help="output format (default: table on a terminal, csv otherwise; "
                         "parquet when --output ends in .parquet)")  # fmt: skip
@@ -171,11 +181,17 @@ def _nothing_from(arg: str, reports: list[FileReport]) -> str | None:
     return f"{arg} yielded no request: its {skipped:,} lines are not access-log lines"
 
 
-def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, quiet: bool) -> int:
+def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, quiet: bool,
+               lake: Path | None = None, cluster: str | None = None) -> int:  # fmt: skip
     from conflictradar.spool import STDIN, spool_stdin
     from ingest.pipeline import Ingester
     from ingest.render import ingest_progress, print_ingest_report
     from ingest.store import Store
+
+    if lake is not None or cluster is not None:
+        from ingest.lake.cluster import run_lake_ingest
+
+        return run_lake_ingest(settings, paths, lake, cluster, log_format, quiet)
 
     spooled = spool_stdin(settings.db, sys.stdin.buffer) if STDIN in paths else None
     files, groups = _by_argument([str(spooled) if p == STDIN and spooled else p for p in paths])
@@ -205,7 +221,8 @@ def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, qui
     return code
 
 
-def cmd_sql(settings: Settings, query: str, out_format: str | None, output: Path | None) -> int:
+def cmd_sql(settings: Settings, query: str, out_format: str | None, output: Path | None,
+            lake: Path | None = None) -> int:  # fmt: skip
     from conflictradar.output import choose_format, write_result
     from ingest.reader import open_reader
 
@@ -213,7 +230,12 @@ def cmd_sql(settings: Settings, query: str, out_format: str | None, output: Path
     to_screen = output is None and sys.stdout.isatty()
     fmt = choose_format(out_format, output, sys.stdout.isatty())
     # The row cap protects a terminal; files and pipes (exports) get every row.
-    result = open_reader(settings).user_query(text, capped=to_screen)
+    if lake is not None:
+        from ingest.lake.reader import LakeReader
+
+        result = LakeReader(lake, settings.sql).user_query(text, capped=to_screen)
+    else:
+        result = open_reader(settings).user_query(text, capped=to_screen)
     if output is None:
         write_result(result.table, fmt, sys.stdout, sys.stdout.buffer)
         sys.stdout.flush()
@@ -296,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "ingest":
-            return cmd_ingest(_settings(args), args.paths, args.log_format, args.quiet)
+            return cmd_ingest(_settings(args), args.paths, args.log_format, args.quiet,
+                              args.lake, args.cluster)  # fmt: skip
         if args.command == "watch":
             return cmd_watch(_settings(args), args.paths, args.log_format, not args.no_alerts,
                              args.verbose, args.metrics)  # fmt: skip
@@ -305,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "alerts":
             return cmd_alerts(_settings(args), args)
         if args.command == "sql":
-            return cmd_sql(_settings(args), args.query, args.out_format, args.output)
+            return cmd_sql(_settings(args), args.query, args.out_format, args.output, args.lake)
         if args.command == "demo":
             return cmd_demo(_settings(args), args.duration)
         if args.command == "config":
