@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, help="port (default: 8501)")
+    p.add_argument("--lake", type=Path, metavar="DIR", help="show a Parquet lake instead of --db")
 
     p = sub.add_parser("alerts", help="test channels, check rules now, or backtest history")
     alerts = p.add_subparsers(dest="alerts_command", required=True, parser_class=_Parser)
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--html", type=Path, help="also write an HTML plot of the series with the alerts"
     )
+    a.add_argument("--lake", type=Path, metavar="DIR", help="replay a Parquet lake's history")
 
     p = sub.add_parser("sql", help="run a read-only SQL query")
     _common(p)
@@ -280,8 +283,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return check_config(args.file or args.config, args.db, sys.stdout)
 
 
-def cmd_dashboard(settings: Settings, host: str | None, port: int | None) -> int:
+def cmd_dashboard(settings: Settings, host: str | None, port: int | None,
+                  lake: Path | None = None) -> int:  # fmt: skip
     from dashboard.server import run_dashboard
+
+    if lake is not None:  # the app reads the lake (dashboard.data.reader)
+        os.environ["CONFLICTRADAR_LAKE"] = str(lake.resolve())
 
     return run_dashboard(settings, host or settings.dashboard.host, port or settings.dashboard.port)
 
@@ -297,8 +304,13 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
     if args.alerts_command == "backtest":
         since = parse_when(args.since, now, "--since")
         until = parse_when(args.until, now, "--until")
-        return run_backtest(settings, open_reader(settings), since, until, parse_step(args.step),
-                            args.html, sys.stdout)  # fmt: skip
+        reader = open_reader(settings)
+        if args.lake is not None:
+            from ingest.lake.reader import LakeReader
+
+            reader = LakeReader(args.lake, settings.sql)
+        return run_backtest(settings, reader, since, until, parse_step(args.step), args.html,
+                            sys.stdout)  # fmt: skip
     with Store.open(settings.db, wait_s=5.0) as store:
         if args.alerts_command == "test":
             return run_test(settings, store, sys.stdout)
@@ -324,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_watch(_settings(args), args.paths, args.log_format, not args.no_alerts,
                              args.verbose, args.metrics)  # fmt: skip
         if args.command == "dashboard":
-            return cmd_dashboard(_settings(args), args.host, args.port)
+            return cmd_dashboard(_settings(args), args.host, args.port, args.lake)
         if args.command == "alerts":
             return cmd_alerts(_settings(args), args)
         if args.command == "sql":

@@ -8,7 +8,9 @@ version, so an ingest commit shows up at the next refresh and an idle database i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
@@ -35,6 +37,11 @@ def settings() -> Settings:
 
 
 def reader(s: Settings) -> Reader:
+    lake = os.environ.get("CONFLICTRADAR_LAKE")  # `dashboard --lake DIR`
+    if lake:
+        from ingest.lake.reader import lake_reader
+
+        return lake_reader(Path(lake), s.sql)
     # A page should say "busy, retrying" within seconds rather than hang on a writer's lock
     # (the page itself retries every refresh).
     return open_reader(s, patience_s=LOCK_WAIT_S)

@@ -11,8 +11,9 @@ skips whole files; filters on `ts`/`minute` skip row groups by their Parquet sta
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,19 @@ def open_lake(lake: Path, sql: SqlSettings) -> duckdb.DuckDBPyConnection:
     }
     con = duckdb.connect(":memory:", config=config)
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        # GLOBAL: the cursors each call gets are sessions of their own.
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
+        # Files are immutable under their names (a rewrite is a rename): their footers can be
+        # kept between queries of this connection.
+        con.execute("SET parquet_metadata_cache = true")
         con.execute(DDL)
+        # Readers look for their tables in duckdb_tables(); here most of them are views.
+        con.execute(
+            "CREATE MACRO duckdb_tables() AS TABLE SELECT * FROM system.main.duckdb_tables()"
+            " UNION ALL BY NAME SELECT database_name, database_oid, schema_name, schema_oid,"
+            " view_name AS table_name, view_oid AS table_oid, comment, tags, internal, temporary,"
+            " sql FROM system.main.duckdb_views() WHERE NOT internal"
+        )
         con.executemany(
             "INSERT INTO causes VALUES (?, ?, ?, ?)",
             [[c.cause.value, c.title, c.description, c.remediation] for c in CAUSES],
@@ -124,18 +136,44 @@ def open_lake(lake: Path, sql: SqlSettings) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def lake_version(lake: Path) -> tuple[int | None, ...]:
+    """Changes whenever a range is committed, an hour re-explained or the folds change."""
+    stamps: list[int | None] = []
+    for rel in (layout.UNITS, layout.CLASSIFIED, layout.FOLDS):
+        try:
+            stamps.append((lake / rel).stat().st_mtime_ns)
+        except FileNotFoundError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
 @dataclass
 class LakeReader:
-    """The `ingest.reader.Reader` protocol over a lake."""
+    """The `ingest.reader.Reader` protocol over a lake.
+
+    The sandboxed connection is built once per version of the lake and shared (each call gets
+    its own cursor): building it lists the manifest, which costs more than most page queries.
+    """
 
     lake: Path
     sql: SqlSettings
+    _con: duckdb.DuckDBPyConnection | None = None
+    _version: tuple[int | None, ...] = ()
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def exists(self) -> bool:
         return (self.lake / layout.UNITS).is_dir()
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        version = lake_version(self.lake)
+        with self._lock:
+            if self._con is None or version != self._version:
+                # A previous connection closes once its last cursor is gone.
+                self._con, self._version = open_lake(self.lake, self.sql), version
+            return self._con.cursor()
+
     def query(self, sql: str, params: Params = None) -> pa.Table:
-        con = open_lake(self.lake, self.sql)
+        con = self._cursor()
         try:
             check_statement(con, sql)
             return con.sql(sql, params=params).to_arrow_table()
@@ -151,8 +189,19 @@ class LakeReader:
         return out
 
     def user_query(self, sql: str, capped: bool = True) -> QueryResult:
-        con = open_lake(self.lake, self.sql)
+        con = self._cursor()
         try:
             return run_query(con, sql, self.sql if capped else uncapped(self.sql))
         finally:
             con.close()
+
+
+_READERS: dict[tuple[Path, SqlSettings], LakeReader] = {}
+
+
+def lake_reader(lake: Path, sql: SqlSettings) -> LakeReader:
+    """One reader per lake and settings in a process (the dashboard's pages share it)."""
+    key = (lake.resolve(), sql)
+    if key not in _READERS:
+        _READERS[key] = LakeReader(key[0], sql)
+    return _READERS[key]
