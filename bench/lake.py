@@ -38,10 +38,16 @@ def source_set(lines: int, hosts: int) -> list[Path]:
 
 
 def _figures(run: Run) -> dict[str, float]:
-    try:
-        return dict(json.loads(run.stdout or "{}"))
-    except json.JSONDecodeError:
-        return {}
+    """The child's JSON line (the last line of its stdout that holds one)."""
+    for line in reversed((run.stdout or "").splitlines()):
+        if line.startswith("{"):
+            try:
+                return dict(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    if run.stdout:
+        print(f"bench: unexpected output: {run.stdout[-300:]!r}", file=sys.stderr)
+    return {}
 
 
 def main() -> None:
