@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -32,16 +33,18 @@ T = TypeVar("T")
 
 
 def settings() -> Settings:
-    """Settings as the launcher resolved them (env: CONFLICTRADAR_DB, CONFLICTRADAR_CONFIG)."""
-    return load_settings()
+    """Settings as the launcher resolved them (env: CONFLICTRADAR_DB, CONFLICTRADAR_CONFIG);
+    with CONFLICTRADAR_LAKE (`dashboard --lake DIR`) the data is the lake's."""
+    s = load_settings()
+    lake = os.environ.get("CONFLICTRADAR_LAKE")
+    return replace(s, db=Path(lake)) if lake else s
 
 
 def reader(s: Settings) -> Reader:
-    lake = os.environ.get("CONFLICTRADAR_LAKE")  # `dashboard --lake DIR`
-    if lake:
+    if os.environ.get("CONFLICTRADAR_LAKE"):  # `dashboard --lake DIR`: s.db is the lake
         from ingest.lake.reader import lake_reader
 
-        return lake_reader(Path(lake), s.sql)
+        return lake_reader(s.db, s.sql)
     # A page should say "busy, retrying" within seconds rather than hang on a writer's lock
     # (the page itself retries every refresh).
     return open_reader(s, patience_s=LOCK_WAIT_S)

@@ -208,3 +208,21 @@ def test_killed_worker_mid_job_loses_and_doubles_nothing(tmp_path: Path) -> None
     _one_machine(inputs, db)
     assert_same(lake, db)
     assert not list(layout.temp_files(lake))
+
+
+def test_dashboard_app_over_the_lake_shows_what_the_database_shows(
+    sample_lake: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_dashboard import metrics, open_app
+
+    lake, db = sample_lake
+    for page in ("overview", "causes"):
+        monkeypatch.delenv("CONFLICTRADAR_LAKE", raising=False)
+        from_db = open_app(monkeypatch, db, page, range="all")
+        monkeypatch.setenv("CONFLICTRADAR_LAKE", str(lake))
+        from_lake = open_app(monkeypatch, db, page, range="all")
+        assert metrics(from_lake) == metrics(from_db), page
+        assert [str(m.value) for m in from_lake.markdown] == [
+            str(m.value).replace(str(db.resolve()), str(lake)) for m in from_db.markdown
+        ], page
+        assert page != "overview" or metrics(from_lake)  # the KPIs are there, not a notice
