@@ -30,6 +30,8 @@ COMPARED = {
     "conflicts": "SELECT {conflict_columns} FROM conflicts ORDER BY file, line",
     "rejects": "SELECT file, line, reason, raw FROM rejects ORDER BY file, line",
     "conflict_lines": "SELECT file, line, ts, raw FROM conflict_lines ORDER BY file, line",
+    "request_links": "SELECT file, line, ts, head_file, head_line, head_ts FROM request_links"
+    " ORDER BY ALL",
     "request_minutes": "SELECT minute, file, host, endpoint, method, status, sum(requests)::BIGINT,"
     " sum(bytes)::BIGINT, round(sum(duration_ms_sum), 3) FROM request_minutes GROUP BY ALL"
     " HAVING sum(requests) <> 0 ORDER BY ALL",

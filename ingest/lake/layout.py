@@ -8,6 +8,8 @@ LAKE/
   rejects/source=<id>/part-<start>-<end>.parquet                           lines that did not parse
   conflicts/date=.../hour=.../part-0.parquet                               409s with their causes
   conflict_minutes/date=.../hour=.../part-0.parquet                        their per-minute rollup
+  request_links/date=.../hour=.../part-0.parquet                           lines joined across tiers
+  request_minutes_joined/date=.../hour=.../part-0.parquet                  -1 rollup rows for them
   _manifest/units/<id>-<start>-<end>.json      one per stored byte range (the commit record)
   _manifest/classified/<date>T<hour>.json      the inputs each hour's causes were computed from
   _manifest/folds.json                         endpoint positions folded to {id} across the lake
@@ -39,8 +41,11 @@ LOCK = f"{MANIFEST}/ingest.lock"
 
 # Tables written per parsed byte range, partitioned by hour and source.
 UNIT_TABLES = ("requests", "request_minutes", "conflict_lines")
-# Tables written per hour by classification.
-HOUR_TABLES = ("conflicts", "conflict_minutes")
+# Tables written per hour by classification: the 409s, their rollup, the lines joined across
+# tiers into one request, and the request rollup's corrections for them (read as part of
+# request_minutes).
+CORRECTIONS = "request_minutes_joined"
+HOUR_TABLES = ("conflicts", "conflict_minutes", "request_links", CORRECTIONS)
 ALL_TABLES = (*UNIT_TABLES, "rejects", *HOUR_TABLES)
 
 HOUR = timedelta(hours=1)

@@ -35,6 +35,21 @@ HIVE_TYPES = {"date": "DATE", "hour": "INTEGER", "source": "VARCHAR"}
 FOLDED_TABLES = ("requests", "conflicts", "request_minutes", "conflict_minutes")
 
 
+def _scan(
+    select: list[str], paths: list[str], by_hour: bool, by_source: bool, pad_source: bool
+) -> str:
+    """SELECT the columns (and the hive partition columns) of some Parquet files."""
+    extra = (["date", "hour"] if by_hour else []) + (["source"] if by_source else [])
+    types = "{" + ", ".join(f"'{c}': {HIVE_TYPES[c]}" for c in extra) + "}"
+    listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    # Rows of both kinds of request_minutes files line up: NULL stands for a missing source.
+    cols = select + extra + (["NULL::VARCHAR AS source"] if pad_source else [])
+    return (
+        f"SELECT {', '.join(cols)} FROM read_parquet({listing}, hive_partitioning = true,"
+        f" hive_types = {types})"
+    )
+
+
 def fold_sql(column: str, folds: list[Fold]) -> str:
     """The endpoint with the lake's folds applied, as the one-machine store rewrites it."""
     expr = column
@@ -104,8 +119,15 @@ def open_lake(lake: Path, sql: SqlSettings) -> duckdb.DuckDBPyConnection:
             "INSERT INTO causes VALUES (?, ?, ?, ?)",
             [[c.cause.value, c.title, c.description, c.remediation] for c in CAUSES],
         )
-        for table, paths in files.tables.items():
-            if not paths:
+        for table in files.tables:
+            if table == layout.CORRECTIONS:
+                continue  # read as part of request_minutes
+            by_source = table in layout.UNIT_TABLES or table == "rejects"
+            parts = [(files.tables[table], by_source, False)]
+            if table == "request_minutes":  # plus the corrections for lines joined across tiers
+                parts.append((files.tables[layout.CORRECTIONS], False, True))
+            parts = [part for part in parts if part[0]]
+            if not parts:
                 continue  # the empty table of the one-machine schema stands in
             description = con.execute(f"SELECT * FROM {table} LIMIT 0").description or []
             columns = [d[0] for d in description]
@@ -115,17 +137,11 @@ def open_lake(lake: Path, sql: SqlSettings) -> duckdb.DuckDBPyConnection:
                 else c
                 for c in columns
             ]
-            extra = ["date", "hour"] if table != "rejects" else []
-            if table in layout.UNIT_TABLES or table == "rejects":
-                extra.append("source")
-            types = "{" + ", ".join(f"'{c}': {HIVE_TYPES[c]}" for c in extra) + "}"
-            listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+            scans = [
+                _scan(select, paths, table != "rejects", src, pad) for paths, src, pad in parts
+            ]
             con.execute(f"DROP TABLE {table}")
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT {', '.join(select + extra)} FROM read_parquet("
-                f"{listing}, hive_partitioning = true, hive_types = {types},"
-                ")"
-            )
+            con.execute(f"CREATE VIEW {table} AS " + " UNION ALL ".join(scans))
         root = str(lake.resolve()).replace("'", "''").rstrip("/") + "/"
         con.execute(f"SET allowed_directories = ['{root}']")
         con.execute("SET enable_external_access = false")

@@ -28,13 +28,14 @@ from ingest.sources import fingerprint, open_bytes, read_blocks
 from ingest.store import DDL, REQUEST_COLUMNS, minute_rollup
 
 COUNT_CHUNK = 16 << 20
-# Context an hour is classified with: its rules' window plus a minute before it (a request's
-# lines on other tiers), and a minute after it (the service's line of a request at hh:59:59).
-CONTEXT_AFTER = timedelta(minutes=1)
 
 
-def context_before(settings: Settings) -> timedelta:
-    return Classifier(settings.classify).window + timedelta(minutes=1)
+def context(settings: Settings) -> tuple[timedelta, timedelta]:
+    """How much before and after an hour is loaded to explain it as one machine would: the
+    rules look back their window, and a line joins the lines of its request within the join
+    window on either side (twice: a competing request's own lines count too)."""
+    join = timedelta(seconds=settings.classify.join_window_s)
+    return Classifier(settings.classify).window + 2 * join, 2 * join
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def classify_hours(task: HourTask, settings: Settings) -> int:
     last = layout.parse_hour_key(task.hours[-1]) + layout.HOUR
     con = duckdb.connect(":memory:", config={"threads": 1, "preserve_insertion_order": False})
     total = 0
+    before, after = context(settings)
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(DDL)
@@ -236,8 +238,7 @@ def classify_hours(task: HourTask, settings: Settings) -> int:
                 f"INSERT INTO requests SELECT {', '.join(REQUEST_COLUMNS)}"
                 " FROM read_parquet($files, hive_partitioning = false)"
                 " WHERE ts >= $lo AND ts < $hi",
-                {"files": paths, "lo": first - context_before(settings),
-                 "hi": last + CONTEXT_AFTER},
+                {"files": paths, "lo": first - before, "hi": last + after},
             )  # fmt: skip
         # Rules look back at most their window: with the hours' context loaded, their 409s get
         # the causes the one-machine database gives them.
@@ -248,6 +249,12 @@ def classify_hours(task: HourTask, settings: Settings) -> int:
             n = _export(con, "conflicts", "ts", lake / layout.hour_file("conflicts", lo), lo, hi)
             _export(con, "conflict_minutes", "minute",
                     lake / layout.hour_file("conflict_minutes", lo), lo, hi)  # fmt: skip
+            # Lines joined into another line's request: the links, and the rollup's -1 rows
+            # for them (this database's request_minutes holds nothing else).
+            _export(con, "request_links", "ts",
+                    lake / layout.hour_file("request_links", lo), lo, hi)  # fmt: skip
+            _export(con, "request_minutes", "minute",
+                    lake / layout.hour_file(layout.CORRECTIONS, lo), lo, hi)  # fmt: skip
             layout.write_json(
                 {"hour": key, "inputs": list(inputs), "conflicts": n},
                 lake / layout.CLASSIFIED / f"{key}.json",
