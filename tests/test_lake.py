@@ -5,12 +5,13 @@ multi-host set cut into many byte ranges, re-runs and appends, and a worker kill
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,45 @@ def test_dashboard_app_over_the_lake_shows_what_the_database_shows(
             str(m.value).replace(str(db.resolve()), str(lake)) for m in from_db.markdown
         ], page
         assert page != "overview" or metrics(from_lake)  # the KPIs are there, not a notice
+
+
+def _gateway_in_front(service: Path, out: Path) -> None:
+    """An Envoy (JSON) gateway log of the requests a service logged (ECS): the same request ids,
+    15 ms later, as the gateway in front of it writes them; every 7th answered by the gateway."""
+    lines = []
+    for i, text in enumerate(service.read_text().splitlines()):
+        rec = json.loads(text)
+        at = datetime.fromisoformat(rec["@timestamp"].replace("Z", "+00:00"))
+        status = rec["http"]["response"]["status_code"]
+        line = {
+            "start_time": (at + timedelta(milliseconds=15))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "method": rec["http"]["request"]["method"],
+            "path": rec["url"]["path"],
+            "protocol": "HTTP/1.1",
+            "response_code": 409 if i % 7 == 0 else status,
+            "request_id": rec["http"]["request"]["id"],
+            "x_forwarded_for": rec["client"]["ip"],
+            "user_agent": rec.get("user_agent", {}).get("original"),
+            "upstream_host": "10.42.1.18:8080",
+            "duration": 12,
+            "bytes_sent": 100,
+        }
+        lines.append(json.dumps(line))
+    out.write_text("".join(line + "\n" for line in lines))
+
+
+def test_a_request_across_tiers_is_one_request_in_the_lake(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    logs, lake, db = tmp_path / "logs", tmp_path / "lake", tmp_path / "one.duckdb"
+    logs.mkdir()
+    service = logs / "billing-ecs.jsonl"
+    service.write_bytes((SAMPLE / "billing-ecs.jsonl").read_bytes())
+    _gateway_in_front(service, logs / "billing-gw-envoy.log")
+    inputs = sorted(logs.iterdir())
+    _lake(cluster.address, inputs, lake, split=64 << 10)
+    _one_machine(inputs, db)
+    counts = assert_same(lake, db)
+    assert counts["request_links"] > 600  # the service's lines joined their gateway's
