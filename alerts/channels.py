@@ -7,15 +7,11 @@ names of those variables are not secret and appear in messages, the values never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from alerts.secrets import Secret
+from ingest.alert_settings import ChannelKind
 
-
-class ChannelKind(StrEnum):
-    SLACK = "slack"
-    WEBHOOK = "webhook"
-    ALERTMANAGER = "alertmanager"
+__all__ = ["Channel", "ChannelKind"]
 
 
 @dataclass(frozen=True)

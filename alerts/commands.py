@@ -6,10 +6,13 @@ ingest error tree (ConfigError, UsageError, DatabaseError) for the CLI to print 
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -160,7 +163,10 @@ def run_check(
     """Evaluate every rule once at `now` and deliver what fires (waiting up to `wait_s` for
     retries); 1 if a delivery was refused or given up, else EXIT_FIRING while an alert is
     firing, else 0."""
-    with AlertEngine(settings, store, env=env, clock=clock) as engine:
+    config = load_alert_config(settings, env)
+    # Once, now: nobody evaluates again soon to announce an incident after a group wait.
+    config = replace(config, grouping=replace(config.grouping, wait_s=0.0))
+    with AlertEngine(settings, store, config=config, clock=clock) as engine:
         events = engine.evaluate(now)
         results = _settle(engine, None, wait_s, clock)
         still_open = engine.open_deliveries()
@@ -202,9 +208,14 @@ def print_timeline(result: Backtest, out: TextIO) -> None:
             continue
         out.write(_event_line(e) + "\n")
         if e.state is AlertState.FIRING and not e.repeat:
-            n = next((n for n in result.notifications if n.id == e.notification_id), None)
-            item = (
-                next((a for a in n.alerts if a.scope_value == e.scope_value), None) if n else None
+            item = next(
+                (
+                    a
+                    for n in result.notifications
+                    for a in n.alerts
+                    if (a.rule, a.scope_value, a.evaluated_at) == (e.rule, e.scope_value, e.ts)
+                ),
+                None,
             )
             if item is not None and (item.causes or item.resources):
                 causes = ", ".join(f"{c.name} {c.n}" for c in item.causes)
@@ -216,9 +227,27 @@ def print_timeline(result: Backtest, out: TextIO) -> None:
         by_rule[e.rule] = by_rule.get(e.rule, 0) + 1
     summary = ", ".join(f"{rule}: {n}" for rule, n in by_rule.items()) or "none"
     out.write(
-        f"{len(fired)} alerts would have fired ({summary}); {cleared} pending alerts "
-        "cleared before firing\n"
+        f"{len(fired)} alerts would have fired ({summary}) in {len(result.notifications)} "
+        f"messages; {cleared} pending alerts cleared before firing\n"
     )
+
+
+def print_json(result: Backtest, out: TextIO) -> None:
+    """SPEC 6: one JSON object per line for each alert that would have fired."""
+    for f in result.alerts():
+        line = {
+            "rule": f.rule,
+            "scope": f.scope,
+            "key": f.key,
+            "fired_at": iso(f.fired_at),
+            "resolved_at": iso(f.resolved_at) if f.resolved_at is not None else None,
+            "value": f.value,
+            "baseline": f.baseline,
+            "count": f.count,
+            "requests": f.requests,
+            "reason": f.reason,
+        }
+        out.write(json.dumps(line) + "\n")
 
 
 def run_backtest(
@@ -229,8 +258,11 @@ def run_backtest(
     step: timedelta | None,
     html: Path | None,
     out: TextIO,
+    *,
+    output: str = "text",
 ) -> int:
-    """Replay the rules over stored history; print the timeline, optionally write an HTML plot."""
+    """Replay the rules over stored history; print the timeline (or JSON lines), optionally
+    write an HTML plot."""
     step = step or timedelta(minutes=1)
     if until <= since:
         raise UsageError(f"--until {iso(until)} must be after --since {iso(since)}")
@@ -241,7 +273,10 @@ def run_backtest(
         result = run_replay(config, reader, since, until, step)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    print_timeline(result, out)
+    if output == "json":
+        print_json(result, out)
+    else:
+        print_timeline(result, out)
     if html is not None:
         from alerts.plot import backtest_figure, write_html
 
@@ -250,5 +285,5 @@ def run_backtest(
             write_html(backtest_figure(result.series, result.events, title), html)
         except OSError as exc:
             raise UsageError(f"cannot write --html {html}: {exc.strerror}") from exc
-        out.write(f"wrote {html}\n")
+        print(f"wrote {html}", file=sys.stderr if output == "json" else out)
     return 0

@@ -1,12 +1,11 @@
-"""Store -> detectors: 409 counts per scope in the current window and in its history windows.
+"""Store -> detectors: requests and 409s per scope value in a rule's window and its history.
 
-The current window (now - window, now] is counted from raw `conflicts` (409s are few). History
-windows end `k * step` before now (k = 1..history); when window and step are whole minutes they
-are summed from the `conflict_minutes` rollup, aligned down to the minute. History windows that
-start before the database's first request are left out rather than counted as zero.
-
-Every query takes a list of evaluation times, so a backtest over a day costs a few queries, and
-the live engine runs the very same SQL with one time.
+Each rule counts two windows (the long `window` and the `short_window`). A window is the
+sliding (now - window, now]: its whole minutes come from the rollups, the
+minute it starts in counts in proportion to how much of it is inside, and the minute under way
+is counted from the rows. History windows end `(k - 1) * step` before the window's start minus a one-window gap (k = 1..
+history) and are summed from the rollups; those that start before the database's first request
+are left out rather than counted as quiet. The SQL lives in `ingest.alert_counts`.
 """
 
 from __future__ import annotations
@@ -18,116 +17,139 @@ from datetime import datetime, timedelta
 import duckdb
 
 from alerts.rules import Rule, Scope
+from ingest.alert_counts import TOTAL, ScopeCount, Span, minute_counts, recent_counts
 
-GLOBAL_KEY = ""
-_KEY_SQL = {
-    Scope.GLOBAL: "''",
-    Scope.ENDPOINT: "coalesce(endpoint, '(none)')",
-    Scope.CAUSE: "coalesce(cause, 'unknown')",
-}
-
-
-def key_sql(scope: Scope) -> str:
-    """The SQL expression naming a row's scope value (endpoint template, cause, or '')."""
-    return _KEY_SQL[scope]
+GLOBAL_KEY = TOTAL
+MINUTE = timedelta(minutes=1)
+_TICK = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
-class ScopeCount:
+class Tally:
+    """Requests and 409s in one window (fractional where a minute is partly inside)."""
+
+    requests: float = 0.0
+    conflicts: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.conflicts / self.requests if self.requests > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class WindowCount:
     key: str
-    value: int
-    history: tuple[int, ...]  # oldest window last; only windows with data
+    now: Tally  # the (long) window
+    history: tuple[Tally, ...]  # newest first; only windows after the data's first minute
+    short: Tally = Tally()  # the short window
+    short_history: tuple[Tally, ...] = ()
+
+    @property
+    def value(self) -> int:
+        return round(self.now.conflicts)
 
 
 @dataclass(frozen=True)
 class Sample:
-    """Counts for one rule at one evaluation time, for every scope value seen."""
+    """Counts for one rule at one evaluation time, for every scope value with 409s or history."""
 
     now: datetime
-    counts: tuple[ScopeCount, ...]
+    counts: tuple[WindowCount, ...]
 
-    def get(self, key: str) -> ScopeCount:
-        return next((c for c in self.counts if c.key == key), ScopeCount(key, 0, ()))
-
-
-@dataclass(frozen=True)
-class Count:
-    name: str
-    n: int
+    def get(self, key: str) -> WindowCount:
+        return next((c for c in self.counts if c.key == key), WindowCount(key, Tally(), ()))
 
 
-@dataclass(frozen=True)
-class Breakdown:
-    """What the 409s of one scope and window were made of: for the message."""
-
-    causes: tuple[Count, ...]
-    resources: tuple[Count, ...]
-    endpoints: tuple[Count, ...]
-
-
-def _whole_minutes(seconds: float) -> bool:
-    return seconds >= 60 and seconds % 60 == 0
-
-
-def uses_minutes(rule: Rule) -> bool:
-    return _whole_minutes(rule.window_s) and _whole_minutes(rule.step_s)
-
-
-def _floor_minute(ts: datetime) -> datetime:
+def floor_minute(ts: datetime) -> datetime:
     return ts.replace(second=0, microsecond=0)
 
 
-def history_windows(rule: Rule, now: datetime) -> list[tuple[int, datetime, datetime]]:
-    """(k, start, end) of each history window, k = 1..history."""
-    window = timedelta(seconds=rule.window_s)
-    out = []
-    for k in range(1, rule.history + 1):
-        end = now - timedelta(seconds=rule.step_s * k)
-        if uses_minutes(rule):
-            end = _floor_minute(end)
-        out.append((k, end - window, end))
-    return out
+def current_spans(window_s: float, now: datetime, i: int) -> tuple[list[Span], list[Span]]:
+    """(rollup spans, row spans) that make up the window (now - window, now], ids `i`."""
+    window = timedelta(seconds=window_s)
+    m = floor_minute(now)
+    if m == now:
+        return [Span(i, now - window, now)], []
+    part = (now - m) / MINUTE
+    rolled = [Span(i, m - window, m - window + MINUTE, 1.0 - part)]
+    if window > MINUTE:
+        rolled.append(Span(i, m - window + MINUTE, m))
+    return rolled, [Span(i, m - _TICK, now)]
 
 
-def data_start(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The first minute with any request: history before it is unknown, not quiet."""
-    row = con.execute("SELECT min(minute) FROM request_minutes").fetchone()
-    return row[0] if row else None
+def history_spans(
+    window_s: float, step_s: float, history: int, now: datetime
+) -> list[tuple[int, datetime, datetime]]:
+    """(k, start, end) of each history window, k = 1..history, whole minutes."""
+    window = timedelta(seconds=window_s)
+    step = timedelta(seconds=step_s)
+    # One window's gap before the current one: a spike's first minutes are not its own baseline.
+    first_end = floor_minute(now - 2 * window)
+    return [(k, first_end - (k - 1) * step - window, first_end - (k - 1) * step) for k in
+            range(1, history + 1)]  # fmt: skip
 
 
-def _grouped(
+def _add(into: dict[tuple[int, str], Tally], rows: list[ScopeCount]) -> None:
+    for r in rows:
+        t = into.get((r.span, r.key), Tally())
+        into[(r.span, r.key)] = Tally(t.requests + r.requests, t.conflicts + r.conflicts)
+
+
+def _tally(got: dict[tuple[int, str], Tally], span: int, key: str, scope: Scope) -> Tally:
+    """A key's tally in a span; for causes the denominator is all requests of the span."""
+    mine = got.get((span, key), Tally())
+    if scope is not Scope.CAUSE or key == TOTAL:
+        return mine
+    total = got.get((span, TOTAL), Tally())
+    return Tally(total.requests, mine.conflicts)
+
+
+Series = dict[str, tuple[Tally, tuple[Tally, ...]]]
+
+
+def _windows(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
-    ids: list[int],
-    starts: list[datetime],
-    ends: list[datetime],
-    *,
-    minutes: bool,
-) -> list[tuple[int, str, int]]:
-    """(window id, scope value, 409s) for each window and scope value with any 409."""
-    if not ids:
-        return []
-    if minutes:
-        source, ts, amount, left = "conflict_minutes", "minute", "sum(conflicts)", ">="
-        right = "<"
-    else:
-        source, ts, amount, left, right = "conflicts", "ts", "count(*)", ">", "<="
-    sql = f"""
-        WITH w AS (SELECT unnest($ids) AS id, unnest($starts::TIMESTAMPTZ[]) AS lo,
-                          unnest($ends::TIMESTAMPTZ[]) AS hi)
-        SELECT w.id, {key_sql(scope)} AS key, CAST({amount} AS BIGINT) AS n
-        FROM w JOIN (SELECT * FROM {source} WHERE {ts} {left} $min_lo AND {ts} {right} $max_hi) s
-          ON s.{ts} {left} w.lo AND s.{ts} {right} w.hi
-        GROUP BY ALL HAVING n <> 0
-    """
-    params = {
-        "ids": ids,
-        "starts": starts,
-        "ends": ends,
-        "min_lo": min(starts),
-        "max_hi": max(ends),
-    }
-    return [(int(i), str(k), int(n)) for i, k, n in con.execute(sql, params).fetchall()]
+    window_s: float,
+    step_s: float,
+    history: int,
+    nows: Sequence[datetime],
+    first_data: datetime | None,
+) -> list[Series]:
+    """Per evaluation time: each scope value's (window tally, history tallies)."""
+    rolled: list[Span] = []
+    rows: list[Span] = []
+    for i, now in enumerate(nows):
+        r, w = current_spans(window_s, now, i)
+        rolled.extend(r)
+        rows.extend(w)
+    current: dict[tuple[int, str], Tally] = {}
+    _add(current, minute_counts(con, scope, rolled))
+    _add(current, recent_counts(con, scope, rows))
+    # Consecutive evaluations share most history windows: each distinct window is read once.
+    ids: dict[tuple[datetime, datetime], int] = {}
+    available: list[list[int]] = []
+    for now in nows:
+        spans = []
+        for _, start, end in history_spans(window_s, step_s, history, now):
+            if first_data is None or start < first_data:
+                continue
+            spans.append(ids.setdefault((start, end), len(ids)))
+        available.append(spans)
+    past: dict[tuple[int, str], Tally] = {}
+    _add(past, minute_counts(con, scope, [Span(i, lo, hi) for (lo, hi), i in ids.items()]))
+    out: list[Series] = [{} for _ in nows]
+    for i, key in current:
+        if key == TOTAL and scope is not Scope.GLOBAL:
+            continue
+        history_of = tuple(_tally(past, j, key, scope) for j in available[i])
+        out[i][key] = (_tally(current, i, key, scope), history_of)
+    if scope is Scope.GLOBAL:
+        for i in range(len(nows)):
+            if GLOBAL_KEY not in out[i]:
+                history_of = tuple(_tally(past, j, TOTAL, scope) for j in available[i])
+                out[i][GLOBAL_KEY] = (Tally(), history_of)
+    return out
 
 
 def sample_rule(
@@ -136,75 +158,19 @@ def sample_rule(
     nows: Sequence[datetime],
     first_data: datetime | None,
 ) -> list[Sample]:
-    """Counts for `rule` at each time in `nows` (current window and history per scope value)."""
-    window = timedelta(seconds=rule.window_s)
-    current = _grouped(
-        con,
-        rule.scope,
-        list(range(len(nows))),
-        [n - window for n in nows],
-        list(nows),
-        minutes=False,
-    )
-    ids: list[int] = []
-    starts: list[datetime] = []
-    ends: list[datetime] = []
-    available: list[list[int]] = []
-    for i, now in enumerate(nows):
-        ks = []
-        for k, start, end in history_windows(rule, now):
-            if first_data is None or start < first_data:
-                continue
-            ids.append(i * (rule.history + 1) + k)
-            starts.append(start)
-            ends.append(end)
-            ks.append(k)
-        available.append(ks)
-    past = _grouped(con, rule.scope, ids, starts, ends, minutes=uses_minutes(rule))
-    now_counts: list[dict[str, int]] = [{} for _ in nows]
-    for i, key, n in current:
-        now_counts[i][key] = n
-    past_counts: list[dict[tuple[str, int], int]] = [{} for _ in nows]
-    for wid, key, n in past:
-        i, k = divmod(wid, rule.history + 1)
-        past_counts[i][(key, k)] = n
+    """Counts for `rule` at each time in `nows`: both windows and their history, per scope value."""
+    long = _windows(con, rule.scope, rule.window_s, rule.step_s, rule.history, nows, first_data)
+    if rule.short_window_s < rule.window_s:
+        short = _windows(con, rule.scope, rule.short_window_s, rule.short_window_s,
+                         rule.history, nows, first_data)  # fmt: skip
+    else:
+        short = long
     out = []
     for i, now in enumerate(nows):
-        keys = set(now_counts[i]) | {key for key, _ in past_counts[i]}
-        if rule.scope is Scope.GLOBAL:
-            keys.add(GLOBAL_KEY)
-        counts = tuple(
-            ScopeCount(
-                key,
-                now_counts[i].get(key, 0),
-                tuple(past_counts[i].get((key, k), 0) for k in available[i]),
-            )
-            for key in sorted(keys)
-        )
-        out.append(Sample(now, counts))
+        counts = []
+        for key in sorted(set(long[i]) | set(short[i])):
+            lt, lh = long[i].get(key, (Tally(), ()))
+            st, sh = short[i].get(key, (Tally(), ()))
+            counts.append(WindowCount(key, lt, lh, st, sh))
+        out.append(Sample(now, tuple(counts)))
     return out
-
-
-def breakdown(
-    con: duckdb.DuckDBPyConnection,
-    scope: Scope,
-    key: str,
-    start: datetime,
-    end: datetime,
-    top: int,
-) -> Breakdown:
-    """Top causes, resources (paths) and endpoints among the scope's 409s in (start, end]."""
-    if top <= 0:
-        return Breakdown((), (), ())
-
-    def top_of(column: str) -> tuple[Count, ...]:
-        rows = con.execute(
-            f"SELECT coalesce({column}, '(none)') AS v, count(*) AS n FROM conflicts"
-            f" WHERE ts > $start AND ts <= $end AND {key_sql(scope)} = $key"
-            " GROUP BY 1 ORDER BY n DESC, v LIMIT $top",
-            {"start": start, "end": end, "key": key, "top": top},
-        ).fetchall()
-        return tuple(Count(str(v), int(n)) for v, n in rows)
-
-    endpoints = top_of("endpoint") if scope is not Scope.ENDPOINT else ()
-    return Breakdown(top_of("cause") if scope is not Scope.CAUSE else (), top_of("path"), endpoints)

@@ -1,10 +1,24 @@
-"""Counts -> verdicts: does a scope's 409 count in the window stand out? Pure functions.
+"""Counts -> verdicts: does a scope's 409 RATE in the window stand out? Pure functions.
 
-`threshold` fires at `min_count`. `baseline` also needs the count to sit `deviation` robust
-standard deviations above the median of the same window's history. The spread is the larger of
-1.4826 x MAD (the median absolute deviation, scaled to a normal's sigma) and the Poisson noise
-of the median (sqrt(median), at least 1), because 409 counts are small integers whose history is
-often all zeros: a MAD of 0 would make any single 409 infinitely unusual.
+`threshold` fires when the window holds `min_count` 409s. `baseline` judges the rate (409s /
+requests), so more traffic at the same rate pages no one. A window fires when all three hold:
+
+- the window holds at least `min_count` 409s (a floor: a jump from 1 to 3 means nothing);
+- its rate is at least `ratio` times the baseline rate (a burn-rate style factor: a real spike
+  multiplies the error ratio, it does not nudge it);
+- its rate stands `deviation` robust deviations above the baseline rate. The baseline is the
+  median of the rates of the past windows that had traffic; the deviation is the larger of
+  1.4826 x their MAD (how much the rate usually wanders) and the binomial noise of the current
+  window at the baseline rate (sqrt(p (1 - p) / requests)), so a window of few requests needs a
+  bigger jump, and an all-zero history (MAD 0) does not make a single 409 infinitely unusual.
+
+A rule judges two windows, as SRE multi-window burn-rate alerts do: the short window (1m) on its
+own history catches a sharp spike at once; the long window (5m) catches a slower or low-traffic
+one, and counts only while the short window's rate is still `ratio` above the long baseline, so
+an alert resets within a minute of the spike's end instead of a long window later.
+
+With fewer than `min_history` past windows since the data began (a new database) there is
+no baseline, and the rule stays silent and says so: a cold start pages no one.
 """
 
 from __future__ import annotations
@@ -12,14 +26,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from alerts.counts import Tally, WindowCount
 from alerts.rules import DetectorKind, Rule
 
 MAD_TO_SIGMA = 1.4826
-# Fewer history windows than this (a new database) and the baseline is not trusted: the rule
-# then fires on `min_count` alone, and says so.
-MIN_HISTORY = 3
 
 
 @dataclass(frozen=True)
@@ -27,17 +39,43 @@ class Verdict:
     """What a detector concluded for one scope at one evaluation."""
 
     active: bool
-    value: int
-    baseline: float | None
-    score: float | None  # robust deviations above the baseline
+    value: int  # 409s in the window
+    baseline: float | None  # the baseline 409 rate (None: threshold, or too little history)
+    score: float | None  # robust deviations above the baseline rate
     reason: str
+    rate: float | None = None  # the window's 409 rate (None: no requests)
+    requests: int = 0
+    warming: bool = False  # too little history for a baseline
 
 
-def robust_spread(history: Sequence[int]) -> tuple[float, float]:
-    """(median, spread) of past counts: spread = max(1.4826 MAD, sqrt(median), 1)."""
-    median = float(statistics.median(history))
-    mad = float(statistics.median(abs(h - median) for h in history))
-    return median, max(MAD_TO_SIGMA * mad, math.sqrt(median), 1.0)
+@dataclass(frozen=True)
+class Baseline:
+    rate: float  # median past rate
+    spread: float  # 1.4826 x MAD of past rates
+    floor: float  # one 409 over all past requests: the least rate the noise term assumes
+    windows: int
+
+
+def baseline_of(history: Sequence[Tally]) -> Baseline | None:
+    """The robust baseline of past windows with traffic (None: none had any)."""
+    rates = [h.rate for h in history if h.requests > 0]
+    if not rates:
+        return None
+    median = float(statistics.median(rates))
+    mad = float(statistics.median(abs(r - median) for r in rates))
+    total = sum(h.requests for h in history)
+    return Baseline(median, MAD_TO_SIGMA * mad, 1.0 / max(total, 1.0), len(rates))
+
+
+def spread_at(base: Baseline, requests: float) -> float:
+    p = max(base.rate, base.floor)
+    noise = math.sqrt(p * (1.0 - min(p, 0.999)) / max(requests, 1.0))
+    return max(base.spread, noise)
+
+
+def fire_rate(rule: Rule, base: Baseline, requests: float) -> float:
+    """The least 409 rate that would fire (ignoring the floor of `min_count`)."""
+    return max(base.rate + rule.deviation * spread_at(base, requests), rule.ratio * base.rate)
 
 
 def _window(seconds: float) -> str:
@@ -47,40 +85,71 @@ def _window(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def detect(rule: Rule, value: int, history: Sequence[int]) -> Verdict:
-    """Apply the rule's detector to the current window's count and its history."""
-    window = _window(rule.window_s)
+def pct(rate: float) -> str:
+    """`0.043` -> `4.3%`, `0.25` -> `25%`: for messages."""
+    return f"{100 * rate:.0f}%" if rate >= 0.1 else f"{100 * rate:.2g}%"
+
+
+def detect_windows(rule: Rule, count: WindowCount) -> Verdict:
+    """Both windows of a rule (SRE multi-window alerting): the short window on its own history,
+    or the long window confirmed by the short one standing `ratio` above the long baseline."""
+    slow = detect(rule, count.now, count.history)
+    if rule.detector is DetectorKind.THRESHOLD or rule.short_window_s >= rule.window_s:
+        return slow
+    fast = detect(rule, count.short, count.short_history, rule.short_window_s)
+    if fast.active:
+        return fast
+    if slow.active and slow.baseline is not None:
+        short_rate = count.short.rate
+        if count.short.requests > 0 and short_rate >= rule.ratio * slow.baseline and short_rate > 0:
+            return slow
+        back = pct(short_rate)
+        why = f"{slow.reason}; but the last {_window(rule.short_window_s)} is back to {back}"
+        return replace(slow, active=False, reason=why)
+    return slow
+
+
+def detect(
+    rule: Rule, now: Tally, history: Sequence[Tally], window_s: float | None = None
+) -> Verdict:
+    """Apply the rule's detector to one window's counts and its history."""
+    window = _window(rule.window_s if window_s is None else window_s)
+    value = round(now.conflicts)
+    requests = round(now.requests)
+    rate = now.rate if now.requests > 0 else None
     floor = value >= rule.min_count
+    counted = f"{value} 409s in {window}"
+    if rate is not None:
+        counted += f" ({pct(rate)} of {requests} requests)"
     if rule.detector is DetectorKind.THRESHOLD:
         relation = "reached" if floor else "is below"
-        return Verdict(
-            floor,
-            value,
-            None,
-            None,
-            f"{value} 409s in {window} {relation} the threshold of {rule.min_count}",
+        reason = f"{counted} {relation} the threshold of {rule.min_count}"
+        return Verdict(floor, value, None, None, reason, rate, requests)
+    if len(history) < rule.min_history:
+        reason = (
+            f"{counted}; collecting history: {len(history)} of {rule.min_history} past windows, "
+            "silent until then"
         )
-    if len(history) < MIN_HISTORY:
-        relation = "reached" if floor else "is below"
-        return Verdict(
-            floor,
-            value,
-            None,
-            None,
-            f"{value} 409s in {window} {relation} the floor of {rule.min_count}; "
-            f"only {len(history)} past windows, too few for a baseline",
+        return Verdict(False, value, None, None, reason, rate, requests, warming=True)
+    # No traffic in any past window (a new endpoint): the baseline is "no 409s".
+    base = baseline_of(history) or Baseline(0.0, 0.0, 1.0, 0)
+    r = rate or 0.0
+    score = (r - base.rate) / spread_at(base, now.requests)
+    times = r / base.rate if base.rate > 0 else math.inf
+    stands_out = score >= rule.deviation and r >= rule.ratio * base.rate
+    head = f"{counted} vs a baseline rate of {pct(base.rate)} ({score:+.1f} deviations, " + (
+        f"{times:.1f}x" if math.isfinite(times) else "none before"
+    )
+    if floor and stands_out and rate is not None:
+        reason = (
+            f"{head}; needs {rule.deviation:g} and {rule.ratio:g}x; floor {rule.min_count} reached)"
         )
-    median, spread = robust_spread(history)
-    score = (value - median) / spread
-    stands_out = score >= rule.deviation
-    base = f"{value} 409s in {window} vs a baseline of {median:g} ({score:+.1f} deviations"
-    if floor and stands_out:
-        reason = f"{base}, threshold {rule.deviation:g}; floor {rule.min_count} reached)"
-    elif stands_out:
-        reason = f"{base}) but below the floor of {rule.min_count}"
+    elif stands_out and rate is not None:
+        reason = f"{head}) but below the floor of {rule.min_count}"
     else:
-        reason = f"{base}, needs {rule.deviation:g})"
-    return Verdict(floor and stands_out, value, median, score, reason)
+        reason = f"{head}; needs {rule.deviation:g} deviations and {rule.ratio:g}x)"
+    active = floor and stands_out and rate is not None
+    return Verdict(active, value, base.rate, score, reason, rate, requests)
 
 
 def window_text(seconds: float) -> str:

@@ -22,14 +22,23 @@ import duckdb
 import httpx
 
 from alerts.config import AlertConfig, load_alert_config
-from alerts.counts import data_start, sample_rule
-from alerts.evaluation import Event, compose, step_rule
-from alerts.notifications import Notification
+from alerts.counts import sample_rule
+from alerts.evaluation import Event, compose, step_rule, with_notifications
+from alerts.incidents import advance_incidents, channel_groups
+from alerts.notifications import AlertItem, Notification
 from alerts.notifiers import Outcome, build_request, send
 from alerts.outbox import DeliveryState, Outbox, Pending, Settled, enqueue
 from alerts.schema import ensure_tables
 from alerts.secrets import redact
-from alerts.state import drop_unknown_rules, load_tracks, record_events, save_tracks
+from alerts.state import (
+    drop_unknown_rules,
+    load_incidents,
+    load_tracks,
+    record_events,
+    save_incidents,
+    save_tracks,
+)
+from ingest.alert_counts import first_minute
 from ingest.errors import DatabaseError
 from ingest.settings import Settings
 from ingest.store import Store
@@ -86,21 +95,27 @@ class AlertEngine:
         """Evaluate every rule at `now`; commit state, events and queued deliveries together."""
         events: list[Event] = []
         queued = False
+        groups = channel_groups(self.config.rules)
         with self.store.transaction() as con:
-            first = data_start(con)
+            first = first_minute(con)
+            changes: list[tuple[str, AlertItem]] = []
             for rule in self.config.rules:
                 tracks = load_tracks(con, rule)
                 sample = sample_rule(con, rule, [now], first)[0]
                 updated, transitions = step_rule(rule, tracks, sample)
-                rule_events, notification = compose(
-                    con, rule, transitions, now, self.config.dashboard_url
-                )
+                rule_events, items = compose(con, rule, transitions, now, self.config.dashboard_url)
                 save_tracks(con, rule, updated.values(), now)
-                record_events(con, rule_events)
-                if notification is not None:
-                    channels = self.config.channels_of(rule)
-                    queued |= bool(enqueue(con, notification, channels, now, self.config.delivery))
+                changes.extend((groups.of(rule), item) for item in items)
                 events.extend(rule_events)
+            incidents, messages = advance_incidents(
+                load_incidents(con), changes, now, self.config, groups
+            )
+            save_incidents(con, incidents.values(), now)
+            events = with_notifications(events, [n for _, n in messages])
+            record_events(con, events)
+            for group, notification in messages:
+                channels = groups.channels(group, self.config.channels)
+                queued |= bool(enqueue(con, notification, channels, now, self.config.delivery))
         for e in events:
             if e.notify:
                 log.info("%s", e.message)

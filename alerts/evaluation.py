@@ -1,4 +1,4 @@
-"""Counts -> detectors -> lifecycle -> events and grouped notifications, for one rule at one time.
+"""Counts -> detectors -> lifecycle -> events and alert items, for one rule at one time.
 
 Shared by the live engine (which persists the result) and the backtest (which only prints it),
 so a backtest shows exactly what the engine would have done.
@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import duckdb
 
-from alerts.counts import Sample, breakdown
-from alerts.detectors import Verdict, detect
+from alerts.counts import Sample
+from alerts.detectors import Verdict, detect_windows
 from alerts.lifecycle import AlertState, Change, Track, advance
 from alerts.notifications import AlertItem, Notification, Status, dashboard_link
 from alerts.rules import Rule, Scope
+from ingest.alert_counts import breakdown
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Event:
     window_s: float
     message: str
     notification_id: str | None = None
+    rate: float | None = None  # the window's 409 rate; `baseline` is the baseline rate
+    requests: int = 0
 
     @property
     def notify(self) -> bool:
@@ -61,7 +64,7 @@ def step_rule(
     transitions = []
     for key in keys:
         counted = sample.get(key)
-        verdict = detect(rule, counted.value, counted.history)
+        verdict = detect_windows(rule, counted)
         before = tracks.get(key) or Track(rule.name, rule.scope, key)
         after, change = advance(before, verdict, sample.now, rule)
         updated[key] = after
@@ -90,8 +93,8 @@ def compose(
     now: datetime,
     dashboard_url: str,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-) -> tuple[list[Event], Notification | None]:
-    """Events for every transition, and one notification for those that notify (or None)."""
+) -> tuple[list[Event], list[AlertItem]]:
+    """Events for every transition, and an alert item for each that notifies."""
     window = timedelta(seconds=rule.window_s)
     items = []
     for t in transitions:
@@ -125,15 +128,10 @@ def compose(
                 repeat=t.change.repeat,
                 flapping=t.track.flapping,
                 refresh_s=rule.repeat_interval_s + rule.window_s,
+                rate=t.verdict.rate,
+                requests=t.verdict.requests,
             )
         )
-    notification = None
-    if items:
-        earliest = min(i.starts_at for i in items)
-        link = dashboard_link(dashboard_url, earliest - window, now, Scope.GLOBAL, "")
-        if len(items) == 1:
-            link = items[0].link
-        notification = Notification(new_id(), rule.name, now, tuple(items), link)
     events = [
         Event(
             id=new_id(),
@@ -150,8 +148,18 @@ def compose(
             score=t.verdict.score,
             window_s=rule.window_s,
             message=_message(rule, t),
-            notification_id=notification.id if notification and t.change.notify else None,
+            rate=t.verdict.rate,
+            requests=t.verdict.requests,
         )
         for t in transitions
     ]
-    return events, notification
+    return events, items
+
+
+def with_notifications(events: list[Event], notifications: list[Notification]) -> list[Event]:
+    """Stamp each event with the message (sent at the same evaluation) that lists its alert."""
+    sent = {(a.rule, a.scope_value): n.id for n in notifications for a in n.alerts}
+    return [
+        replace(e, notification_id=sent.get((e.rule, e.scope_value))) if e.notify else e
+        for e in events
+    ]

@@ -1,7 +1,7 @@
 """Evaluation -> channels: what a notification says, independent of any channel's format.
 
-A notification groups the alerts of one rule that changed at one evaluation (several endpoints
-firing together make one message). It is stored as JSON in `alert_notifications` when it is
+A notification lists the alerts of one incident (see `alerts.incidents`: alerts of any rule that
+fire together make one message). It is stored as JSON in `alert_notifications` when it is
 queued, so every retry, and a retry after a restart, renders the same content.
 """
 
@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
-from alerts.counts import Count
 from alerts.rules import Scope
+from ingest.alert_counts import Count
 
 
 class Status(StrEnum):
@@ -82,6 +82,8 @@ class AlertItem:
     # How long a receiver that expires alerts (Alertmanager) should hold this one as firing
     # without hearing from us again: repeat_interval plus a margin.
     refresh_s: float = 0.0
+    rate: float | None = None  # the window's 409 rate (`baseline` is then a rate too)
+    requests: int = 0
 
     @property
     def subject(self) -> str:
@@ -127,7 +129,7 @@ class Notification:
     @classmethod
     def from_json(cls, text: str) -> Notification:
         raw = json.loads(text)
-        alerts = tuple(_item(a) for a in raw["alerts"])
+        alerts = tuple(item_from_dict(a) for a in raw["alerts"])
         return cls(raw["id"], raw["rule"], _ts(raw["created"]), alerts, raw["link"], raw["test"])
 
 
@@ -145,7 +147,7 @@ def _counts(raw: list[dict[str, Any]]) -> tuple[Count, ...]:
     return tuple(Count(c["name"], int(c["n"])) for c in raw)
 
 
-def _item(raw: dict[str, Any]) -> AlertItem:
+def item_from_dict(raw: dict[str, Any]) -> AlertItem:
     return AlertItem(
         rule=raw["rule"],
         scope=Scope(raw["scope"]),
@@ -168,6 +170,8 @@ def _item(raw: dict[str, Any]) -> AlertItem:
         repeat=raw["repeat"],
         flapping=raw["flapping"],
         refresh_s=raw.get("refresh_s", 0.0),
+        rate=raw.get("rate"),
+        requests=int(raw.get("requests") or 0),
     )
 
 

@@ -27,8 +27,8 @@ def _label(key: str) -> str:
 
 
 def backtest_figure(series: pl.DataFrame, events: Sequence[Event], title: str) -> go.Figure:
-    """One panel per rule: 409s per window for each scope value shown, the level at which the
-    rule would fire (dotted), and markers where alerts fired and resolved."""
+    """One panel per rule: the 409 rate per window for each scope value shown, the rate at which
+    the rule would fire (dotted), and markers where alerts fired and resolved."""
     rules = list(dict.fromkeys(series["rule"].to_list())) if series.height else []
     fig = make_subplots(
         rows=max(1, len(rules)),
@@ -71,7 +71,7 @@ def backtest_figure(series: pl.DataFrame, events: Sequence[Event], title: str) -
             fig.add_trace(
                 go.Scatter(
                     x=[e.ts for e in marks],
-                    y=[e.value for e in marks],
+                    y=[e.rate for e in marks],
                     mode="markers",
                     name=f"{rule}: {label}",
                     marker={"symbol": symbol, "size": 11, "color": color},
@@ -81,7 +81,7 @@ def backtest_figure(series: pl.DataFrame, events: Sequence[Event], title: str) -
                 row=row,
                 col=1,
             )
-        fig.update_yaxes(title_text="409s per window", row=row, col=1)
+        fig.update_yaxes(title_text="409 rate per window", tickformat=".1%", row=row, col=1)
     fig.update_layout(
         title=title,
         height=320 * max(1, len(rules)) + 120,

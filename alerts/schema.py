@@ -1,6 +1,7 @@
 """Alerts -> store: the tables the alerts package owns in the conflictradar DuckDB file.
 
-`alert_state` is the lifecycle's memory, `alert_events` every state change, `alert_notifications`
+`alert_state` is the lifecycle's memory, `alert_incidents` the open incidents (alerts grouped
+into one message), `alert_events` every state change, `alert_notifications`
 what was said, `alert_outbox` one row per (notification, channel) still to deliver or done, and
 `deliveries` every attempt. No column ever holds a secret: channels are stored by name.
 No primary keys: DuckDB checks them eagerly on UPDATE, and uniqueness is kept by the code.
@@ -16,6 +17,10 @@ CREATE TABLE IF NOT EXISTS alert_state (
     active_since TIMESTAMPTZ, quiet_since TIMESTAMPTZ, firing_since TIMESTAMPTZ,
     last_notified TIMESTAMPTZ, fire_starts TIMESTAMPTZ[], value BIGINT, baseline DOUBLE,
     score DOUBLE, flapping BOOLEAN, updated TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS alert_incidents (
+    grp VARCHAR, id VARCHAR, label VARCHAR, opened TIMESTAMPTZ, announced TIMESTAMPTZ,
+    last_sent TIMESTAMPTZ, told VARCHAR[], items VARCHAR, updated TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS alert_events (
     id VARCHAR, ts TIMESTAMPTZ, rule VARCHAR, scope VARCHAR, scope_value VARCHAR, state VARCHAR,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from alerts.counts import Count
-from alerts.detectors import window_text
+from alerts.detectors import pct, window_text
 from alerts.notifications import AlertItem, Notification, Status, iso
+from ingest.alert_counts import Count
 
 MAX_ALERTS = 10  # Block Kit allows 50 blocks; a message listing more than 10 is not read anyway
 SECTION_LIMIT = 3000
@@ -51,8 +51,10 @@ def _subject(a: AlertItem) -> str:
 def _numbers(a: AlertItem) -> str:
     window = window_text(a.window_s)
     text = f"*{a.value}* 409s in the last {window}"
+    if a.rate is not None:
+        text += f" = *{pct(a.rate)}* of {a.requests} requests"
     if a.baseline is not None:
-        text += f" (baseline {a.baseline:g}"
+        text += f" (baseline rate {pct(a.baseline)}"
         text += f", {a.score:+.1f}σ)" if a.score is not None else ")"
     else:
         text += f" (threshold {a.min_count})"
@@ -97,7 +99,8 @@ def fallback_text(n: Notification) -> str:
         )
     items = "; ".join(
         f"{a.subject} {a.status.value} {a.value} 409s/{window_text(a.window_s)}"
-        + (f" (baseline {a.baseline:g})" if a.baseline is not None else "")
+        + (f" = {pct(a.rate)}" if a.rate is not None else "")
+        + (f" (baseline {pct(a.baseline)})" if a.baseline is not None else "")
         for a in n.alerts[:MAX_ALERTS]
     )
     more = f"; and {len(n.alerts) - MAX_ALERTS} more" if len(n.alerts) > MAX_ALERTS else ""
@@ -127,7 +130,9 @@ def slack_payload(n: Notification) -> dict[str, Any]:
         blocks.extend(_section(alert_text(a)) for a in n.alerts[:MAX_ALERTS])
         if len(n.alerts) > MAX_ALERTS:
             more = len(n.alerts) - MAX_ALERTS
-            blocks.append(_context(f"… and {more} more alerts of this rule (see the dashboard)"))
+            blocks.append(
+                _context(f"… and {more} more alerts in this incident (see the dashboard)")
+            )
     dashboard = _link(n.link, "dashboard")
     blocks.append(_context(f"rule {code(n.rule)} · evaluated {iso(n.created)} · {dashboard}"))
     return {"text": fallback_text(n), "blocks": blocks}

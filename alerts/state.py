@@ -1,4 +1,5 @@
-"""Lifecycle <-> store: load and save alert tracks (`alert_state`) and record `alert_events`.
+"""Lifecycle <-> store: alert tracks (`alert_state`), open incidents (`alert_incidents`) and
+the `alert_events` record.
 
 Only tracks worth remembering are stored: pending, firing, recently resolved, or with recent
 starts (flap memory). An inactive alert with no history is simply absent.
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from alerts.evaluation import Event
+from alerts.incidents import Incident, items_from_json
 from alerts.lifecycle import AlertState, Track
 from alerts.rules import Rule, Scope
 
@@ -134,3 +136,39 @@ def firing_count(con: duckdb.DuckDBPyConnection) -> int:
         "SELECT count(*) FROM alert_state WHERE state = ?", [AlertState.FIRING.value]
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def load_incidents(con: duckdb.DuckDBPyConnection) -> dict[str, Incident]:
+    """The open incidents, by group."""
+    rows = con.execute(
+        "SELECT grp, id, label, opened, announced, last_sent, told, items FROM alert_incidents"
+    ).fetchall()
+    return {
+        r[0]: Incident(
+            r[0], r[1], r[2], r[3], r[4], r[5], items_from_json(r[7]), frozenset(r[6] or ())
+        )
+        for r in rows
+    }
+
+
+def save_incidents(
+    con: duckdb.DuckDBPyConnection, incidents: Iterable[Incident], now: datetime
+) -> None:
+    """Replace the stored open incidents."""
+    con.execute("DELETE FROM alert_incidents")
+    rows = [
+        [
+            i.group,
+            i.id,
+            i.label,
+            i.opened,
+            i.announced,
+            i.last_sent,
+            sorted(i.told),
+            i.items_json(),
+            now,
+        ]
+        for i in incidents
+    ]
+    if rows:
+        con.executemany("INSERT INTO alert_incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)

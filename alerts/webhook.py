@@ -12,7 +12,7 @@ import hmac
 from datetime import timedelta
 from typing import Any
 
-from alerts.detectors import window_text
+from alerts.detectors import pct, window_text
 from alerts.notifications import AlertItem, Notification, Status, iso
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert
@@ -40,8 +40,10 @@ def alert_annotations(a: AlertItem) -> dict[str, str]:
     """Human-readable facts about the alert (all strings, as Alertmanager requires)."""
     window = window_text(a.window_s)
     summary = f"{a.value} 409s in {window} on {a.subject}"
+    if a.rate is not None:
+        summary += f" ({pct(a.rate)} of {a.requests} requests)"
     if a.baseline is not None:
-        summary += f" (baseline {a.baseline:g})"
+        summary += f" (baseline rate {pct(a.baseline)})"
     out = {
         "summary": summary,
         "description": a.reason,
@@ -49,8 +51,10 @@ def alert_annotations(a: AlertItem) -> dict[str, str]:
         "window": window,
         "dashboard": a.link,
     }
+    if a.rate is not None:
+        out["rate"] = f"{a.rate:.4g}"
     if a.baseline is not None:
-        out["baseline"] = f"{a.baseline:g}"
+        out["baseline"] = f"{a.baseline:.4g}"
     if a.score is not None:
         out["deviation"] = f"{a.score:.2f}"
     for key, counts in (

@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--html", type=Path, help="also write an HTML plot of the series with the alerts"
     )
     a.add_argument("--lake", type=Path, metavar="DIR", help="replay a Parquet lake's history")
+    a.add_argument(
+        "--format", dest="output", choices=("text", "json"), default="text",
+        help="text: a timeline (default); json: one object per alert that would have fired",
+    )  # fmt: skip
 
     p = sub.add_parser("sql", help="run a read-only SQL query")
     _common(p)
@@ -310,7 +314,7 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
 
             reader = LakeReader(args.lake, settings.sql)
         return run_backtest(settings, reader, since, until, parse_step(args.step), args.html,
-                            sys.stdout)  # fmt: skip
+                            sys.stdout, output=args.output)  # fmt: skip
     with Store.open(settings.db, wait_s=5.0) as store:
         if args.alerts_command == "test":
             return run_test(settings, store, sys.stdout)

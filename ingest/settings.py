@@ -16,6 +16,7 @@ from typing import Any
 
 from ingest.catalogue import Entry
 from ingest.causes import Cause
+from ingest.alert_settings import AlertSettings, parse_alert_settings
 from ingest.errors import ConfigError
 from ingest.tiers import SERVICE_FORMATS
 
@@ -130,8 +131,8 @@ class Settings:
     sql: SqlSettings = field(default_factory=SqlSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
-    # The [alerts] table, validated by the alerts package when it loads its rules.
-    alerts_table: Mapping[str, Any] = field(default_factory=dict)
+    # The [alerts] table, validated here with everything else (secrets stay in the environment).
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 _SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "alerts"}
@@ -376,5 +377,5 @@ def load_settings(
         sql=_sql(raw.get("sql", {})),
         dashboard=_dashboard(raw.get("dashboard", {})),
         watch=_watch(raw.get("watch", {})),
-        alerts_table=dict(raw.get("alerts", {})),
+        alerts=parse_alert_settings(raw.get("alerts", {})),
     )

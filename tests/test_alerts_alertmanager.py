@@ -113,6 +113,7 @@ RULE = {
 
 def engine_for(db: Db, base: str, rule: dict[str, Any]) -> AlertEngine:
     table = {
+        "group_wait": "0s",
         "retry_initial": "10ms",
         "channels": {"am": {"type": "alertmanager", "url_env": "AM_URL"}},
         "rules": [rule],
@@ -125,9 +126,9 @@ def test_alert_arrives_in_alertmanager_and_resolves(db: Db, alertmanager: str) -
     db.quiet_since(utc_minute(-120))
     db.conflicts(utc_minute(-30), 15, endpoint="/orders/{id}", spread_s=120)
     with engine_for(db, alertmanager, RULE) as e:
-        events = e.evaluate(utc_minute(-29))
+        events = e.evaluate(utc_minute(-30))
         assert [ev.state.value for ev in events] == ["firing"]
-        (s,) = e.deliver(utc_minute(-29))
+        (s,) = e.deliver(utc_minute(-30))
         assert s.state is DeliveryState.DELIVERED and s.status == 200
 
         def ours() -> list[dict[str, Any]]:
@@ -172,7 +173,7 @@ def test_alertmanager_silences_apply(db: Db, alertmanager: str) -> None:
     }
     httpx.post(f"{alertmanager}/api/v2/silences", json=silence, timeout=5).raise_for_status()
     db.quiet_since(utc_minute(-120))
-    db.conflicts(utc_minute(-1), 12, endpoint="/carts/{id}", spread_s=60)
+    db.conflicts(utc_minute(), 12, endpoint="/carts/{id}", spread_s=60)
     with engine_for(db, alertmanager, {**RULE, "name": "silenced 409s"}) as e:
         e.evaluate(utc_minute())
         (s,) = e.deliver(utc_minute())

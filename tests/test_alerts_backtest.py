@@ -7,7 +7,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from alerts.rules import Scope
 from ingest.reader import DirectReader
 from ingest.settings import Settings
 from ingest.store import Store
-from tests.test_alerts_kit import Receiver, receiver
+from tests.test_alerts_kit import Receiver, receiver, settings_with
 
 __all__ = ["receiver"]
 
@@ -100,8 +100,8 @@ def test_backtest_command_prints_why_writes_a_plot_and_sends_nothing(
     sample_db: Settings, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BACKTEST_HOOK", receiver.url)
-    settings = replace(
-        sample_db, alerts_table={"channels": {"ops": {"type": "slack", "url_env": "BACKTEST_HOOK"}}}
+    settings = settings_with(
+        sample_db, {"channels": {"ops": {"type": "slack", "url_env": "BACKTEST_HOOK"}}}
     )
     before = hashlib.sha256(settings.db.read_bytes()).hexdigest()
     since, until = span(settings)

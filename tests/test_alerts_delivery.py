@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from alerts.config import AlertConfig, parse_alert_config
-from alerts.counts import Count
 from alerts.engine import AlertEngine
 from alerts.notifications import AlertItem, Notification, Status
 from alerts.outbox import DeliveryState, delivery_key
 from alerts.rules import Scope
 from alerts.webhook import fingerprint, verify_signature
+from ingest.alert_counts import Count
 from ingest.settings import Settings
 from ingest.store import Store
 from tests.test_alerts_kit import Db, Receiver, Reply, db, receiver, utc_minute, wait_for
@@ -42,7 +42,7 @@ def fixed_notification(nid: str = "n-1") -> Notification:
         scope_value="/orders/{id}",
         status=Status.FIRING,
         value=35,
-        baseline=2.0,
+        baseline=0.04,
         score=11.25,
         window_s=300,
         min_count=10,
@@ -55,6 +55,8 @@ def fixed_notification(nid: str = "n-1") -> Notification:
         causes=(Count("concurrent_update", 20), Count("retry_after_success", 15)),
         resources=(Count("/orders/1048503", 5), Count("/orders/<!channel>", 2)),
         refresh_s=14700,
+        rate=0.2,
+        requests=175,
     )
     resolved = AlertItem(
         rule="409 spike per endpoint",
@@ -62,7 +64,7 @@ def fixed_notification(nid: str = "n-1") -> Notification:
         scope_value="/a&b/<https://x|y>",
         status=Status.RESOLVED,
         value=1,
-        baseline=0.0,
+        baseline=0.04,
         score=1.0,
         window_s=300,
         min_count=10,
@@ -73,6 +75,8 @@ def fixed_notification(nid: str = "n-1") -> Notification:
         reason="1 409s in 5m",
         link="http://127.0.0.1:8501/?from=x",
         resources=(Count("/a&b/<https://x|y>", 1),),
+        rate=0.01,
+        requests=100,
     )
     return Notification(
         nid, "409 spike per endpoint", T, (firing, resolved), "http://127.0.0.1:8501/?to=y"
@@ -82,6 +86,7 @@ def fixed_notification(nid: str = "n-1") -> Notification:
 def cfg(kind: str, recv: Receiver, **extra: Any) -> AlertConfig:
     channel = {"type": kind, "url_env": "HOOK_URL", **extra.pop("channel", {})}
     table = {
+        "group_wait": "0s",  # one evaluation sends what fires (grouping has its own tests)
         "timeout": "1s",
         "retry_initial": "10ms",
         "retry_max": "40ms",
@@ -115,8 +120,8 @@ def table(db: Db, sql: str) -> list[tuple[Any, ...]]:
 # -- exact payloads ------------------------------------------------------------------------------
 
 SLACK_EXPECTED = {
-    "text": "[FIRING] 409 spike per endpoint: endpoint /orders/{id} firing 35 409s/5m (baseline 2);"
-    " endpoint /a&amp;b/&lt;https://x|y&gt; resolved 1 409s/5m (baseline 0)",
+    "text": "[FIRING] 409 spike per endpoint: endpoint /orders/{id} firing 35 409s/5m = 20%"
+    " (baseline 4%); endpoint /a&amp;b/&lt;https://x|y&gt; resolved 1 409s/5m = 1% (baseline 4%)",
     "blocks": [
         {
             "type": "section",
@@ -129,7 +134,8 @@ SLACK_EXPECTED = {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": "🔴 *endpoint* `/orders/{id}` — *35* 409s in the last 5m (baseline 2, +11.2σ)\n"
+                "text": "🔴 *endpoint* `/orders/{id}` — *35* 409s in the last 5m = *20%* of 175 requests"
+                " (baseline rate 4%, +11.2σ)\n"
                 "Top causes: `concurrent_update` 20 · `retry_after_success` 15\n"
                 "Top resources: `/orders/1048503` 5 · `/orders/&lt;!channel&gt;` 2\n"
                 f"<{LINK}|Open in dashboard>",
@@ -140,7 +146,7 @@ SLACK_EXPECTED = {
             "text": {
                 "type": "mrkdwn",
                 "text": "✅ *endpoint* `/a&amp;b/&lt;https://x|y&gt;` resolved — now *1* 409s in the last 5m "
-                "(baseline 0, +1.0σ); firing since 2025-06-02T12:46:00Z\n"
+                "= *1%* of 100 requests (baseline rate 4%, +1.0σ); firing since 2025-06-02T12:46:00Z\n"
                 "Top resources: `/a&amp;b/&lt;https://x|y&gt;` 1\n"
                 "<http://127.0.0.1:8501/?from=x|Open in dashboard>",
             },
@@ -179,19 +185,21 @@ WEBHOOK_EXPECTED = {
         "severity": "warning",
         "source": "conflictradar",
     },
-    "commonAnnotations": {"window": "5m"},
+    "commonAnnotations": {"window": "5m", "baseline": "0.04"},
     "externalURL": "http://127.0.0.1:8501",
     "alerts": [
         {
             "status": "firing",
             "labels": LABELS_A,
             "annotations": {
-                "summary": "35 409s in 5m on endpoint /orders/{id} (baseline 2)",
+                "summary": "35 409s in 5m on endpoint /orders/{id} (20% of 175 requests)"
+                " (baseline rate 4%)",
                 "description": "35 409s in 5m vs a baseline of 2",
                 "value": "35",
                 "window": "5m",
                 "dashboard": LINK,
-                "baseline": "2",
+                "rate": "0.2",
+                "baseline": "0.04",
                 "deviation": "11.25",
                 "top_causes": "concurrent_update (20), retry_after_success (15)",
                 "top_resources": "/orders/1048503 (5), /orders/<!channel> (2)",
@@ -205,12 +213,14 @@ WEBHOOK_EXPECTED = {
             "status": "resolved",
             "labels": LABELS_B,
             "annotations": {
-                "summary": "1 409s in 5m on endpoint /a&b/<https://x|y> (baseline 0)",
+                "summary": "1 409s in 5m on endpoint /a&b/<https://x|y> (1% of 100 requests)"
+                " (baseline rate 4%)",
                 "description": "1 409s in 5m",
                 "value": "1",
                 "window": "5m",
                 "dashboard": "http://127.0.0.1:8501/?from=x",
-                "baseline": "0",
+                "rate": "0.01",
+                "baseline": "0.04",
                 "deviation": "1.00",
                 "top_resources": "/a&b/<https://x|y> (1)",
             },
@@ -257,7 +267,7 @@ def test_untrusted_text_is_escaped_for_slack(db: Db, receiver: Receiver) -> None
     t0 = utc_minute(-30)
     db.quiet_since(t0)
     for i, path in enumerate(hostile):
-        db.conflicts(utc_minute(-1), 12, endpoint=path, spread_s=60 + i)
+        db.conflicts(utc_minute(), 12, endpoint=path, spread_s=60 + i)
     config = cfg(
         "slack",
         receiver,
@@ -406,7 +416,7 @@ def test_gives_up_after_max_delivery_age_and_records_it(db: Db, receiver: Receiv
 # -- evaluation to delivery -----------------------------------------------------------------
 
 
-def spike_two_endpoints(db: Db, at: float = -1) -> None:
+def spike_two_endpoints(db: Db, at: float = 0) -> None:
     db.quiet_since(utc_minute(-150))
     db.conflicts(utc_minute(at), 14, endpoint="/orders/{id}", spread_s=120, paths=4)
     db.conflicts(
@@ -484,7 +494,7 @@ def test_resolved_waits_behind_an_undelivered_firing(db: Db, receiver: Receiver)
     receiver.replies = [Reply(503), Reply(503)]
     config = cfg("webhook", receiver, rules=[ENDPOINT_RULE], max_delivery_age="2h")
     with engine(db, config) as e:
-        e.evaluate(utc_minute(-39))
+        e.evaluate(utc_minute(-40))
         e.deliver(now())  # firing: 503, queued for retry
         e.evaluate(utc_minute())  # everything resolved, queued behind the firing one
         drain(e)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from ingest.alert_settings import parse_alert_settings
 from ingest.classify import Classifier
 from ingest.settings import Settings
 from ingest.store import REQUEST_COLUMNS, Store
@@ -209,7 +210,7 @@ def db(tmp_path: Path) -> Iterator[Db]:
 
 
 def settings_with(base: Settings, alerts: dict[str, Any]) -> Settings:
-    return replace(base, alerts_table=alerts)
+    return replace(base, alerts=parse_alert_settings(alerts))
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:

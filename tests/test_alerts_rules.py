@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from alerts.config import DeliveryPolicy, parse_alert_config
-from alerts.detectors import detect, robust_spread
+from alerts.counts import Tally
+from alerts.detectors import baseline_of, detect
 from alerts.lifecycle import AlertState, Track, advance
 from alerts.rules import DEFAULT_RULES, DetectorKind, Rule, Scope
 from alerts.secrets import Secret, redact
@@ -215,33 +216,59 @@ def test_secrets_never_print() -> None:
 QUIET = Rule(name="q", scope=Scope.ENDPOINT, min_count=10)
 
 
+def windows(*pairs: tuple[float, float]) -> list[Tally]:
+    """(requests, 409s) per past window."""
+    return [Tally(n, x) for n, x in pairs]
+
+
+STEADY = windows(*[(1000, 40 + (i % 5) * 2 - 4) for i in range(30)])  # 3.6-4.4 %
+
+
 def test_a_jump_from_1_to_3_on_a_quiet_endpoint_pages_nobody() -> None:
-    assert not detect(QUIET, 3, [1] * 12).active
+    history = windows(*[(100, 1)] * 12)
+    assert not detect(QUIET, Tally(100, 3), history).active
     # Even a jump that stands out statistically stays below the floor on a quiet endpoint.
-    verdict = detect(QUIET, 6, [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1])
+    verdict = detect(QUIET, Tally(100, 8), history)
     assert not verdict.active
     assert verdict.score is not None and verdict.score > QUIET.deviation
     assert "below the floor of 10" in verdict.reason
 
 
-def test_a_real_spike_fires_and_a_busy_endpoints_normal_level_does_not() -> None:
-    assert detect(QUIET, 25, [1, 0, 2, 1, 0, 1, 1, 0, 2, 1, 0, 1]).active
-    busy = [100, 96, 110, 104, 99, 93, 105, 101, 98, 107, 102, 95]
-    assert not detect(QUIET, 115, busy).active  # within noise of a busy endpoint
-    assert detect(QUIET, 160, busy).active
+def test_more_traffic_at_the_same_rate_pages_nobody() -> None:
+    for surge in (2, 4, 10):
+        verdict = detect(QUIET, Tally(1000 * surge, 44 * surge), STEADY)
+        assert not verdict.active, verdict.reason
+        assert verdict.value == 44 * surge and verdict.baseline == pytest.approx(0.04)
 
 
-def test_robust_spread_floors_a_zero_mad() -> None:
-    assert robust_spread([0] * 12) == (0.0, 1.0)
-    median, spread = robust_spread([100] * 12)
-    assert (median, spread) == (100.0, 10.0)  # Poisson noise of the median
+def test_a_rate_spike_fires_with_or_without_a_traffic_surge() -> None:
+    assert detect(QUIET, Tally(1000, 150), STEADY).active
+    assert detect(QUIET, Tally(4000, 600), STEADY).active  # a spike during a surge
+    assert not detect(QUIET, Tally(1000, 60), STEADY).active  # 1.5x: less than the ratio
+    verdict = detect(QUIET, Tally(1000, 150), STEADY)
+    assert verdict.rate == pytest.approx(0.15) and "15% of 1000 requests" in verdict.reason
 
 
-def test_threshold_and_too_little_history() -> None:
+def test_an_endpoint_that_never_conflicts_fires_at_the_floor() -> None:
+    history = windows(*[(50, 0)] * 30)
+    assert not detect(QUIET, Tally(50, 9), history).active
+    assert detect(QUIET, Tally(50, 10), history).active
+
+
+def test_baseline_is_robust_to_a_past_spike() -> None:
+    spiky = STEADY[:24] + windows(*[(1000, 400)] * 6)
+    base = baseline_of(spiky)
+    assert base is not None and base.rate == pytest.approx(0.04, abs=0.003)
+    assert detect(QUIET, Tally(1000, 150), spiky).active
+
+
+def test_threshold_and_too_little_history_stays_silent() -> None:
     rule = replace(QUIET, detector=DetectorKind.THRESHOLD)
-    assert detect(rule, 10, []).active and not detect(rule, 9, []).active
-    assert detect(QUIET, 10, [0, 0]).active  # two past windows: the floor alone decides
-    assert "too few for a baseline" in detect(QUIET, 10, [0, 0]).reason
+    assert detect(rule, Tally(100, 10), []).active and not detect(rule, Tally(100, 9), []).active
+    cold = detect(QUIET, Tally(100, 90), STEADY[:9])  # 9 of 10 past windows: no baseline yet
+    assert not cold.active and cold.warming
+    assert "collecting history: 9 of 10 past windows" in cold.reason
+    assert detect(QUIET, Tally(100, 90), STEADY[:10]).active
 
 
 # -- lifecycle ---------------------------------------------------------------------------------
@@ -263,7 +290,7 @@ def run(rule: Rule, script: Sequence[tuple[float, int]]) -> list[tuple[float, st
     track = Track(rule.name, rule.scope, "")
     out = []
     for minute, value in script:
-        verdict = detect(replace(rule, detector=DetectorKind.THRESHOLD), value, [])
+        verdict = detect(replace(rule, detector=DetectorKind.THRESHOLD), Tally(100, value), [])
         track, change = advance(track, verdict, T0 + timedelta(minutes=minute), rule)
         if change is not None:
             out.append((minute, change.state.value + ("+repeat" if change.repeat else "")))

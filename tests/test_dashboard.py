@@ -374,7 +374,11 @@ def test_alerts_page_on_the_alerts_packages_own_tables(app: App, tmp_path: Path)
         )
     at = app(db, "alerts")
     tables = [d.value for d in at.dataframe]
-    state, history, deliveries = tables
+    rules, state, history, deliveries = tables[0], *tables[-3:]
+    # No rules configured: the page shows the defaults in effect.
+    assert list(rules["name"]) == ["409 spike", "409 spike per endpoint"]
+    assert list(rules["judges"]) == ["409 rate vs its own history"] * 2
+    assert "these defaults apply" in shown_text(at)
     assert list(state["state"]) == ["firing"] and list(history["message"]) == ["25 409s in 5m"]
     assert list(deliveries["outcome"]) == ["sent"]
     # Events stamped by the wall clock fall outside the data's (historical) range: said so.

@@ -1,13 +1,11 @@
 """Alerts page: configured rules and channels, the current state of each alert, its history and
 the deliveries, read from the tables the alerts package writes (`alert_events`, `deliveries`).
 
-The dashboard never imports the alerts package: it reads its settings table and its tables.
+The dashboard never imports the alerts package: it shows the typed alert settings (validated at
+load, defaults included) and reads the tables the alerts package writes.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -15,38 +13,54 @@ import streamlit as st
 from dashboard.frame import View, page
 from dashboard.panels import table
 from ingest import alert_reads
+from ingest.alert_settings import AlertSettings, DetectorKind
 
-RULE_KEYS = ("name", "scope", "detector", "window", "min_count", "for", "channels")
 # Columns that identify one alert (rule and scope) and hold its state, when events carry them.
 KEY_COLUMNS = ("rule", "scope", "scope_value")
 STATE_COLUMNS = ("state", "status", "to_state", "new_state")
 STATE_FIRST = ("rule", "scope", "scope_value", "state", "since", "value", "baseline", "score")
 
 
-def _text(value: object) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
-def _rules(alerts: Mapping[str, Any]) -> pl.DataFrame:
-    rows = [r for r in alerts.get("rules", []) if isinstance(r, Mapping)]
-    return pl.DataFrame({k: [_text(r.get(k)) for r in rows] for k in RULE_KEYS})
+def rules_frame(alerts: AlertSettings) -> pl.DataFrame:
+    """The effective rules, defaults included, every key resolved."""
+    rows = [
+        {
+            "name": r.name,
+            "scope": r.scope.value,
+            "detector": r.detector.value,
+            "judges": "409 rate vs its own history"
+            if r.detector is DetectorKind.BASELINE
+            else "409 count",
+            "window": _span(r.window_s),
+            "short window": _span(r.short_window_s),
+            "min_count": r.min_count,
+            "ratio": r.ratio,
+            "deviation": r.deviation,
+            "for": _span(r.for_s),
+            "history": f"{r.history} x {_span(r.step_s)}",
+            "silent until": f"{r.min_history} past windows",
+            "resolve_after": _span(r.resolve_after_s),
+            "channels": "all" if r.channels is None else ", ".join(r.channels) or "none",
+        }
+        for r in alerts.rules
+    ]
+    return pl.DataFrame(rows)
 
 
-def _channels(alerts: Mapping[str, Any]) -> pl.DataFrame:
-    chans = alerts.get("channels", {})
-    chans = chans if isinstance(chans, Mapping) else {}
+def channels_frame(alerts: AlertSettings) -> pl.DataFrame:
     # Only the names of environment variables: never a URL or a secret.
     return pl.DataFrame(
         {
-            "channel": list(chans),
-            "type": [
-                _text(c.get("type")) if isinstance(c, Mapping) else "" for c in chans.values()
-            ],
-            "url from env": [
-                _text(c.get("url_env")) if isinstance(c, Mapping) else "" for c in chans.values()
-            ],
+            "channel": [c.name for c in alerts.channels],
+            "type": [c.kind.value for c in alerts.channels],
+            "url from env": [c.url_env for c in alerts.channels],
         }
     )
 
@@ -88,20 +102,23 @@ def _history(view: View, title: str, name: str, present: set[str], what: str) ->
 
 
 def body(view: View) -> None:
-    alerts = view.settings.alerts_table
+    alerts = view.settings.alerts
     st.subheader("Rules")
-    rules = _rules(alerts)
-    if rules.is_empty():
-        st.info(
-            "No rules in the config file: the alert defaults apply (a global 409-rate spike "
-            "rule and a per-endpoint spike rule). Add `[[alerts.rules]]` to "
-            "conflictradar.toml to change them.",
-            icon=":material/rule:",
+    if not alerts.configured:
+        st.caption(
+            "No rules in the config file: these defaults apply. Add `[[alerts.rules]]` to "
+            "conflictradar.toml to change them."
         )
+    table(rules_frame(alerts), "alert_rules")
+    st.caption(
+        f"Alerts that fire within {_span(alerts.grouping.wait_s)} of each other make one "
+        f"message; a rule stays silent until it has its past windows (a cold start pages "
+        "no one)."
+    )
+    channels = channels_frame(alerts)
+    if channels.is_empty():
+        st.caption("No channels configured: alerts are recorded here, sent nowhere.")
     else:
-        table(rules, "alert_rules")
-    channels = _channels(alerts)
-    if not channels.is_empty():
         st.caption("Channels (URLs and keys come from the environment and are never shown)")
         table(channels, "alert_channels")
     present = set(view.fetch(alert_reads.alert_columns)["table_name"].to_list())

@@ -1,0 +1,239 @@
+"""Store -> alerts: requests and 409s per scope value in given time spans (the alert reads).
+
+Every function takes a list of spans, so a backtest over a day costs a few queries and the live
+engine runs the very same SQL with one evaluation time. Spans over whole minutes are summed from
+the rollups (`request_minutes`, `conflict_minutes`) with a weight (a partly covered minute counts
+in proportion); the minute under way is counted from the rows (`requests`, `conflicts`). 409s
+per endpoint are requests with status 409 (known at once); 409s per cause come from `conflicts`
+(known once classified). For the cause scope the key '' carries all requests: the denominator.
+
+The functions run on a DuckDB connection: the writer's own (the live engine, inside its
+transaction) or an in-memory copy made with `copy_for_backtest` through the read API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from ingest.alert_settings import Scope
+from ingest.reader import Reader
+
+TOTAL = ""  # the key of all requests (the global scope, and the cause scope's denominator)
+_ENDPOINT_KEY = "coalesce(endpoint, '(none)')"
+_CAUSE_KEY = "coalesce(cause, 'unknown')"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A time span [start, end) of whole minutes (rollups) or (start, end] of rows, with a weight."""
+
+    id: int
+    start: datetime
+    end: datetime
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ScopeCount:
+    span: int
+    key: str
+    requests: float
+    conflicts: float
+
+
+@dataclass(frozen=True)
+class Count:
+    name: str
+    n: int
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """What the 409s of one scope and window were made of: for the message."""
+
+    causes: tuple[Count, ...]
+    resources: tuple[Count, ...]
+    endpoints: tuple[Count, ...]
+
+
+def first_minute(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The first minute with any request: history before it is unknown, not quiet."""
+    row = con.execute("SELECT min(minute) FROM request_minutes").fetchone()
+    return row[0] if row else None
+
+
+def _spans_cte(spans: Sequence[Span]) -> tuple[str, dict[str, object]]:
+    sql = (
+        "w AS (SELECT unnest($ids) AS id, unnest($starts::TIMESTAMPTZ[]) AS lo,"
+        " unnest($ends::TIMESTAMPTZ[]) AS hi, unnest($weights::DOUBLE[]) AS weight)"
+    )
+    params: dict[str, object] = {
+        "ids": [s.id for s in spans],
+        "starts": [s.start for s in spans],
+        "ends": [s.end for s in spans],
+        "weights": [s.weight for s in spans],
+        "min_lo": min(s.start for s in spans),
+        "max_hi": max(s.end for s in spans),
+    }
+    return sql, params
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object]) -> list[ScopeCount]:
+    return [
+        ScopeCount(int(i), str(k), float(r or 0.0), float(c or 0.0))
+        for i, k, r, c in con.execute(sql, params).fetchall()
+    ]
+
+
+def minute_counts(
+    con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[Span]
+) -> list[ScopeCount]:
+    """Requests and 409s per scope value in each span [start, end) of whole minutes (rollups),
+    times the span's weight; only scope values with any request in the span."""
+    if not spans:
+        return []
+    cte, params = _spans_cte(spans)
+    joined = (
+        "FROM w JOIN (SELECT * FROM {table} WHERE minute >= $min_lo AND minute < $max_hi) s"
+        " ON s.minute >= w.lo AND s.minute < w.hi"
+    )
+    requests = joined.format(table="request_minutes")
+    if scope is Scope.CAUSE:
+        sql = f"""
+            WITH {cte},
+            t AS (SELECT w.id, sum(s.requests * w.weight) AS requests,
+                         sum(s.requests * w.weight) FILTER (s.status = 409) AS conflicts
+                  {requests} GROUP BY ALL),
+            c AS (SELECT w.id, {_CAUSE_KEY} AS key, sum(s.conflicts * w.weight) AS conflicts
+                  {joined.format(table="conflict_minutes")} GROUP BY ALL)
+            SELECT id, '' AS key, requests, conflicts FROM t
+            UNION ALL SELECT c.id, c.key, t.requests, c.conflicts FROM c JOIN t USING (id)
+        """
+    else:
+        key = _ENDPOINT_KEY if scope is Scope.ENDPOINT else "''"
+        sql = f"""
+            WITH {cte}
+            SELECT w.id, {key} AS key, sum(s.requests * w.weight) AS requests,
+                   sum(s.requests * w.weight) FILTER (s.status = 409) AS conflicts
+            {requests} GROUP BY ALL
+        """
+    return _rows(con, sql, params)
+
+
+def recent_counts(
+    con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[Span]
+) -> list[ScopeCount]:
+    """Requests and 409s per scope value in each span (start, end], counted from the rows: for
+    the minute under way, which the rollups of a replay would know in full too early."""
+    if not spans:
+        return []
+    cte, params = _spans_cte(spans)
+    joined = (
+        "FROM w JOIN (SELECT * FROM {table} WHERE ts > $min_lo AND ts <= $max_hi) s"
+        " ON s.ts > w.lo AND s.ts <= w.hi"
+    )
+    requests = joined.format(table="requests")
+    if scope is Scope.CAUSE:
+        sql = f"""
+            WITH {cte},
+            t AS (SELECT w.id, sum(w.weight) AS requests,
+                         sum(w.weight) FILTER (s.status = 409) AS conflicts
+                  {requests} GROUP BY ALL),
+            c AS (SELECT w.id, {_CAUSE_KEY} AS key, sum(w.weight) AS conflicts
+                  {joined.format(table="conflicts")} GROUP BY ALL)
+            SELECT id, '' AS key, requests, conflicts FROM t
+            UNION ALL SELECT c.id, c.key, t.requests, c.conflicts FROM c JOIN t USING (id)
+        """
+    else:
+        key = _ENDPOINT_KEY if scope is Scope.ENDPOINT else "''"
+        sql = f"""
+            WITH {cte}
+            SELECT w.id, {key} AS key, sum(w.weight) AS requests,
+                   sum(w.weight) FILTER (s.status = 409) AS conflicts
+            {requests} GROUP BY ALL
+        """
+    return _rows(con, sql, params)
+
+
+def breakdown(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    key: str,
+    start: datetime,
+    end: datetime,
+    top: int,
+) -> Breakdown:
+    """Top causes, resources (paths) and endpoints among the scope's 409s in (start, end]."""
+    if top <= 0:
+        return Breakdown((), (), ())
+    where = {Scope.GLOBAL: "''", Scope.ENDPOINT: _ENDPOINT_KEY, Scope.CAUSE: _CAUSE_KEY}[scope]
+
+    def top_of(column: str) -> tuple[Count, ...]:
+        rows = con.execute(
+            f"SELECT coalesce({column}, '(none)') AS v, count(*) AS n FROM conflicts"
+            f" WHERE ts > $start AND ts <= $end AND {where} = $key"
+            " GROUP BY 1 ORDER BY n DESC, v LIMIT $top",
+            {"start": start, "end": end, "key": key, "top": top},
+        ).fetchall()
+        return tuple(Count(str(v), int(n)) for v, n in rows)
+
+    endpoints = top_of("endpoint") if scope is not Scope.ENDPOINT else ()
+    return Breakdown(top_of("cause") if scope is not Scope.CAUSE else (), top_of("path"), endpoints)
+
+
+def copy_for_backtest(
+    reader: Reader, lo: datetime, hi: datetime, *, rows: bool
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory database with what the alert reads need over [lo, hi], read through the
+    read API: the rollups, the 409s (for messages), and the request rows when `rows`."""
+    mem = duckdb.connect(":memory:")
+    mem.execute("SET TimeZone = 'UTC'")
+    tables: list[tuple[str, str, list[object] | None]] = [
+        (
+            "request_minutes",
+            "SELECT minute, endpoint, status, sum(requests)::BIGINT AS requests"
+            " FROM request_minutes WHERE minute >= ? AND minute <= ? GROUP BY ALL",
+            [lo, hi],
+        ),
+        (
+            "conflict_minutes",
+            "SELECT minute, endpoint, cause, sum(conflicts)::BIGINT AS conflicts"
+            " FROM conflict_minutes WHERE minute >= ? AND minute <= ? GROUP BY ALL",
+            [lo, hi],
+        ),
+        (
+            "conflicts",
+            "SELECT ts, endpoint, cause, path FROM conflicts WHERE ts > ? AND ts <= ?",
+            [lo, hi],
+        ),
+        ("first_minute", "SELECT min(minute) AS minute FROM request_minutes", None),
+    ]
+    if rows:
+        tables.append(
+            (
+                "requests",
+                "SELECT ts, endpoint, status FROM requests WHERE ts > ? AND ts <= ?",
+                [lo, hi],
+            )
+        )
+    for name, sql, params in tables:
+        arrow: pa.Table = reader.query(sql, params)
+        mem.register("_src", arrow)
+        mem.execute(f"CREATE TABLE {name} AS SELECT * FROM _src")
+        mem.unregister("_src")
+    if not rows:
+        mem.execute("CREATE TABLE requests (ts TIMESTAMPTZ, endpoint VARCHAR, status SMALLINT)")
+    # first_minute() reads request_minutes; a copy cut at `lo` must still know the true start.
+    first = mem.execute("SELECT minute FROM first_minute").fetchone()
+    if first and first[0] is not None:
+        mem.execute(
+            "INSERT INTO request_minutes SELECT ?, NULL, 0, 0 WHERE ? < (SELECT min(minute)"
+            " FROM request_minutes) OR NOT EXISTS (SELECT 1 FROM request_minutes)",
+            [first[0], first[0]],
+        )
+    return mem
