@@ -35,6 +35,7 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python -m bench.evaluate
+	$(BIN)/python -u -m bench.evaluate_alerts   # alerts: default rules on a labelled set of traces
 
 # docs/configuration.md from the settings definitions (tests/test_docs.py fails when it is stale).
 docs: $(STAMP)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from alerts.rules import Rule, Scope
-from ingest.alert_counts import TOTAL, ScopeCount, Span, minute_counts, recent_counts
+from ingest.alert_counts import TOTAL, ScopeCount, Span, window_counts
 
 GLOBAL_KEY = TOTAL
 MINUTE = timedelta(minutes=1)
@@ -124,8 +124,7 @@ def _windows(
         rolled.extend(r)
         rows.extend(w)
     current: dict[tuple[int, str], Tally] = {}
-    _add(current, minute_counts(con, scope, rolled))
-    _add(current, recent_counts(con, scope, rows))
+    _add(current, window_counts(con, scope, rolled, rows))
     # Consecutive evaluations share most history windows: each distinct window is read once.
     ids: dict[tuple[datetime, datetime], int] = {}
     available: list[list[int]] = []
@@ -137,7 +136,7 @@ def _windows(
             spans.append(ids.setdefault((start, end), len(ids)))
         available.append(spans)
     past: dict[tuple[int, str], Tally] = {}
-    _add(past, minute_counts(con, scope, [Span(i, lo, hi) for (lo, hi), i in ids.items()]))
+    _add(past, window_counts(con, scope, [Span(i, lo, hi) for (lo, hi), i in ids.items()]))
     out: list[Series] = [{} for _ in nows]
     for i, key in current:
         if key == TOTAL and scope is not Scope.GLOBAL:

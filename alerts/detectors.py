@@ -7,10 +7,12 @@ requests), so more traffic at the same rate pages no one. A window fires when al
 - its rate is at least `ratio` times the baseline rate (a burn-rate style factor: a real spike
   multiplies the error ratio, it does not nudge it);
 - its rate stands `deviation` robust deviations above the baseline rate. The baseline is the
-  median of the rates of the past windows that had traffic; the deviation is the larger of
-  1.4826 x their MAD (how much the rate usually wanders) and the binomial noise of the current
-  window at the baseline rate (sqrt(p (1 - p) / requests)), so a window of few requests needs a
-  bigger jump, and an all-zero history (MAD 0) does not make a single 409 infinitely unusual.
+  median of the rates of the past windows that had traffic. The deviation is sized for the
+  current window's request count n: sqrt(D p (1 - p) / n), binomial noise at the baseline rate p
+  widened by the dispersion D >= 1 of the past rates, (1.4826 x their MAD)^2 over the binomial
+  variance at their usual volume (409s come in bursts: a client retries into another 409). So
+  a window of few requests needs a bigger jump, a busy one is judged on its own precision, and
+  an all-zero history does not make a single 409 infinitely unusual.
 
 A rule judges two windows, as SRE multi-window burn-rate alerts do: the short window (1m) on its
 own history catches a sharp spike at once; the long window (5m) catches a slower or low-traffic
@@ -51,26 +53,36 @@ class Verdict:
 @dataclass(frozen=True)
 class Baseline:
     rate: float  # median past rate
-    spread: float  # 1.4826 x MAD of past rates
+    dispersion: float  # how much more past rates wander than binomial noise explains (>= 1)
     floor: float  # one 409 over all past requests: the least rate the noise term assumes
     windows: int
 
 
+def _binomial(p: float, requests: float) -> float:
+    return p * (1.0 - min(p, 0.999)) / max(requests, 1.0)
+
+
 def baseline_of(history: Sequence[Tally]) -> Baseline | None:
     """The robust baseline of past windows with traffic (None: none had any)."""
-    rates = [h.rate for h in history if h.requests > 0]
-    if not rates:
+    seen = [h for h in history if h.requests > 0]
+    if not seen:
         return None
+    rates = [h.rate for h in seen]
     median = float(statistics.median(rates))
     mad = float(statistics.median(abs(r - median) for r in rates))
-    total = sum(h.requests for h in history)
-    return Baseline(median, MAD_TO_SIGMA * mad, 1.0 / max(total, 1.0), len(rates))
+    floor = 1.0 / max(sum(h.requests for h in seen), 1.0)
+    # 409s come in bursts (a client retries into another 409), so rates wander more than
+    # binomial noise says: measure by how much at the past windows' usual volume.
+    typical = float(statistics.median(h.requests for h in seen))
+    noise = _binomial(max(median, floor), typical)
+    dispersion = max(1.0, (MAD_TO_SIGMA * mad) ** 2 / noise) if noise > 0 else 1.0
+    return Baseline(median, dispersion, floor, len(rates))
 
 
 def spread_at(base: Baseline, requests: float) -> float:
-    p = max(base.rate, base.floor)
-    noise = math.sqrt(p * (1.0 - min(p, 0.999)) / max(requests, 1.0))
-    return max(base.spread, noise)
+    """The rate's robust deviation for a window of `requests`: binomial noise at the baseline
+    rate, widened by the past windows' dispersion."""
+    return math.sqrt(base.dispersion * _binomial(max(base.rate, base.floor), requests))
 
 
 def fire_rate(rule: Rule, base: Baseline, requests: float) -> float:
@@ -96,7 +108,8 @@ def detect_windows(rule: Rule, count: WindowCount) -> Verdict:
     slow = detect(rule, count.now, count.history)
     if rule.detector is DetectorKind.THRESHOLD or rule.short_window_s >= rule.window_s:
         return slow
-    fast = detect(rule, count.short, count.short_history, rule.short_window_s)
+    # The short window is noisier (fewer requests): it needs twice the floor on its own.
+    fast = detect(rule, count.short, count.short_history, rule.short_window_s, 2 * rule.min_count)
     if fast.active:
         return fast
     if slow.active and slow.baseline is not None:
@@ -106,18 +119,23 @@ def detect_windows(rule: Rule, count: WindowCount) -> Verdict:
         back = pct(short_rate)
         why = f"{slow.reason}; but the last {_window(rule.short_window_s)} is back to {back}"
         return replace(slow, active=False, reason=why)
-    return slow
+    return fast if slow.warming and not fast.warming else slow
 
 
 def detect(
-    rule: Rule, now: Tally, history: Sequence[Tally], window_s: float | None = None
+    rule: Rule,
+    now: Tally,
+    history: Sequence[Tally],
+    window_s: float | None = None,
+    min_count: int | None = None,
 ) -> Verdict:
     """Apply the rule's detector to one window's counts and its history."""
+    least = rule.min_count if min_count is None else min_count
     window = _window(rule.window_s if window_s is None else window_s)
     value = round(now.conflicts)
     requests = round(now.requests)
     rate = now.rate if now.requests > 0 else None
-    floor = value >= rule.min_count
+    floor = value >= least
     counted = f"{value} 409s in {window}"
     if rate is not None:
         counted += f" ({pct(rate)} of {requests} requests)"
@@ -132,20 +150,20 @@ def detect(
         )
         return Verdict(False, value, None, None, reason, rate, requests, warming=True)
     # No traffic in any past window (a new endpoint): the baseline is "no 409s".
-    base = baseline_of(history) or Baseline(0.0, 0.0, 1.0, 0)
+    base = baseline_of(history) or Baseline(0.0, 1.0, 1.0, 0)
     r = rate or 0.0
     score = (r - base.rate) / spread_at(base, now.requests)
     times = r / base.rate if base.rate > 0 else math.inf
-    stands_out = score >= rule.deviation and r >= rule.ratio * base.rate
+    stands_out = (
+        score >= rule.deviation and r >= rule.ratio * base.rate and r - base.rate >= rule.min_rise
+    )
     head = f"{counted} vs a baseline rate of {pct(base.rate)} ({score:+.1f} deviations, " + (
         f"{times:.1f}x" if math.isfinite(times) else "none before"
     )
     if floor and stands_out and rate is not None:
-        reason = (
-            f"{head}; needs {rule.deviation:g} and {rule.ratio:g}x; floor {rule.min_count} reached)"
-        )
+        reason = f"{head}; needs {rule.deviation:g} and {rule.ratio:g}x; floor {least} reached)"
     elif stands_out and rate is not None:
-        reason = f"{head}) but below the floor of {rule.min_count}"
+        reason = f"{head}) but below the floor of {least}"
     else:
         reason = f"{head}; needs {rule.deviation:g} deviations and {rule.ratio:g}x)"
     active = floor and stands_out and rate is not None

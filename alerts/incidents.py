@@ -4,8 +4,10 @@ An incident opens when an alert starts firing and no incident of its channels is
 alert (any rule, any scope) that starts firing while it is open joins it. Pure; `now` is passed in.
 
     opened --group_wait--> announced: one FIRING message listing every member so far
-    a member joins after the announcement and still fires `group_interval` after the last
-    message --> one update message (so an endpoint spike is never hidden by a firing global one)
+    a member joining within `group_interval` of the opening is the same problem fanning out: it
+    joins quietly (listed in the RESOLVED message); one that starts firing later is a new problem
+    --> an update message after its own group_wait (so an endpoint spike is never hidden by a
+    global alert that has been firing for a while)
     still firing `repeat_interval` after the last message --> a repeat
     no member fires any more --> one RESOLVED message (nothing, if never announced), closed
 
@@ -123,8 +125,16 @@ def advance(
             out.append((group, _message(inc, now, new_id, link(inc.opened))))
             del incidents[group]
             continue
-        fresh = {member(i) for i in inc.firing} - inc.told
-        if fresh and now - inc.last_sent >= interval:
+        # Fan-out of the same problem joins quietly; a member that starts firing a group interval
+        # or more into the incident is a new problem, announced after its own group wait.
+        fresh = [
+            i
+            for i in inc.firing
+            if member(i) not in inc.told
+            and i.starts_at - inc.opened >= interval
+            and now - i.starts_at >= wait
+        ]
+        if fresh:
             out.append((group, _message(inc, now, new_id, link(inc.opened))))
             incidents[group] = replace(inc, last_sent=now, told=members)
         elif now - inc.last_sent >= timedelta(seconds=repeat_s.get(group, 4 * 3600.0)):

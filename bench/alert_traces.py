@@ -122,7 +122,9 @@ TRACES: tuple[Trace, ...] = (
 )
 
 
-def _factor(events: tuple[Event, ...], kind: str, seconds: np.ndarray, endpoint: str = "") -> np.ndarray:
+def _factor(
+    events: tuple[Event, ...], kind: str, seconds: np.ndarray, endpoint: str = ""
+) -> np.ndarray:
     out = np.ones(seconds.shape)
     for e in events:
         if e.kind == kind and e.endpoint == endpoint:
@@ -155,7 +157,9 @@ def requests_of(trace: Trace) -> pl.DataFrame:
         {
             "ts": np.concatenate([ts, retry_ts]),
             "endpoint": np.concatenate([endpoint, endpoint[again]]),
-            "status": np.concatenate([np.where(conflict, 409, 200), np.full(int(again.sum()), 409)]),
+            "status": np.concatenate(
+                [np.where(conflict, 409, 200), np.full(int(again.sum()), 409)]
+            ),
         }
     )
     return frame.filter(pl.col("ts") < trace.hours * 3600).sort("ts")

@@ -35,6 +35,7 @@ TARGET_P95_S = 5.0
 URL_ENV = "BENCH_ALERTS_SLACK_URL"
 CONFIG = f"""
 [alerts]
+group_wait = "0s"
 timeout = "2s"
 retry_initial = "50ms"
 retry_max = "500ms"
@@ -47,7 +48,7 @@ url_env = "{URL_ENV}"
 name = "bench 409 spike"
 scope = "endpoint"
 detector = "threshold"
-window = "30s"
+window = "1m"
 min_count = 10
 for = "0s"
 resolve_after = "5s"

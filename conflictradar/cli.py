@@ -84,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this long (default: until Ctrl-C on a terminal, 60 s otherwise)",
     )
+    p.add_argument(
+        "--spike-every",
+        type=float,
+        default=150.0,
+        metavar="SECONDS",
+        help="inject a 409 spike this often, lasting a third of it (default: 150)",
+    )
+    p.add_argument(
+        "--backfill",
+        type=float,
+        default=2.0,
+        metavar="HOURS",
+        help="hours of past traffic written first, at the live rate (default: 2)",
+    )
 
     p = sub.add_parser("ingest", help="ingest log files, globs or folders (.gz too), once")
     _common(p)
@@ -321,12 +335,17 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         return run_check(settings, store, now, sys.stdout)
 
 
-def cmd_demo(settings: Settings, duration: float | None) -> int:
+def cmd_demo(
+    settings: Settings, duration: float | None, spike_every: float = 150.0, backfill: float = 2.0
+) -> int:
     from conflictradar.demo import run_demo
 
     if duration is None:
         duration = 0.0 if sys.stdin.isatty() else 60.0
-    return run_demo(settings, sys.stdout, duration)
+    if spike_every < 3 or not 0 < backfill <= 48:
+        raise UsageError("--spike-every must be at least 3 s and --backfill 0-48 hours")
+    return run_demo(settings, sys.stdout, duration, spike_every_s=spike_every,
+                    backfill_hours=backfill)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -346,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sql":
             return cmd_sql(_settings(args), args.query, args.out_format, args.output, args.lake)
         if args.command == "demo":
-            return cmd_demo(_settings(args), args.duration)
+            return cmd_demo(_settings(args), args.duration, args.spike_every, args.backfill)
         if args.command == "config":
             return cmd_config(args)
         raise UsageError(f"unknown command {args.command}")

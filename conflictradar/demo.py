@@ -1,8 +1,10 @@
 """`conflictradar demo`: live sample traffic -> watch -> dashboard, wired from the packages.
 
 Writes two hours of realistic gateway traffic (ending now) into a temporary folder, keeps
-appending live traffic with a conflict spike every few minutes, runs `conflictradar watch` on it,
-starts the dashboard and prints its URL, then a summary of what conflictradar found.
+appending live traffic at the same rate with a conflict spike every few minutes, runs
+`conflictradar watch` on it, starts the dashboard and prints its URL, then a summary of what
+conflictradar found. Backfill and live traffic share one request rate and one 409 share, so the
+alerts stay quiet between the injected spikes and page once for each.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from ingest.reader import open_reader
 from ingest.render import print_table
 from ingest.settings import Settings
 
-BACKFILL_LINES = 20_000
 BACKFILL_HOURS = 2.0
-LIVE_RATE = 40.0
+LIVE_RATE = 10.0  # lines per second, backfill and live alike
 SPIKE_EVERY_S = 150.0
 
 EXAMPLES = (
@@ -80,7 +81,14 @@ def print_summary(settings: Settings, out: TextIO) -> None:
         print_table(reader.user_query(sql).table, "table", out)
 
 
-def run_demo(settings: Settings, out: TextIO, duration_s: float | None) -> int:
+def run_demo(
+    settings: Settings,
+    out: TextIO,
+    duration_s: float | None,
+    *,
+    spike_every_s: float = SPIKE_EVERY_S,
+    backfill_hours: float = BACKFILL_HOURS,
+) -> int:
     from dashboard.server import start_dashboard, stop_process
     from sample_logs.generate import write_batch
     from sample_logs.live import run_live
@@ -90,10 +98,11 @@ def run_demo(settings: Settings, out: TextIO, duration_s: float | None) -> int:
     logs.mkdir()
     settings = replace(settings, db=work / "demo.duckdb")
     now_us = int(time.time() * 1e6)
-    start_us = now_us - int(BACKFILL_HOURS * 3600 * 1e6)
-    print(f"conflictradar demo: writing {BACKFILL_LINES:,} lines of the last {BACKFILL_HOURS:g} h"
+    start_us = now_us - int(backfill_hours * 3600 * 1e6)
+    lines = int(LIVE_RATE * backfill_hours * 3600)
+    print(f"conflictradar demo: writing {lines:,} lines of the last {backfill_hours:g} h"
           f" of sample traffic into {logs}", file=sys.stderr)  # fmt: skip
-    write_batch(logs, seed=42, lines=BACKFILL_LINES, start_us=start_us, hours=BACKFILL_HOURS)
+    write_batch(logs, seed=42, lines=lines, start_us=start_us, hours=backfill_hours, daily=False)
     watch = subprocess.Popen(
         [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(settings.db)]
         + (["--config", str(settings.config_path)] if settings.config_path else []),
@@ -102,14 +111,14 @@ def run_demo(settings: Settings, out: TextIO, duration_s: float | None) -> int:
     stop = threading.Event()
     live = threading.Thread(
         target=run_live, name="demo-traffic", daemon=True,
-        kwargs={"out_dir": logs, "seed": 7, "rate": LIVE_RATE, "spike_every_s": SPIKE_EVERY_S,
+        kwargs={"out_dir": logs, "seed": 7, "rate": LIVE_RATE, "spike_every_s": spike_every_s,
                 "stop": stop},
     )  # fmt: skip
     dashboard = None
     try:
-        got = _wait_for_rows(settings, BACKFILL_LINES, timeout_s=120)
+        got = _wait_for_rows(settings, lines, timeout_s=180)
         print(f"conflictradar demo: watch has ingested {got:,} lines; live traffic now flows at"
-              f" ~{LIVE_RATE:g} lines/s with a 409 spike every {SPIKE_EVERY_S:g} s",
+              f" ~{LIVE_RATE:g} lines/s with a 409 spike every {spike_every_s:g} s",
               file=sys.stderr)  # fmt: skip
         live.start()
         host = settings.dashboard.host

@@ -1,6 +1,6 @@
 """Store -> alerts: requests and 409s per scope value in given time spans (the alert reads).
 
-Every function takes a list of spans, so a backtest over a day costs a few queries and the live
+`window_counts` takes lists of spans, so a backtest over a day costs a few queries and the live
 engine runs the very same SQL with one evaluation time. Spans over whole minutes are summed from
 the rollups (`request_minutes`, `conflict_minutes`) with a weight (a partly covered minute counts
 in proportion); the minute under way is counted from the rows (`requests`, `conflicts`). 409s
@@ -67,97 +67,80 @@ def first_minute(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return row[0] if row else None
 
 
-def _spans_cte(spans: Sequence[Span]) -> tuple[str, dict[str, object]]:
-    sql = (
-        "w AS (SELECT unnest($ids) AS id, unnest($starts::TIMESTAMPTZ[]) AS lo,"
-        " unnest($ends::TIMESTAMPTZ[]) AS hi, unnest($weights::DOUBLE[]) AS weight)"
+def _part(
+    scope: Scope, spans: Sequence[Span], *, rows: bool, p: str
+) -> tuple[str, dict[str, object]]:
+    """One SELECT of (span id, key, requests, 409s) over rollups or rows; params prefixed `p`."""
+    spans_sql = (
+        f"SELECT unnest(${p}ids) AS id, unnest(${p}starts::TIMESTAMPTZ[]) AS lo,"
+        f" unnest(${p}ends::TIMESTAMPTZ[]) AS hi, unnest(${p}weights::DOUBLE[]) AS weight"
     )
     params: dict[str, object] = {
-        "ids": [s.id for s in spans],
-        "starts": [s.start for s in spans],
-        "ends": [s.end for s in spans],
-        "weights": [s.weight for s in spans],
-        "min_lo": min(s.start for s in spans),
-        "max_hi": max(s.end for s in spans),
+        f"{p}ids": [s.id for s in spans],
+        f"{p}starts": [s.start for s in spans],
+        f"{p}ends": [s.end for s in spans],
+        f"{p}weights": [s.weight for s in spans],
+        f"{p}lo": min(s.start for s in spans),
+        f"{p}hi": max(s.end for s in spans),
     }
+    if rows:  # (start, end] of rows, one request each
+        ts, left, right, n = "ts", ">", "<=", "1"
+        tables = ("requests", "conflicts")
+    else:  # [start, end) of minute rollups
+        ts, left, right, n = "minute", ">=", "<", "s.requests"
+        tables = ("request_minutes", "conflict_minutes")
+    joined = (
+        f"FROM ({spans_sql}) w JOIN (SELECT * FROM {{table}} WHERE {ts} {left} ${p}lo"
+        f" AND {ts} {right} ${p}hi) s ON s.{ts} {left} w.lo AND s.{ts} {right} w.hi"
+    )
+    requests = joined.format(table=tables[0])
+    if scope is Scope.CAUSE:
+        conflicts = "1" if rows else "s.conflicts"
+        sql = f"""
+            SELECT * FROM (
+            WITH t AS (SELECT w.id, sum({n} * w.weight) AS requests,
+                              sum({n} * w.weight) FILTER (s.status = 409) AS conflicts
+                       {requests} GROUP BY ALL),
+            c AS (SELECT w.id, {_CAUSE_KEY} AS key, sum({conflicts} * w.weight) AS conflicts
+                  {joined.format(table=tables[1])} GROUP BY ALL)
+            SELECT id, '' AS key, requests, conflicts FROM t
+            UNION ALL SELECT c.id, c.key, t.requests, c.conflicts FROM c JOIN t USING (id))
+        """
+    else:
+        key = _ENDPOINT_KEY if scope is Scope.ENDPOINT else "''"
+        sql = f"""
+            SELECT w.id, {key} AS key, sum({n} * w.weight) AS requests,
+                   sum({n} * w.weight) FILTER (s.status = 409) AS conflicts
+            {requests} GROUP BY ALL
+        """
     return sql, params
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object]) -> list[ScopeCount]:
+def window_counts(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    rolled: Sequence[Span],
+    rows: Sequence[Span] = (),
+) -> list[ScopeCount]:
+    """Requests and 409s per scope value in each span, in one query: `rolled` spans [start, end)
+    of whole minutes from the rollups (times the span's weight), `rows` spans (start, end] from
+    the rows (the minute under way, which the rollups of a replay would know in full too early).
+    A span id may appear in both: its parts add up. Only scope values with any request."""
+    parts = [
+        _part(scope, spans, rows=is_rows, p=prefix)
+        for spans, is_rows, prefix in ((rolled, False, "m_"), (rows, True, "r_"))
+        if spans
+    ]
+    if not parts:
+        return []
+    sql = " UNION ALL ".join(f"({q})" for q, _ in parts)
+    params: dict[str, object] = {}
+    for _, p in parts:
+        params |= p
     return [
         ScopeCount(int(i), str(k), float(r or 0.0), float(c or 0.0))
         for i, k, r, c in con.execute(sql, params).fetchall()
     ]
-
-
-def minute_counts(
-    con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[Span]
-) -> list[ScopeCount]:
-    """Requests and 409s per scope value in each span [start, end) of whole minutes (rollups),
-    times the span's weight; only scope values with any request in the span."""
-    if not spans:
-        return []
-    cte, params = _spans_cte(spans)
-    joined = (
-        "FROM w JOIN (SELECT * FROM {table} WHERE minute >= $min_lo AND minute < $max_hi) s"
-        " ON s.minute >= w.lo AND s.minute < w.hi"
-    )
-    requests = joined.format(table="request_minutes")
-    if scope is Scope.CAUSE:
-        sql = f"""
-            WITH {cte},
-            t AS (SELECT w.id, sum(s.requests * w.weight) AS requests,
-                         sum(s.requests * w.weight) FILTER (s.status = 409) AS conflicts
-                  {requests} GROUP BY ALL),
-            c AS (SELECT w.id, {_CAUSE_KEY} AS key, sum(s.conflicts * w.weight) AS conflicts
-                  {joined.format(table="conflict_minutes")} GROUP BY ALL)
-            SELECT id, '' AS key, requests, conflicts FROM t
-            UNION ALL SELECT c.id, c.key, t.requests, c.conflicts FROM c JOIN t USING (id)
-        """
-    else:
-        key = _ENDPOINT_KEY if scope is Scope.ENDPOINT else "''"
-        sql = f"""
-            WITH {cte}
-            SELECT w.id, {key} AS key, sum(s.requests * w.weight) AS requests,
-                   sum(s.requests * w.weight) FILTER (s.status = 409) AS conflicts
-            {requests} GROUP BY ALL
-        """
-    return _rows(con, sql, params)
-
-
-def recent_counts(
-    con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[Span]
-) -> list[ScopeCount]:
-    """Requests and 409s per scope value in each span (start, end], counted from the rows: for
-    the minute under way, which the rollups of a replay would know in full too early."""
-    if not spans:
-        return []
-    cte, params = _spans_cte(spans)
-    joined = (
-        "FROM w JOIN (SELECT * FROM {table} WHERE ts > $min_lo AND ts <= $max_hi) s"
-        " ON s.ts > w.lo AND s.ts <= w.hi"
-    )
-    requests = joined.format(table="requests")
-    if scope is Scope.CAUSE:
-        sql = f"""
-            WITH {cte},
-            t AS (SELECT w.id, sum(w.weight) AS requests,
-                         sum(w.weight) FILTER (s.status = 409) AS conflicts
-                  {requests} GROUP BY ALL),
-            c AS (SELECT w.id, {_CAUSE_KEY} AS key, sum(w.weight) AS conflicts
-                  {joined.format(table="conflicts")} GROUP BY ALL)
-            SELECT id, '' AS key, requests, conflicts FROM t
-            UNION ALL SELECT c.id, c.key, t.requests, c.conflicts FROM c JOIN t USING (id)
-        """
-    else:
-        key = _ENDPOINT_KEY if scope is Scope.ENDPOINT else "''"
-        sql = f"""
-            WITH {cte}
-            SELECT w.id, {key} AS key, sum(w.weight) AS requests,
-                   sum(w.weight) FILTER (s.status = 409) AS conflicts
-            {requests} GROUP BY ALL
-        """
-    return _rows(con, sql, params)
 
 
 def breakdown(

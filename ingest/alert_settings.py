@@ -52,7 +52,7 @@ class Rule:
     # The floor below which nothing fires, whatever the rate says: on a quiet endpoint a jump
     # from 1 to 3 is a huge relative change and means nothing.
     min_count: int = 10
-    for_s: float = 20.0
+    for_s: float = 10.0
     # None: every configured channel. An empty tuple: record events, notify nobody.
     channels: tuple[str, ...] | None = None
     # Baseline: the 409 rate of the same window at `history_step_s` (default: one window) steps
@@ -62,11 +62,13 @@ class Rule:
     # Fewer past windows since the data began: too little history; the rule stays silent.
     min_history: int = 10
     # How many robust deviations above the baseline rate the window's rate must stand.
-    deviation: float = 4.0
-    # ...and how many times the baseline rate it must be (a burn-rate style factor).
+    deviation: float = 4.5
+    # ...and how many times the baseline rate it must be (a burn-rate style factor)...
     ratio: float = 2.0
+    # ...and how far above it, in absolute terms (0.01: one percentage point).
+    min_rise: float = 0.01
     # Stay firing until the condition has been false this long (damps resolve/fire churn).
-    resolve_after_s: float = 30.0
+    resolve_after_s: float = 15.0
     repeat_interval_s: float = 4 * 3600.0
     # Flap damping: `flap_count` starts within `flap_window_s` make the alert flapping; a flapping
     # alert resolves only after `flap_resolve_after_s` of quiet.
@@ -87,7 +89,7 @@ class Rule:
 # 409 never pages anyone. The README says why each number is what it is.
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(name="409 spike", scope=Scope.GLOBAL, min_count=20),
-    Rule(name="409 spike per endpoint", scope=Scope.ENDPOINT, min_count=10, ratio=3.0),
+    Rule(name="409 spike per endpoint", scope=Scope.ENDPOINT, min_count=10, ratio=2.5),
 )
 
 
@@ -116,11 +118,11 @@ class DeliveryPolicy:
 
 @dataclass(frozen=True)
 class Grouping:
-    """How alerts become messages: alerts that start firing within `wait_s` of each other (any
-    rule, any scope) go out as one incident; one that joins an incident already announced is
-    announced after `interval_s` if it still fires (Alertmanager's group_wait/group_interval)."""
+    """How alerts become messages: alerts that start firing while an incident is open (any rule,
+    any scope) join it; it is announced `wait_s` after it opens; one that starts firing
+    `interval_s` or more into the incident is announced on its own (after `wait_s`)."""
 
-    wait_s: float = 20.0
+    wait_s: float = 10.0
     interval_s: float = 300.0
 
 
@@ -160,6 +162,7 @@ RULE_KEYS = {
     "min_history",
     "deviation",
     "ratio",
+    "min_rise",
     "resolve_after",
     "repeat_interval",
     "flap_window",
@@ -346,6 +349,14 @@ def _rule(index: int, raw: object, channel_names: tuple[str, ...], seen: set[str
         rule = replace(rule, history_step_s=step)
     if "deviation" in table:
         rule = replace(rule, deviation=_number(table["deviation"], f"{where}.deviation", "3.5"))
+    if "min_rise" in table:
+        rise = table["min_rise"]
+        if isinstance(rise, bool) or not isinstance(rise, int | float) or not 0 <= rise < 1:
+            raise ConfigError(
+                f"{where}.min_rise = {rise!r} must be a 409 rate from 0 to 1 (e.g. 0.01 for one "
+                "percentage point)"
+            )
+        rule = replace(rule, min_rise=float(rise))
     if "ratio" in table:
         rule = replace(rule, ratio=_number(table["ratio"], f"{where}.ratio", "2", 1.0))
     for key, attr in (

@@ -216,13 +216,16 @@ def step(e: Engine, until_us: int) -> tuple[list[Request], list[Request]]:
 
 
 def simulate(
-    seed: int, lines: int, start_us: int, hours: float
+    seed: int, lines: int, start_us: int, hours: float, *, daily: bool = True
 ) -> tuple[list[Request], list[Spike]]:
-    """A whole batch run: exactly `lines` requests (when the draw allows) and the spike plan."""
+    """A whole batch run: exactly `lines` requests (when the draw allows) and the spike plan.
+
+    `daily=False`: flat traffic, as live mode writes it (the demo's backfill, so the rate does not
+    jump where live traffic takes over)."""
     span_us = int(hours * 3600 * SECOND)
     lines_per_s = lines / (span_us / SECOND)
     plan = spikes.batch_plan(random.Random(seed ^ 0x5EED), start_us, span_us)
-    e = new_engine(seed, start_us=start_us, lines_per_s=lines_per_s, daily=True, spike_plan=plan)
+    e = new_engine(seed, start_us=start_us, lines_per_s=lines_per_s, daily=daily, spike_plan=plan)
     e.spike_least = spikes.min_conflicts(lines)
     spike_lines = len(plan) * e.spike_least * LINES_PER_STORY
     e.bg_rate = max(e.bg_rate - spike_lines / (span_us / SECOND), 0.2 * lines_per_s) * OVERSAMPLE

@@ -88,9 +88,11 @@ class Written:
     labels: tuple[Label, ...]
 
 
-def write_batch(out: Path, *, seed: int, lines: int, start_us: int, hours: float) -> Written:
-    """Generate and write one data set into `out` (created if needed)."""
-    requests, plan = simulate(seed, lines, start_us, hours)
+def write_batch(
+    out: Path, *, seed: int, lines: int, start_us: int, hours: float, daily: bool = True
+) -> Written:
+    """Generate and write one data set into `out` (created if needed); `daily=False`: flat."""
+    requests, plan = simulate(seed, lines, start_us, hours, daily=daily)
     per_file, labels = lay_out(requests)
     out.mkdir(parents=True, exist_ok=True)
     for name, file_lines in per_file.items():

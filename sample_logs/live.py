@@ -19,13 +19,14 @@ from sample_logs.engine import new_engine, step
 from sample_logs.formats import format_line, iso_utc
 from sample_logs.generate import LABELS_HEADER, SPIKES_HEADER, in_spike
 from sample_logs.model import FILES, SECOND, Request, Spike
-from sample_logs.spikes import GLOBAL
+from sample_logs.spikes import GLOBAL, MIN_SPIKE_CONFLICTS
 from sample_logs.timing import written_at
 
 BUFFERED_SOURCE = "orders-gw-b.log"
 BUFFER_FLUSH_US = 3 * SECOND
 TICK_S = 0.1
 SPIKE_SETTLE_US = 10 * SECOND  # a spike's last 409s are written (node B's buffer included)
+SPIKE_SHARE = 0.3
 
 
 def _count_lines(path: Path) -> int:
@@ -102,6 +103,10 @@ def run_live(
         spike_plan=[],
         live_every_us=int(spike_every_s * SECOND),
     )
+    # A live spike is an incident to see: its 409s come to about a third of the traffic while it
+    # lasts (at least MIN_SPIKE_CONFLICTS), whatever the rate, so it stands out on the endpoint.
+    length_s = max(1.0, min(120.0, spike_every_s / 3))
+    engine.spike_least = max(MIN_SPIKE_CONFLICTS, int(SPIKE_SHARE * rate * length_s))
     sink = _Sink(out_dir)
     pending: list[tuple[int, int, Request]] = []
     held: list[Request] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -114,7 +115,7 @@ def test_backtest_command_prints_why_writes_a_plot_and_sends_nothing(
     firing = [line for line in text.splitlines() if "  FIRING " in line]
     assert len(firing) >= len(spikes())
     assert "409 spike per endpoint: endpoint /orders/{id} firing:" in text
-    assert "vs a baseline of" in text and "top causes:" in text
+    assert "vs a baseline rate of" in text and "top causes:" in text
     assert "alerts would have fired" in text.splitlines()[-2]
     page = html.read_text()
     assert "plotly" in page and "409 spike per endpoint" in page and "firing" in page
@@ -122,3 +123,31 @@ def test_backtest_command_prints_why_writes_a_plot_and_sends_nothing(
     assert hashlib.sha256(settings.db.read_bytes()).hexdigest() == before
     tables = reader.query("SELECT table_name FROM information_schema.tables").column(0)
     assert "alert_events" not in tables.to_pylist()
+
+
+def test_backtest_json_is_one_object_per_alert_with_the_spec_fields(sample_db: Settings) -> None:
+    since, until = span(sample_db)
+    out = io.StringIO()
+    reader = DirectReader(sample_db.db, sample_db.sql)
+    assert run_backtest(sample_db, reader, since, until, None, None, out, output="json") == 0
+    alerts = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(alerts) >= len(spikes())
+    for a in alerts:
+        assert list(a)[:7] == [
+            "rule",
+            "scope",
+            "key",
+            "fired_at",
+            "resolved_at",
+            "value",
+            "baseline",
+        ]
+        assert a["scope"] in ("global", "endpoint") and (a["key"] is None) == (
+            a["scope"] == "global"
+        )
+        assert a["fired_at"].endswith("Z") and a["resolved_at"] > a["fired_at"]
+        # value and baseline are 409 rates: the window's, and the one it was judged against
+        assert 0 < a["value"] <= 1 and 0 <= a["baseline"] < a["value"]
+        assert a["count"] >= 10 and a["requests"] >= a["count"]
+    keys = {a["key"] for a in alerts}
+    assert {s.scope for s in spikes() if s.scope != "global"} <= keys

@@ -96,9 +96,7 @@ def test_alerts_check_evaluates_once_and_delivers(
     assert run_check(settings_with(db.settings, table), db.store, now, out, env=env) == 3
     text = out.getvalue()
     assert "evaluated 1 rules at" in text
-    assert (
-        "FIRING" in text and "spike: all 409s firing: 20 409s in 1m (100% of 20 requests)" in text
-    )
+    assert "FIRING" in text and "spike: all 409s firing: 30 409s in 5m" in text
     assert "ok   chat (slack): delivered" in text and "ok   hook (webhook): delivered" in text
     assert len(receiver.requests) == len(second.requests) == 1
     # Run again: nothing changed, nothing sent.

@@ -264,8 +264,7 @@ def test_webhook_payload_is_alertmanager_v4_and_hmac_verifies(db: Db, receiver: 
 
 def test_untrusted_text_is_escaped_for_slack(db: Db, receiver: Receiver) -> None:
     hostile = ["/x/<!channel>", "/y/<https://evil.example|click me>", "/a&b", "/@here/`x`"]
-    t0 = utc_minute(-30)
-    db.quiet_since(t0)
+    db.quiet_since(utc_minute(-90))
     for i, path in enumerate(hostile):
         db.conflicts(utc_minute(), 12, endpoint=path, spread_s=60 + i)
     config = cfg(

@@ -94,12 +94,15 @@ def test_an_endpoint_spike_during_a_long_global_alert_is_announced() -> None:
     r = Run()
     r.at(0, item("global", ""))
     r.quiet(5, 100)
-    r.at(100, item("endpoint", "/orders/{id}", at=100))  # joins the open incident
+    r.at(100, item("endpoint", "/carts/{id}", at=100))  # fan-out: joins quietly
     r.quiet(105, 400)
-    assert [s for s, _ in r.sent] == [20, 320]  # announced a group interval after the last
+    r.at(400, item("endpoint", "/orders/{id}", at=400))  # a new problem, minutes later
+    r.quiet(405, 500)
+    assert [s for s, _ in r.sent] == [20, 420]  # announced after its own group wait
     update = r.sent[1][1]
     assert [a.scope_value for a in update.alerts if a.status is Status.FIRING] == [
         "",
+        "/carts/{id}",
         "/orders/{id}",
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -342,3 +343,19 @@ def test_flapping_alert_holds_until_a_long_quiet() -> None:
 
 def test_state_enum_values_are_the_documented_names() -> None:
     assert [s.value for s in AlertState] == ["inactive", "pending", "firing", "resolved"]
+
+
+def test_alert_settings_are_typed_and_validated_when_the_settings_load(tmp_path: Path) -> None:
+    from ingest.settings import load_settings
+
+    plain = load_settings(env={}, cwd=tmp_path)
+    assert plain.alerts.rules == DEFAULT_RULES and not plain.alerts.configured
+    config = tmp_path / "conflictradar.toml"
+    config.write_text('[[alerts.rules]]\nname = "fast"\nwindow = "90s"\n')
+    with pytest.raises(
+        ConfigError, match=r"alerts.rules\[0\] \('fast'\).window = '90s' must be whole minutes"
+    ):
+        load_settings(config, env={})  # any command fails, not only a starting engine
+    config.write_text('[[alerts.rules]]\nname = "fast"\nwindow = "2m"\nratio = 1.5\n')
+    (rule,) = load_settings(config, env={}).alerts.rules
+    assert (rule.window_s, rule.short_window_s, rule.ratio) == (120, 60, 1.5)

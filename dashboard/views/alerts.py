@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
+from dashboard import alert_backtest
 from dashboard.frame import View, page
 from dashboard.panels import table
 from ingest import alert_reads
@@ -63,6 +64,28 @@ def channels_frame(alerts: AlertSettings) -> pl.DataFrame:
             "url from env": [c.url_env for c in alerts.channels],
         }
     )
+
+
+def _backtest(view: View) -> None:
+    st.subheader("Backtest: these rules over the last 24 h")
+    replay = alert_backtest.last_day(view.settings)
+    if replay.error:
+        st.warning(f"The backtest could not run: {replay.error}", icon=":material/error:")
+        return
+    fired = replay.alerts
+    if fired.is_empty():
+        st.info(
+            "These rules would not have fired in the last 24 h (a rule with too little "
+            "history stays silent until it has its past windows).",
+            icon=":material/check_circle:",
+        )
+        return
+    st.caption(
+        f"{fired.height} alerts would have fired (nothing was sent): value is the 409 rate of "
+        "the window when it fired, baseline the rate it was judged against. Tune the rules in "
+        "conflictradar.toml and compare."
+    )
+    table(fired.drop("reason"), "alert_backtest")
 
 
 def current_state(events: pl.DataFrame) -> pl.DataFrame | None:
@@ -121,6 +144,7 @@ def body(view: View) -> None:
     else:
         st.caption("Channels (URLs and keys come from the environment and are never shown)")
         table(channels, "alert_channels")
+    _backtest(view)
     present = set(view.fetch(alert_reads.alert_columns)["table_name"].to_list())
     if not present & {"alert_events", "deliveries"}:
         st.info(
