@@ -84,7 +84,7 @@ def effective_toml(settings: Settings, alerts: AlertConfig, env: Mapping[str, st
             out.append(f"\n[{section}]")
         out.extend(_lines([key], settings))
     out.append("\n[alerts]")
-    default_rules = settings.alerts_table.get("default_rules", True)
+    default_rules = settings.alerts.default_rules
     out.append(f"default_rules = {toml_value(default_rules, 'boolean')}")
     out.extend(_lines(ALERT_KEYS, alerts, skip={"channels", "rules", "default_rules"}))
     for channel in alerts.channels:

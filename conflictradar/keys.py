@@ -129,6 +129,14 @@ ALERT_KEYS: tuple[Key[AlertConfig], ...] = (
     Key("alerts", "max_delivery_age", "duration",
         "A delivery still failing after this long is given up (recorded in `deliveries`).",
         lambda a: a.delivery.max_age_s),
+    Key("alerts", "group_wait", "duration",
+        "Alerts (any rule, any scope) that start firing while an incident is open join it; the "
+        "incident's one FIRING message goes out this long after it opens.",
+        lambda a: a.grouping.wait_s),
+    Key("alerts", "group_interval", "duration",
+        "An alert that starts firing this long or more into an open incident is a new problem "
+        "and is announced on its own; earlier ones join quietly (listed when it resolves).",
+        lambda a: a.grouping.interval_s),
 )  # fmt: skip
 
 CHANNEL = "alerts.channels.NAME"
@@ -163,7 +171,13 @@ RULE_KEYS: tuple[Key[Rule], ...] = (
         "`threshold`: fires when the window's 409 count reaches `min_count`. `baseline`: also "
         "needs the 409 rate to stand out from the same scope's history.",
         lambda r: r.detector.value),
-    Key(RULES, "window", "duration", "The window 409s are counted over.", lambda r: r.window_s),
+    Key(RULES, "window", "duration",
+        "The long window 409s and requests are counted over (whole minutes); it counts only while "
+        "the short window's rate still stands `ratio` above the baseline.", lambda r: r.window_s),
+    Key(RULES, "short_window", "duration",
+        "The short window (whole minutes), judged on its own history with twice `min_count`: "
+        "catches a sharp spike at once and resets an alert soon after it ends.",
+        lambda r: r.short_window_s),
     Key(RULES, "min_count", "integer", "No alert below this many 409s in the window.",
         lambda r: r.min_count),
     Key(RULES, "for", "duration",
@@ -177,8 +191,18 @@ RULE_KEYS: tuple[Key[Rule], ...] = (
         "baseline: distance between history windows (default: one window; `\"1d\"` compares "
         "with the same time on previous days).", lambda r: r.history_step_s),
     Key(RULES, "deviation", "number",
-        "baseline: robust standard deviations above the history median that count as a spike.",
-        lambda r: r.deviation),
+        "baseline: robust deviations of the 409 rate above the history's median rate that count "
+        "as a spike (binomial noise for the window's requests, widened by the history's "
+        "dispersion).", lambda r: r.deviation),
+    Key(RULES, "ratio", "number",
+        "baseline: the window's 409 rate must also be at least this many times the baseline rate.",
+        lambda r: r.ratio),
+    Key(RULES, "min_rise", "number",
+        "baseline: ...and at least this much above it, as a rate (`0.01`: one percentage point).",
+        lambda r: r.min_rise),
+    Key(RULES, "min_history", "integer",
+        "baseline: the rule stays silent until this many past windows exist since the data "
+        "began (no page on a cold start).", lambda r: r.min_history),
     Key(RULES, "resolve_after", "duration",
         "A firing alert resolves after its condition has been false this long.",
         lambda r: r.resolve_after_s),

@@ -134,6 +134,7 @@ class AlertSettings:
     grouping: Grouping = field(default_factory=Grouping)
     # Whether `rules` came from the config file (False: the defaults apply).
     configured: bool = False
+    default_rules: bool = True  # `[alerts] default_rules`
 
 
 TOP_KEYS = {
@@ -438,4 +439,6 @@ def parse_alert_settings(table: Mapping[str, Any]) -> AlertSettings:
     configured = bool(rules) or not use_defaults
     if not rules and use_defaults:
         rules = DEFAULT_RULES
-    return AlertSettings(channels, rules, _delivery(table), _grouping(table), configured)
+    return AlertSettings(
+        channels, rules, _delivery(table), _grouping(table), configured, use_defaults
+    )

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ingest.alert_settings import AlertSettings, parse_alert_settings
 from ingest.catalogue import Entry
 from ingest.causes import Cause
-from ingest.alert_settings import AlertSettings, parse_alert_settings
 from ingest.errors import ConfigError
 from ingest.tiers import SERVICE_FORMATS
 
