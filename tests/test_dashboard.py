@@ -379,6 +379,9 @@ def test_alerts_page_on_the_alerts_packages_own_tables(app: App, tmp_path: Path)
     assert list(rules["name"]) == ["409 spike", "409 spike per endpoint"]
     assert list(rules["judges"]) == ["409 rate vs its own history"] * 2
     assert "these defaults apply" in shown_text(at)
+    # The backtest runs the real `alerts backtest --format json` on request.
+    at.toggle(key="alerts_backtest").set_value(True).run(timeout=120)
+    assert "These rules would not have fired in the last 24 h" in shown_text(at)
     assert list(state["state"]) == ["firing"] and list(history["message"]) == ["25 409s in 5m"]
     assert list(deliveries["outcome"]) == ["sent"]
     # Events stamped by the wall clock fall outside the data's (historical) range: said so.

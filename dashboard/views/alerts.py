@@ -68,6 +68,10 @@ def channels_frame(alerts: AlertSettings) -> pl.DataFrame:
 
 def _backtest(view: View) -> None:
     st.subheader("Backtest: these rules over the last 24 h")
+    # On request: a day's replay costs seconds of CPU, which a page view should not spend unasked.
+    if not st.toggle("Replay the current rules over the last 24 h", key="alerts_backtest"):
+        st.caption("Which alerts these rules would have sent, and when (nothing is sent).")
+        return
     replay = alert_backtest.last_day(view.settings)
     if replay.error:
         st.warning(f"The backtest could not run: {replay.error}", icon=":material/error:")
