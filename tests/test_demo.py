@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.test_alerts_kit import Receiver, receiver
 
 __all__ = ["receiver"]
@@ -143,6 +145,7 @@ def check(msgs: list[Message], spikes: list[tuple[datetime, datetime, str]]) -> 
             assert scope in firing.text, (scope, summary)
 
 
+@pytest.mark.timeout(FULL_MINUTES * 60 + 900 if FULL_MINUTES else 900)
 def test_demo_pages_once_per_spike_and_resolves(tmp_path: Path, receiver: Receiver) -> None:
     if FULL_MINUTES:
         msgs, spikes, _ = run_demo(tmp_path, receiver, FULL_CONFIG, 150, 2.0, 99,
