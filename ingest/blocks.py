@@ -35,8 +35,7 @@ def load_context(store: Store, settings: Settings) -> Context:
     routes = (
         endpoints.load_openapi(settings.endpoints.openapi) if settings.endpoints.openapi else []
     )
-    rows = store.con.execute("SELECT prefix, position FROM endpoint_folds").fetchall()
-    return Context(settings, tuple(routes), tuple(endpoints.Fold(p, k) for p, k in rows))
+    return Context(settings, tuple(routes), store.endpoint_folds())
 
 
 @dataclass

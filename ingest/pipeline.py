@@ -384,40 +384,21 @@ class Ingester:
     def learn_folds(self) -> None:
         """Learn high-cardinality positions from the endpoints stored so far, re-template rows."""
         threshold = self.settings.endpoints.fold_threshold
-        known = self.ctx.folds
-        stored = self.store.con.execute(
-            "SELECT DISTINCT endpoint FROM requests WHERE endpoint IS NOT NULL"
-        ).fetchall()
+        stored = self.store.stored_endpoints()
         if len(stored) < threshold:
             return
-        series = pl.Series("endpoint", [r[0] for r in stored], dtype=pl.String)
-        new = endpoints.learn_folds(series, threshold, known)
-        if not new:
-            return
-        self._record_folds(tuple(new))
+        series = pl.Series("endpoint", stored, dtype=pl.String)
+        new = endpoints.learn_folds(series, threshold, self.ctx.folds)
+        if new:
+            self._record_folds(tuple(new))
 
     def _record_folds(self, new: tuple[endpoints.Fold, ...]) -> None:
         """Persist new folds and re-template what is already stored (one transaction)."""
         fresh = tuple(f for f in new if f not in self.ctx.folds)
         if not fresh:
             return
-        self._write_folds(fresh)
+        self.store.record_folds(fresh)
         self.ctx = replace(self.ctx, folds=self.ctx.folds + fresh)
-
-    def _write_folds(self, fresh: tuple[endpoints.Fold, ...]) -> None:
-        with self.store.transaction() as con:
-            for fold in fresh:
-                con.execute(
-                    "INSERT INTO endpoint_folds VALUES (?, ?, now())", [fold.prefix, fold.position]
-                )
-                pattern = fold.pattern
-                replacement = fold.prefix.replace("\\", "\\\\") + "/{id}\\1"
-                for table in ("requests", "conflicts", "request_minutes", "conflict_minutes"):
-                    con.execute(
-                        f"UPDATE {table} SET endpoint = regexp_replace(endpoint, ?, ?)"
-                        " WHERE starts_with(endpoint, ?)",
-                        [pattern, replacement, fold.prefix + "/"],
-                    )
 
 
 def _same_start(opener: Opener, head: bytes) -> bool:

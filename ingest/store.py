@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 
 from ingest.causes import CAUSES
+from ingest.endpoints import Fold
 from ingest.errors import DatabaseError, DatabaseLockedError
 from ingest.timestamps import time_spans
 
@@ -369,6 +370,35 @@ class Store:
             for table in ("request_minutes", "conflict_minutes"):
                 con.execute(f"DELETE FROM {table} WHERE minute < {minute}", cut)
         return int(row[0]) if row else 0
+
+    # -- endpoint folds ----------------------------------------------------------------------
+
+    def endpoint_folds(self) -> tuple[Fold, ...]:
+        rows = self.con.execute("SELECT prefix, position FROM endpoint_folds").fetchall()
+        return tuple(Fold(prefix, position) for prefix, position in rows)
+
+    def stored_endpoints(self) -> list[str]:
+        """Every distinct endpoint stored, from the per-minute rollup (which holds each one in
+        far fewer rows than `requests`: no scan of the raw rows every maintenance minute)."""
+        rows = self.con.execute(
+            "SELECT DISTINCT endpoint FROM request_minutes WHERE endpoint IS NOT NULL"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def record_folds(self, folds: Sequence[Fold]) -> None:
+        """Store new folds and re-template the endpoints already stored, in one transaction."""
+        with self.transaction() as con:
+            for fold in folds:
+                con.execute(
+                    "INSERT INTO endpoint_folds VALUES (?, ?, now())", [fold.prefix, fold.position]
+                )
+                replacement = fold.prefix.replace("\\", "\\\\") + "/{id}\\1"
+                for table in ("requests", "conflicts", "request_minutes", "conflict_minutes"):
+                    con.execute(
+                        f"UPDATE {table} SET endpoint = regexp_replace(endpoint, ?, ?)"
+                        " WHERE starts_with(endpoint, ?)",
+                        [fold.pattern, replacement, fold.prefix + "/"],
+                    )
 
     # -- files -----------------------------------------------------------------------------
 

@@ -345,6 +345,22 @@ def test_high_cardinality_positions_are_folded_everywhere(tmp_path: Path) -> Non
     assert_rollups_match(db)
 
 
+def test_folds_learned_from_stored_endpoints_re_template_every_table(tmp_path: Path) -> None:
+    # Two files of 150 distinct names each: no block alone reaches the threshold of 200, the
+    # endpoints stored together do, and the end-of-run learning folds them where they lie.
+    first, second, db = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "db.duckdb"
+    first.write_text(_profiles(0, 150))
+    ingest(db, first)
+    assert count(db, "SELECT count(*) FROM endpoint_folds") == 0
+    second.write_text(_profiles(150, 150))
+    ingest(db, second)
+    assert count(db, "SELECT count(*) FROM endpoint_folds") == 1
+    for table in ("requests", "request_minutes"):
+        endpoints = count(db, f"SELECT string_agg(DISTINCT endpoint, ',') FROM {table}")
+        assert endpoints == "/users/{id}/profile", table
+    assert_rollups_match(db)
+
+
 def _conflicts(db: Path) -> list[tuple[object, ...]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
