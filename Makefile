@@ -26,7 +26,7 @@ test: $(STAMP) lint
 
 # Figures and ratios against references measured in the same run (never asserted in tests).
 bench: $(STAMP)
-	$(BIN)/python -u -m bench            # ingest: vs wc -l, DuckDB raw scan, GoAccess; classify cost
+	$(BIN)/python -u -m bench            # ingest, realistic and uniform files: vs wc -l, DuckDB scan, GoAccess
 	$(BIN)/python -u -m bench.watch      # watch: append->visible latency under readers; throughput
 	$(BIN)/python -u -m bench.watch_cost # watch cost: CPU% of a core, RSS, latency at 100/1k/10k lines/s
 	$(BIN)/python -u -m bench.dashboard  # dashboard: data-fetch time per page on 10M requests

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -238,6 +239,8 @@ def bench_watch_cost(rates: list[int], seconds: float, latency_s: float) -> None
 
 
 def main() -> None:
+    # A TERM (the bench stopped from outside) unwinds like Ctrl-C: the watcher is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     p = argparse.ArgumentParser(prog="python -m bench.watch_cost")
     p.add_argument("--rates", default="100,1000,10000", help="lines/s, comma-separated")
     p.add_argument("--seconds", type=float, default=30.0, help="CPU measurement window per rate")

@@ -133,15 +133,20 @@ class Browser:
         return out.get("result", {}).get("value")
 
     def wait_page(self, title: str, timeout_s: float = 60.0) -> dict[str, Any]:
-        """Until the page shows its title and stays done running for a second."""
-        deadline, calm = time.monotonic() + timeout_s, 0
+        """Until the page shows its title and stays done running for a second.
+
+        `rendered_s` in the state: from this call to the first look of that calm second."""
+        started = time.monotonic()
+        deadline, calm, done_at = started + timeout_s, 0, started
         state: dict[str, Any] = {}
         while time.monotonic() < deadline:
             state = self.eval(READY_JS) or {}
             done = title in state.get("title", "") and not state.get("running")
             calm = calm + 1 if done and not state.get("skeletons") else 0
+            if calm == 1:
+                done_at = time.monotonic()
             if calm >= 4:
-                return state
+                return {**state, "rendered_s": round(done_at - started, 2)}
             time.sleep(0.3)
         raise AssertionError(f"page {title!r} did not finish rendering: {state}")
 
@@ -231,9 +236,11 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_every_page_renders_in_chromium(browser: Browser, dashboard_url: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: dict[str, list[str]] = {}
+    rendered: dict[str, float] = {}
     for name, path, title in PAGES:
         browser.call("Page.navigate", url=f"{dashboard_url}/{path}?live=false")
         state = browser.wait_page(title)
+        rendered[name] = state["rendered_s"]
         if name in ("overview", "hotspots", "causes"):
             assert state["plots"] > 0, f"{name}: no chart rendered"
         if name == "sql":  # run the example and chart it, as a user would
@@ -247,6 +254,9 @@ def test_every_page_renders_in_chromium(browser: Browser, dashboard_url: str) ->
             problems[name] = errors
         browser.screenshot(SHOTS / f"{name}.png", min(max(int(state["height"]) + 80, 1000), 4200))
         browser.call("Emulation.clearDeviceMetricsOverride")
+    # Render times are reported, never asserted (the machine is shared): beside the shots.
+    (SHOTS / "render_times.json").write_text(json.dumps(rendered, indent=1) + "\n")
+    print("page render times (s, navigate -> done, polled every 0.3 s):", rendered)
     assert not problems, problems
     assert {p.name for p in SHOTS.glob("*.png")} >= {f"{n}.png" for n, _, _ in PAGES}
 
