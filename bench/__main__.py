@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.gen_combined import write_combined
 from bench.proc import Run, ensure_debian_package, measure
+from bench.tiered import bench_tiered
 
 DATA = Path(__file__).resolve().parents[1] / "bench_data"
 
@@ -88,8 +89,10 @@ def bench_ingest(lines: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(prog="make bench")
     p.add_argument("--lines", type=int, default=int(os.environ.get("BENCH_LINES", 2_000_000)))
+    p.add_argument("--tiered-requests", type=int, default=500_000)  # about 1M lines
     args = p.parse_args()
     bench_ingest(args.lines)
+    bench_tiered(DATA, args.tiered_requests)
 
 
 if __name__ == "__main__":
