@@ -56,6 +56,7 @@ soak: $(STAMP)
 
 sample-logs: $(STAMP)
 	$(BIN)/python -m sample_logs.generate --out sample_logs/data --seed 42
+	$(BIN)/python -m sample_logs.tiered --out sample_logs/tiered --seed 42 --requests 2000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.gen_combined import write_combined
 from bench.gen_realistic import write_realistic
 from bench.proc import Run, ensure_debian_package, measure
+from bench.tiered import bench_tiered
 
 DATA = Path(__file__).resolve().parents[1] / "bench_data"
 
@@ -111,11 +112,13 @@ def main() -> None:
     p.add_argument("--files", default=os.environ.get("BENCH_FILES", "realistic,uniform"),
                    help="which generated files: realistic, uniform (comma-separated)")  # fmt: skip
     p.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", REPEATS)))
+    p.add_argument("--tiered-requests", type=int, default=500_000)  # about 1M lines
     args = p.parse_args()
     for kind in [k.strip() for k in args.files.split(",") if k.strip()]:
         if kind not in FILES:
             raise SystemExit(f"bench: unknown file kind {kind!r}; choose from {', '.join(FILES)}")
         bench_ingest(kind, args.lines, args.repeats)
+    bench_tiered(DATA, args.tiered_requests)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ CAUSE_COLORS: dict[str, str] = {
 }
 OTHER_COLOR = "#9c755f"
 CAUSE_ORDER = [c.value for c in Cause]
+# conflicts.confidence: proven, suggested, unexplained
+CONFIDENCE_COLORS = {"certain": "#2e7d32", "inferred": "#f0a202", "unknown": "#9e9e9e"}
 HEAT_SCALE = [[0.0, "#fff5eb"], [0.25, "#fdae6b"], [0.6, "#e6550d"], [1.0, "#7f2704"]]
 
 
@@ -243,6 +245,29 @@ def cause_share(df: pl.DataFrame) -> go.Figure:
     )
     fig.update_layout(legend={"orientation": "v", "x": 1.0, "y": 0.5})
     return _layout(fig, 320)
+
+
+def confidence_bars(df: pl.DataFrame) -> go.Figure:
+    """Each cause's conflicts split by confidence, stacked (`df`: cause, conflicts and one
+    column per level of CONFIDENCE_COLORS)."""
+    if df.is_empty():
+        return empty()
+    d = df.sort("conflicts")
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=d["cause"].to_list(),
+                x=d[level].to_list(),
+                name=level,
+                orientation="h",
+                marker={"color": color},
+                hovertemplate=f"%{{y}}: %{{x:,}} {level}<extra></extra>",
+            )
+            for level, color in CONFIDENCE_COLORS.items()
+        ]
+    )
+    fig.update_layout(barmode="stack", xaxis_title="409 requests")
+    return _layout(fig, max(220, 60 + 34 * d.height))
 
 
 def ranking(

@@ -16,13 +16,13 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
 
-from ingest import alert_reads, reads
+from ingest import alert_reads, confidence_reads, reads
 from ingest.reader import Reader, open_reader
 from ingest.reads import DataStatus
 from ingest.settings import Settings, load_settings
 
 # The modules whose read functions `fetch` may run (looked up by name inside the cache).
-READ_MODULES = {m.__name__: m for m in (reads, alert_reads)}
+READ_MODULES = {m.__name__: m for m in (reads, alert_reads, confidence_reads)}
 
 REFRESH_S = 5.0
 # How long a read waits for a writer to let go of the file before the page says so.

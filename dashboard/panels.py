@@ -118,8 +118,8 @@ def conflict_detail(view: View, file: str, line: int) -> None:
     c = df.row(0, named=True)
     with st.container(border=True):
         st.markdown(
-            f"**{text(c['method'])} {code(c['path'])}** → 409 · {code(c['cause'])} — "
-            f"{c['title'] or ''}"
+            f"**{text(c['method'])} {code(c['path'])}** → 409 · {code(c['cause'])} "
+            f"({text(c['confidence'] or 'unknown')}) — {c['title'] or ''}"
         )
         st.markdown(f"**Evidence:** {text(c['evidence'])}")
         if c["message"]:
@@ -128,6 +128,9 @@ def conflict_detail(view: View, file: str, line: int) -> None:
             f"{c['ts']:%Y-%m-%d %H:%M:%S} UTC · client {text(c['client_ip'] or '-')} · "
             f"**{text(file_line(c['file'], c['line']))}** ({code(c['file'])})"
         )
+        others = (c["lines"] or [])[1:]
+        if others:
+            st.caption("Same request in other tiers: " + ", ".join(code(x) for x in others))
         st.code(c["raw"] or "(raw line not kept)", language=None, wrap_lines=True)
         st.markdown(f"**Remediation:** {c['remediation'] or 'none recorded for this cause.'}")
 
@@ -150,6 +153,7 @@ def conflict_list(view: View, f: Filters, drill: Drill, key: str, limit: int = 5
         "method",
         "path",
         "cause",
+        "confidence",
         "evidence",
         "client_ip",
         "endpoint",

@@ -2,8 +2,9 @@
 
 Each entry names the system, a pattern for its text, the cause it means, the real text as the
 system writes it (tests classify exactly this text) and where that text is documented. Patterns
-are RE2, case-insensitive, tried on the raw text and on its normalised form (`ingest.texts`:
-CamelCase, snake_case and dotted class names split into lowercase words). Users add entries in
+are RE2 over the normalised text (`ingest.texts`: CamelCase, snake_case and dotted class names
+split into lowercase words), so `ConditionalCheckFailedException` is matched as "conditional
+check failed exception"; they are lowercased and `_` reads as a space. Users add entries in
 `conflictradar.toml` (`[[classify.catalogue]]`); theirs are tried first.
 """
 
@@ -82,7 +83,8 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("SQLite", "SQLITE_BUSY", r"database is locked|sqlite busy", L,
           "database is locked", "https://www.sqlite.org/rescode.html"),
     Entry("CockroachDB", "40001 restart transaction",
-          r"restart transaction: TransactionRetry|WriteTooOldError|ReadWithinUncertaintyInterval",
+          r"restart transaction: transaction ?retry|write ?too ?old ?error"
+          r"|read ?within ?uncertainty ?interval",
           V, "restart transaction: TransactionRetryWithProtoRefreshError: WriteTooOldError",
           "https://www.cockroachlabs.com/docs/stable/transaction-retry-error-reference"),
     # -- ORMs and frameworks: optimistic locking ----------------------------------------------
@@ -176,7 +178,7 @@ CATALOGUE: tuple[Entry, ...] = (
           'Operation cannot be fulfilled on deployments.apps "web": the object has been'
           " modified; please apply your changes to the latest version and try again",
           "https://kubernetes.io/docs/reference/using-api/api-concepts/#conflicts"),
-    Entry("Kubernetes API", "409 AlreadyExists", r'^[a-z0-9.]+ "[^"]+" already exists$', D,
+    Entry("Kubernetes API", "409 AlreadyExists", r'^[a-z0-9 ]+ "[^"]+" already exists$', D,
           'pods "web-0" already exists',
           "https://kubernetes.io/docs/reference/using-api/api-concepts/"),
     Entry("Docker Engine API", "409 container name in use",
@@ -216,10 +218,10 @@ CATALOGUE: tuple[Entry, ...] = (
           "ResourceConflictException: The operation cannot be performed at this time. An update"
           " is in progress for resource: arn:aws:lambda:eu-west-1:123456789012:function:orders",
           "https://docs.aws.amazon.com/lambda/latest/api/CommonErrors.html"),
-    Entry("Google Cloud APIs", "ABORTED", r"^(rpc error: code = )?aborted\b|\bABORTED:", V,
+    Entry("Google Cloud APIs", "ABORTED", r"^(rpc error: code = )?aborted\b", V,
           "ABORTED: Too much contention on these documents. Please try again.",
           "https://cloud.google.com/apis/design/errors"),
-    Entry("Google Cloud APIs", "ALREADY_EXISTS", r"\bALREADY_EXISTS\b", D,
+    Entry("Google Cloud APIs", "ALREADY_EXISTS", r"^already exists:", D,
           "ALREADY_EXISTS: Document already exists: projects/shop/databases/(default)/documents/"
           "users/ada", "https://cloud.google.com/apis/design/errors"),
     Entry("Azure Resource Manager", "AnotherOperationInProgress / ScopeLocked",

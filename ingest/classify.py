@@ -97,11 +97,6 @@ members AS (
     JOIN requests r ON r.file = l.file AND r.line = l.line AND r.ts = l.ts
     WHERE l.head_ts BETWEEN $lo AND $hi AND r.ts BETWEEN $lo - {join} AND $hi + {join}
 ),
-texts AS (
-    SELECT msg FROM c WHERE msg IS NOT NULL
-    UNION SELECT msg FROM members WHERE msg IS NOT NULL
-),
-matched AS ({rules.matcher.sql("texts")}),
 -- Aggregated over the joined lines only: most 409s have none, and pay nothing here.
 per_request AS (
     SELECT a.head_file, a.head_line, a.head_ts,
@@ -110,7 +105,7 @@ per_request AS (
                   (a.ts, a.file, a.line)) FILTER (WHERE a.status <> 409) AS other,
            min_by({_text_struct("a", "m")}, (coalesce(m.rank, {NO_RANK}), a.ts, a.file, a.line))
                FILTER (WHERE a.msg IS NOT NULL) AS text
-    FROM members a LEFT JOIN matched m ON m.msg = a.msg
+    FROM members a LEFT JOIN text_matches m ON m.msg = a.msg
     GROUP BY a.head_file, a.head_line, a.head_ts
 ),
 ok AS (
@@ -163,12 +158,20 @@ labelled AS (
                 THEN p.text ELSE {_text_struct("c", "cm")} END AS etext,
            rt.w AS retry_w, rc.w AS race_w
     FROM c
-    LEFT JOIN matched cm ON cm.msg = c.msg
+    LEFT JOIN text_matches cm ON cm.msg = c.msg
     LEFT JOIN per_request p ON p.head_file = c.file AND p.head_line = c.line AND p.head_ts = c.ts
     LEFT JOIN retry rt ON rt.file = c.file AND rt.line = c.line AND rt.ts = c.ts
     LEFT JOIN race rc ON rc.file = c.file AND rc.line = c.line AND rc.ts = c.ts
 )
 SELECT {CONFLICT_COLUMNS} FROM ({select_sql()})
+"""
+
+
+# The texts a range's requests can be explained by: every line's, the joined lines' too.
+TEXTS_SQL = f"""
+SELECT {_msg("message")} AS msg FROM requests
+WHERE ts BETWEEN $lo - to_microseconds($join_us) AND $hi + to_microseconds($join_us)
+  AND {_msg("message")} IS NOT NULL
 """
 
 
@@ -213,6 +216,7 @@ class Classifier:
         if changed is not None:
             lo, hi = min(lo, changed[0]), max(hi, changed[1])
         hi = later(hi, self.window)
+        self.rules.matcher.remember(con, TEXTS_SQL, _used(TEXTS_SQL, self.params(lo, hi)))
         con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
         con.execute(f"INSERT INTO conflicts ({CONFLICT_COLUMNS}) " + self.sql, self.params(lo, hi))
         # Re-aggregate the whole minutes touched, from every conflict stored in them.

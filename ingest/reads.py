@@ -346,8 +346,8 @@ def conflict_rows(
         )
         params["text"] = drill.text.strip().lower()
     return reader.frame(
-        "SELECT ts, method, path, endpoint, cause, evidence, client_ip, user_agent, host,"
-        " upstream_status, message, request_id, file, line,"
+        "SELECT ts, method, path, endpoint, cause, confidence, evidence, client_ip, user_agent,"
+        " host, upstream_status, message, request_id, file, line,"
         f" (SELECT count(*) FROM conflicts WHERE {raw}) AS total"
         f" FROM conflicts WHERE {raw} ORDER BY ts DESC, file, line LIMIT $limit",
         params | {"limit": limit},
@@ -357,8 +357,8 @@ def conflict_rows(
 def conflict_detail(reader: Reader, file: str, line: int) -> pl.DataFrame:
     """One conflict with its raw log line and its cause's title and remediation."""
     return reader.frame(
-        "SELECT c.ts, c.method, c.path, c.endpoint, c.cause, c.evidence, c.client_ip,"
-        " c.user_agent, c.message, c.file, c.line, k.title, k.remediation,"
+        "SELECT c.ts, c.method, c.path, c.endpoint, c.cause, c.confidence, c.evidence,"
+        " c.client_ip, c.user_agent, c.message, c.file, c.line, c.lines, k.title, k.remediation,"
         " (SELECT any_value(raw) FROM conflict_lines l WHERE l.file = c.file AND l.line = c.line)"
         " AS raw FROM conflicts c LEFT JOIN causes k USING (cause)"
         " WHERE c.file = $file AND c.line = $line LIMIT 1",

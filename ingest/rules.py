@@ -52,16 +52,17 @@ QUOTE = (
     + _at("etext")
     + ")"
 )
-# What the error text adds when another rule decided; a 409 with no text says so only when the
-# method or path had to stand in for it.
-_TEXT_NOTE = (
-    "CASE WHEN etext.msg IS NULL THEN {none}"
+# What the error text adds when another rule decided (computed once per request, as `note`):
+# NULL when there is no text; a 409 with no text says so only when the method or path had to
+# stand in for it.
+NOTE_SQL = (
+    "CASE WHEN etext.msg IS NULL THEN NULL"
     " WHEN etext.cause IS NULL THEN printf('; unrecognised error text: \"%s\" (the %s''s, %s)',"
     " left(etext.msg, 200), etext.tier, " + _at("etext") + ")"
     " ELSE '; ' || " + QUOTE + " || ' also points to ' || etext.cause END"
 )
-NOTE = _TEXT_NOTE.format(none="''")
-NOTE_INFERRED = _TEXT_NOTE.format(none="'; no error text'")
+NOTE = "coalesce(note, '')"
+NOTE_INFERRED = "coalesce(note, '; no error text')"
 
 RULES: tuple[Rule, ...] = (
     Rule(
@@ -168,5 +169,5 @@ def select_sql(rules: tuple[Rule, ...] = RULES) -> str:
     return (
         f"SELECT *, CASE rule {causes} END AS cause, CASE rule {evidence} END AS evidence,"
         f" CASE rule {confidence} END AS confidence"
-        f" FROM (SELECT *, CASE {first} END AS rule FROM labelled)"
+        f" FROM (SELECT *, CASE {first} END AS rule, {NOTE_SQL} AS note FROM labelled)"
     )

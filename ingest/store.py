@@ -67,6 +67,10 @@ CREATE TABLE IF NOT EXISTS request_links (
     file VARCHAR, line BIGINT, ts TIMESTAMPTZ, head_file VARCHAR, head_line BIGINT,
     head_ts TIMESTAMPTZ
 );
+-- Every distinct error text seen, with what it matched (ingest.texts): matched once.
+CREATE TABLE IF NOT EXISTS text_matches (
+    msg VARCHAR, cause VARCHAR, label VARCHAR, keyword VARCHAR, rank INTEGER
+);
 CREATE TABLE IF NOT EXISTS causes (
     cause VARCHAR PRIMARY KEY, title VARCHAR, description VARCHAR, remediation VARCHAR
 );

@@ -1,16 +1,21 @@
 """Error texts -> causes (classify stage): normalise what systems write, then match the catalogue
 of real error texts and the keyword lists of SPEC section 5, vectorized in DuckDB.
 
-Matching runs over the *distinct* texts of the 409 requests being explained (real logs repeat a
-handful of texts), so its cost does not grow with the number of lines. The catalogue comes first:
-an entry knows what a system means (`ObjectOptimisticLockingFailureException` is a stale version,
-though "locking" is a resource_locked keyword); keywords then decide in cause order.
+Each distinct text is matched once and remembered in `text_matches` (its cause, or NULL when
+nothing recognised it): real logs repeat a handful of texts, and the regular expressions cost
+far more to compile than to run, so a batch whose texts are all known compiles none. The
+catalogue comes first: an entry knows what a system means (`ObjectOptimisticLockingFailure-
+Exception` is a stale version, though "locking" is a resource_locked keyword); keywords then
+decide in cause order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+
+import duckdb
 
 from ingest.catalogue import CATALOGUE, Entry
 from ingest.causes import Cause
@@ -23,7 +28,7 @@ def keyword_pattern(words: tuple[str, ...]) -> str:
     """One RE2 alternation capturing the matched keyword; word-start keywords get `\\b`."""
     parts = []
     for word in sorted(words, key=len, reverse=True):
-        escaped = re.escape(word.lower())
+        escaped = re.escape(normalise(word))
         parts.append(rf"\b{escaped}" if word.lower() in WORD_START else escaped)
     return "(" + "|".join(parts) + ")" if parts else "($^)"
 
@@ -31,8 +36,9 @@ def keyword_pattern(words: tuple[str, ...]) -> str:
 def normalise(text: str) -> str:
     """What the SQL `normalised()` computes, in Python (documentation and tests): CamelCase,
     snake_case and dotted class names become lowercase words, so `ContainerAlreadyExists`,
-    `already_exists` and `AlreadyExistsException` all read "already exists"."""
-    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
+    `already_exists` and `AlreadyExistsException` all read "already exists" (`ETag` stays one
+    word: an acronym splits off only when it has two letters or more, as in `HTTPConflict`)."""
+    text = re.sub(r"([A-Z]{2,})([A-Z][a-z])", r"\1 \2", text)
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
     text = re.sub(r"[_.]+", " ", text).lower()
     return re.sub(r"\s+", " ", text).strip()
@@ -41,11 +47,16 @@ def normalise(text: str) -> str:
 def normalised(col: str) -> str:
     """SQL for `normalise(col)`."""
     split = (
-        f"regexp_replace(regexp_replace({col}, '([A-Z]+)([A-Z][a-z])', '\\1 \\2', 'g'),"
+        f"regexp_replace(regexp_replace({col}, '([A-Z]{{2,}})([A-Z][a-z])', '\\1 \\2', 'g'),"
         " '([a-z0-9])([A-Z])', '\\1 \\2', 'g')"
     )
     words = f"lower(regexp_replace({split}, '[_.]+', ' ', 'g'))"
     return f"trim(regexp_replace({words}, '\\s+', ' ', 'g'))"
+
+
+def pattern_for_normalised(pattern: str) -> str:
+    """A catalogue pattern as it applies to normalised text: lowercase, `_` read as a space."""
+    return pattern.lower().replace("_", " ")
 
 
 def _literal(text: str) -> str:
@@ -68,35 +79,59 @@ class Matcher:
         groups = tuple((Cause(cause), keyword_pattern(words)) for cause, words in keywords)
         return cls(entries=(*extra, *CATALOGUE), keywords=groups)
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a pattern, its order or its cause does (remembered matches then
+        no longer hold)."""
+        parts = [f"{e.cause}\t{e.label}\t{e.pattern}" for e in self.entries]
+        parts += [f"{c}\t{p}" for c, p in self.keywords]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
     def sql(self, texts: str) -> str:
         """SELECT over `texts(msg)`: msg, cause (NULL: unrecognised), label (the catalogue's name
-        for the text) and keyword (the keyword that matched)."""
+        for the text), keyword (the keyword that matched) and rank (the pattern's position)."""
         n = len(self.entries)
-        whens = []
-        for i, e in enumerate(self.entries):
-            p = _literal("(?i)" + e.pattern)
-            whens.append(f"WHEN regexp_matches(msg, {p}) OR regexp_matches(norm, {p}) THEN {i}")
-        for j, (_cause, pattern) in enumerate(self.keywords):
-            p, raw = _literal(pattern), _literal("(?i)" + pattern)
-            whens.append(
-                f"WHEN regexp_matches(norm, {p}) OR regexp_matches(msg, {raw}) THEN {n + j}"
-            )
+        patterns = [pattern_for_normalised(e.pattern) for e in self.entries]
+        patterns += [p for _c, p in self.keywords]
+        whens = " ".join(
+            f"WHEN regexp_matches(norm, {_literal(p)}) THEN {i}" for i, p in enumerate(patterns)
+        )
         causes = [str(e.cause) for e in self.entries] + [str(c) for c, _ in self.keywords]
         labels = [e.label for e in self.entries]
-        kw_extract = " ".join(
-            f"WHEN {n + j} THEN coalesce(nullif(regexp_extract(norm, {_literal(p)}, 1), ''),"
-            f" lower(regexp_extract(msg, {_literal('(?i)' + p)}, 1)))"
+        keyword = " ".join(
+            f"WHEN {n + j} THEN regexp_extract(norm, {_literal(p)}, 1)"
             for j, (_c, p) in enumerate(self.keywords)
         )
-        rank = f"CASE {' '.join(whens)} END" if whens else "NULL::INTEGER"
+        rank = f"CASE {whens} END" if whens else "NULL::INTEGER"
         return f"""
 SELECT msg,
-       list_extract([{", ".join(_literal(c) for c in causes)}]::VARCHAR[], rank + 1) AS cause,
+       list_extract([{", ".join(_literal(c) for c in causes) or "''"}]::VARCHAR[], rank + 1)
+           AS cause,
        CASE WHEN rank < {n} THEN
            list_extract([{", ".join(_literal(x) for x in labels) or "''"}]::VARCHAR[], rank + 1)
        END AS label,
-       CASE rank {kw_extract or "WHEN -1 THEN NULL"} END AS keyword,
+       CASE rank {keyword or "WHEN -1 THEN NULL"} END AS keyword,
        rank
 FROM (SELECT msg, norm, {rank} AS rank
       FROM (SELECT msg, {normalised("msg")} AS norm FROM {texts}))
 """
+
+    def remember(
+        self, con: duckdb.DuckDBPyConnection, texts: str, params: dict[str, object]
+    ) -> int:
+        """Match the texts of `texts` (a SELECT of `msg`) not yet in `text_matches`, and add
+        them; returns how many were new. Forgets every match made by other patterns first."""
+        row = con.execute("SELECT value FROM meta WHERE key = 'text_matches'").fetchone()
+        if row is None or row[0] != self.fingerprint:
+            con.execute("DELETE FROM text_matches")
+            con.execute(
+                "INSERT INTO meta VALUES ('text_matches', ?) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value",
+                [self.fingerprint],
+            )
+        new = f"SELECT DISTINCT t.msg FROM ({texts}) t ANTI JOIN text_matches m ON m.msg = t.msg"
+        count = con.execute(f"SELECT count(*) FROM ({new})", params).fetchone()
+        if not count or not count[0]:
+            return 0
+        con.execute(f"INSERT INTO text_matches {self.sql(f'({new})')}", params)
+        return int(count[0])

@@ -33,7 +33,6 @@ def tier_sql(format_col: str) -> str:
 # Service lines in [a, b] with a request id, each with the gateway line of the same id nearest
 # in time (within the join window); ties go to the earlier file and line.
 _LINKS = """
-CREATE OR REPLACE TEMP TABLE _links_new AS
 SELECT s.file, s.line, s.ts, h.f AS head_file, h.l AS head_line, h.t AS head_ts FROM (
     SELECT s.file, s.line, s.ts,
            arg_min(struct_pack(f := g.file, l := g.line, t := g.ts),
@@ -54,11 +53,10 @@ SELECT s.file, s.line, s.ts, h.f AS head_file, h.l AS head_line, h.t AS head_ts 
 # Old and new links of [a, b] side by side: +1 for a line that stops being joined, -1 for one
 # that starts, 0 when only its head changed.
 _CHANGED = """
-CREATE OR REPLACE TEMP TABLE _links_changed AS
 SELECT coalesce(n.file, o.file) AS file, coalesce(n.line, o.line) AS line,
        coalesce(n.ts, o.ts) AS ts, o.head_ts AS old_head_ts, n.head_ts AS new_head_ts,
        CASE WHEN n.file IS NULL THEN 1 WHEN o.file IS NULL THEN -1 ELSE 0 END AS sign
-FROM _links_new n
+FROM ({links}) n
 FULL JOIN (SELECT * FROM request_links WHERE ts BETWEEN $a AND $b) o
   ON o.file = n.file AND o.line = n.line AND o.ts = n.ts
 WHERE n.file IS NULL OR o.file IS NULL
@@ -77,7 +75,7 @@ GROUP BY ALL
 
 _SPAN = """
 SELECT min(least(ts, old_head_ts, new_head_ts)), max(greatest(ts, old_head_ts, new_head_ts))
-FROM _links_changed
+FROM ({changed})
 """
 
 
@@ -100,19 +98,30 @@ class Tiers:
     ) -> tuple[datetime, datetime] | None:
         """Re-join the lines a batch of times [lo, hi] can affect, correct the rollup for every
         line whose membership changed, and return the span of lines and heads whose request
-        changed (their 409s must be explained again), or None when nothing changed."""
-        bounds = {"a": earlier(lo, self.window), "b": later(hi, self.window)}
-        p = self.params() | bounds
-        con.execute(_LINKS, p)
+        changed (their 409s must be explained again), or None when nothing changed.
+
+        The common case, nothing changed, is one read-only query; only a change materialises
+        the new links (a temporary table) to write them."""
+        p = self.params() | {"a": earlier(lo, self.window), "b": later(hi, self.window)}
+        changed = _CHANGED.format(links=_LINKS)
+        row = con.execute(_SPAN.format(changed=changed), p).fetchone()
+        if not row or row[0] is None:
+            return None
+        con.execute("CREATE OR REPLACE TEMP TABLE _links_new AS " + _LINKS, p)
         try:
-            con.execute(_CHANGED, bounds)
-            row = con.execute(_SPAN).fetchone()
-            if not row or row[0] is None:
-                return None
-            con.execute(_ADJUST_ROLLUP, bounds)
-            con.execute("DELETE FROM request_links WHERE ts BETWEEN $a AND $b", bounds)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _links_changed AS "
+                + _CHANGED.format(links="SELECT * FROM _links_new"),
+                _only(p, "a", "b"),
+            )
+            con.execute(_ADJUST_ROLLUP, _only(p, "a", "b"))
+            con.execute("DELETE FROM request_links WHERE ts BETWEEN $a AND $b", _only(p, "a", "b"))
             con.execute("INSERT INTO request_links SELECT * FROM _links_new")
-            return row[0], row[1]
         finally:
             con.execute("DROP TABLE IF EXISTS _links_changed")
             con.execute("DROP TABLE IF EXISTS _links_new")
+        return row[0], row[1]
+
+
+def _only(params: dict[str, object], *names: str) -> dict[str, object]:
+    return {k: params[k] for k in names}

@@ -71,7 +71,8 @@ def test_catalogue_covers_thirty_systems() -> None:
         ("already_exists", "already exists"),
         ("AlreadyExistsException", "already exists exception"),
         ("org.hibernate.StaleObjectStateException", "org hibernate stale object state exception"),
-        ("HTTPConflict: ETag", "http conflict: e tag"),
+        ("HTTPConflict: ETagMismatch", "http conflict: etag mismatch"),
+        ("ConditionalCheckFailedException", "conditional check failed exception"),
         ("charge_already_refunded", "charge already refunded"),
     ],
 )

@@ -397,3 +397,26 @@ def test_log_text_is_shown_as_text_not_markup(app: App, tmp_path: Path) -> None:
     assert "Error message:" in shown
     assert "![pixel](" not in shown and "](https://evil" not in shown and ":red[" not in shown
     assert r"\!\[pixel\]\(https\://evil" in shown
+
+
+def test_causes_and_explorer_show_confidence(app: App, sample_db: Path) -> None:
+    """How much of each cause's (and endpoint's) picture is proven, and each conflict's."""
+    at = app(sample_db, "causes", range="all")
+    assert "How sure" in [s.value for s in at.subheader]
+    by_endpoint = at.dataframe[1].value
+    expect = raw(
+        sample_db,
+        "SELECT endpoint, count(*), count(*) FILTER (WHERE confidence = 'certain'),"
+        " count(*) FILTER (WHERE confidence = 'inferred') FROM conflicts GROUP BY 1"
+        " ORDER BY 2 DESC, 1 LIMIT 15",
+    )
+    assert [tuple(e) for e in expect] == [
+        (r["endpoint"], r["conflicts"], r["certain"], r["inferred"])
+        for r in by_endpoint.to_dict("records")
+    ]
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any('"name":"certain"' in c and '"name":"inferred"' in c for c in charts)
+    at = app(sample_db, "explorer", range="all")
+    listed = at.dataframe[0].value
+    assert set(listed["confidence"]) <= {"certain", "inferred", "unknown"}
+    assert "confidence" in listed.columns

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.frame import View, page
 from dashboard.panels import code, file_line, table, text
-from ingest import reads
+from ingest import confidence_reads, reads
 
 
 def body(view: View) -> None:
@@ -22,6 +22,14 @@ def body(view: View) -> None:
         st.subheader("Trend")
         st.plotly_chart(charts.cause_trend(view.fetch(reads.timeline, f)), key="cause_trend")
     table(shares, "cause_shares")
+    st.subheader("How sure")
+    st.caption(
+        "**certain**: a status, a competing request or a recognised error text proves the cause;"
+        " **inferred**: only the method or the path suggests it; **unknown**: nothing does."
+    )
+    sure = view.fetch(confidence_reads.confidence_by_cause, f)
+    st.plotly_chart(charts.confidence_bars(sure), key="confidence_bars")
+    table(view.fetch(confidence_reads.confidence_by_endpoint, f), "confidence_endpoints")
     catalog = view.fetch(reads.cause_catalog)
     examples = view.fetch(reads.cause_examples, f)
     st.subheader("What each cause means and how to fix it")
