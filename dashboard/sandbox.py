@@ -1,4 +1,4 @@
-"""A user's SQL from the SQL page -> the read API's sandbox (ingest.query) -> an Outcome to show.
+"""A user's SQL from the SQL page -> the read API's sandbox (ingest.sandbox) -> an Outcome to show.
 
 Kept in an imported module, not in the page script, because the outcome lives in session state
 across reruns and a page script's classes are redefined on every run.
@@ -12,8 +12,8 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.errors import ConflictRadarError, DatabaseLockedError
-from ingest.query import QueryResult
 from ingest.reader import Reader
+from ingest.sandbox import QueryResult
 
 
 @dataclass(frozen=True)
