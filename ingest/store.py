@@ -274,6 +274,9 @@ class Store:
         there (the default `<db>.tmp/` is wherever a symlink planted beside the file leads)."""
         if path.exists() and path.is_dir():
             raise DatabaseError(f"--db {path} is a directory; give a file path")
+        # DuckDB creates the WAL (and spill files) later, with the process umask: from here on
+        # this process creates files for its owner only (request logs name clients and paths).
+        os.umask(os.umask(0o077) | 0o077)
         if not path.parent.exists():
             raise DatabaseError(
                 f"cannot create database {path}: folder {path.parent} does not exist"
