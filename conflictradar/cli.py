@@ -17,6 +17,7 @@ from conflictradar import __version__
 from conflictradar.output import FORMATS
 from conflictradar.usage import EXAMPLES, GLOBAL
 from ingest.errors import ConflictRadarError, UsageError
+from ingest.escape import for_screen, terminal
 from ingest.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -310,11 +311,11 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
 
             reader = LakeReader(args.lake, settings.sql)
         return run_backtest(settings, reader, since, until, parse_step(args.step), args.html,
-                            sys.stdout)  # fmt: skip
+                            for_screen(sys.stdout))  # fmt: skip
     with Store.open(settings.db, wait_s=5.0) as store:
         if args.alerts_command == "test":
-            return run_test(settings, store, sys.stdout)
-        return run_check(settings, store, now, sys.stdout)
+            return run_test(settings, store, for_screen(sys.stdout))
+        return run_check(settings, store, now, for_screen(sys.stdout))
 
 
 def cmd_demo(settings: Settings, duration: float | None) -> int:
@@ -347,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config(args)
         raise UsageError(f"unknown command {args.command}")
     except ConflictRadarError as exc:
-        print(f"conflictradar: error: {exc}", file=sys.stderr)
+        print(f"conflictradar: error: {terminal(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("conflictradar: interrupted", file=sys.stderr)

@@ -115,8 +115,8 @@ def table(db: Db, sql: str) -> list[tuple[Any, ...]]:
 # -- exact payloads ------------------------------------------------------------------------------
 
 SLACK_EXPECTED = {
-    "text": "[FIRING] 409 spike per endpoint: endpoint /orders/{id} firing 35 409s/5m (baseline 2);"
-    " endpoint /a&amp;b/&lt;https://x|y&gt; resolved 1 409s/5m (baseline 0)",
+    "text": "[FIRING] 409 spike per endpoint: `endpoint /orders/{id}` firing 35 409s/5m"
+    " (baseline 2); `endpoint /a&amp;b/&lt;https://x|y&gt;` resolved 1 409s/5m (baseline 0)",
     "blocks": [
         {
             "type": "section",
