@@ -81,6 +81,12 @@ class Watcher:
         reader = open_reader(self.settings)
         return int(reader.query("SELECT count(*) FROM requests")[0][0].as_py())
 
+    def classified(self) -> bool:
+        """Whether every ingested 409 is in `conflicts` (the watcher classifies after ingest)."""
+        sql = ("SELECT (SELECT count(*) FROM conflicts)"
+               " = (SELECT count(*) FROM requests WHERE status = 409)")  # fmt: skip
+        return bool(open_reader(self.settings).query(sql)[0][0].as_py())
+
     def append(self, count: int) -> int:
         """Append `count` lines; the number of requests once they are all ingested."""
         write_lines(self.logs / "access.log", self.next_line, count)
@@ -124,6 +130,7 @@ def start_watcher(tmp: Path, config: str = "") -> Watcher:
     watcher = Watcher(db, logs, settings, proc, stderr)
     wait_for(lambda: connect_served(db, settings.sql, wait_s=0) is not None)
     wait_for(lambda: watcher.requests() == 300)
+    wait_for(watcher.classified)
     return watcher
 
 
