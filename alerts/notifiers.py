@@ -20,7 +20,7 @@ import httpx
 from alerts.alertmanager import alertmanager_payload, alerts_url
 from alerts.channels import Channel, ChannelKind
 from alerts.notifications import Notification
-from alerts.secrets import Secret, redact
+from alerts.secrets import Secret, redact, without_userinfo
 from alerts.slack import slack_payload
 from alerts.webhook import signature, webhook_payload
 
@@ -129,7 +129,8 @@ def build_request(
         url = Secret(alerts_url(channel.url.reveal()))
         if channel.secret is not None:
             headers.append(("Authorization", f"Bearer {channel.secret.reveal()}"))
-    return HttpRequest(url, body, tuple(headers))
+    url, sent = without_userinfo(url, headers)
+    return HttpRequest(url, body, sent)
 
 
 def _describe(exc: httpx.HTTPError) -> tuple[str, bool]:

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from alerts.evaluation import Event
 from alerts.lifecycle import AlertState
+from ingest.escape import plotly
 
 _MARKERS = {
     AlertState.FIRING: ("triangle-up", "#d62728", "firing"),
@@ -23,7 +24,7 @@ _MARKERS = {
 
 
 def _label(key: str) -> str:
-    return key or "all 409s"
+    return plotly(key) if key else "all 409s"
 
 
 def backtest_figure(series: pl.DataFrame, events: Sequence[Event], title: str) -> go.Figure:
@@ -34,14 +35,14 @@ def backtest_figure(series: pl.DataFrame, events: Sequence[Event], title: str) -
         rows=max(1, len(rules)),
         cols=1,
         shared_xaxes=True,
-        subplot_titles=rules or ["no data"],
+        subplot_titles=[plotly(r) for r in rules] or ["no data"],
         vertical_spacing=0.08,
     )
     for row, rule in enumerate(rules, start=1):
         part = series.filter(pl.col("rule") == rule)
         for key in dict.fromkeys(part["key"].to_list()):
             one = part.filter(pl.col("key") == key).sort("ts")
-            name = f"{rule}: {_label(key)}"
+            name = f"{plotly(rule)}: {_label(key)}"
             fig.add_trace(
                 go.Scatter(
                     x=one["ts"].to_list(),
@@ -73,9 +74,9 @@ def backtest_figure(series: pl.DataFrame, events: Sequence[Event], title: str) -
                     x=[e.ts for e in marks],
                     y=[e.rate for e in marks],
                     mode="markers",
-                    name=f"{rule}: {label}",
+                    name=f"{plotly(rule)}: {label}",
                     marker={"symbol": symbol, "size": 11, "color": color},
-                    text=[e.message for e in marks],
+                    text=[plotly(e.message) for e in marks],  # messages quote paths
                     hovertemplate="%{x}<br>%{text}<extra></extra>",
                 ),
                 row=row,
@@ -83,7 +84,7 @@ def backtest_figure(series: pl.DataFrame, events: Sequence[Event], title: str) -
             )
         fig.update_yaxes(title_text="409 rate per window", tickformat=".1%", row=row, col=1)
     fig.update_layout(
-        title=title,
+        title=plotly(title),
         height=320 * max(1, len(rules)) + 120,
         legend={"orientation": "h"},
         template="plotly_white",

@@ -7,9 +7,11 @@ goes through `redact` before it reaches a log line, an exception or a table.
 
 from __future__ import annotations
 
+import base64
 import hmac
+import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
 MASK = "<secret>"
 
@@ -45,20 +47,26 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
     def fragments(self) -> tuple[str, ...]:
-        """The value and, for a URL, its parts that identify it (path, query, credentials).
-
-        Slack's webhook URL is its credential: an error that quotes only its path leaks it too.
-        """
-        parts = [self._value]
+        """Every form of the value an error text may echo: the value; for a URL its parts that
+        identify it (path, query, credentials) -- Slack's webhook URL is its credential, so an
+        error that quotes only its path leaks it too; each of those percent-encoded and
+        percent-decoded; and the `Basic` credential httpx derives from URL userinfo."""
+        parts = {self._value}
         try:
             url = urlsplit(self._value)
         except ValueError:
-            return tuple(parts)
-        if url.scheme and url.netloc:
-            parts.extend(p for p in (url.path, url.query, url.password or "") if len(p) > 4)
-            if url.username and len(url.username) > 4:
-                parts.append(url.username)
-        return tuple(parts)
+            url = None
+        if url is not None and url.scheme and url.netloc:
+            parts.update(p for p in (url.path, url.query) if len(p) > 4)
+            user, password = url.username or "", url.password or ""
+            parts.update(p for p in (user, password) if len(p) > 4)
+            if user or password:
+                pair = f"{unquote(user)}:{unquote(password)}".encode()
+                parts.add(base64.b64encode(pair).decode())
+        for part in list(parts):
+            parts.update({quote(part, safe=""), quote(part, safe="/"), unquote(part),
+                          quote_plus(part), unquote_plus(part)})  # fmt: skip
+        return tuple(p for p in parts if len(p) > 4)
 
 
 def redact(text: str, secrets: Iterable[Secret | None]) -> str:
@@ -68,6 +76,31 @@ def redact(text: str, secrets: Iterable[Secret | None]) -> str:
         key=len,
         reverse=True,
     )
-    for fragment in fragments:
-        text = text.replace(fragment, MASK)
-    return text
+    if not fragments:
+        return text
+    # Case-insensitively: percent-encoding may be written %2f or %2F.
+    pattern = re.compile("|".join(re.escape(f) for f in fragments), re.IGNORECASE)
+    return pattern.sub(MASK, text)
+
+
+def without_userinfo(
+    url: Secret, headers: Iterable[tuple[str, str]]
+) -> tuple[Secret, tuple[tuple[str, str], ...]]:
+    """The URL without `user:password@`, and the headers with that credential as an explicit
+    `Authorization: Basic` -- unless the channel already sends its own Authorization (a configured
+    bearer token): httpx would otherwise put the userinfo's Basic credential in its place."""
+    headers = tuple(headers)
+    try:
+        parts = urlsplit(url.reveal())
+        port = parts.port
+    except ValueError:  # the request fails later with a (redacted) invalid-URL error
+        return url, headers
+    if parts.username is None and parts.password is None:
+        return url, headers
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
+    bare = Secret(urlunsplit(parts._replace(netloc=netloc)))
+    if any(name.lower() == "authorization" for name, _ in headers):
+        return bare, headers
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    return bare, (*headers, ("Authorization", "Basic " + base64.b64encode(pair).decode()))

@@ -13,6 +13,7 @@ from typing import Any
 from alerts.detectors import pct, window_text
 from alerts.notifications import AlertItem, Notification, Status, iso
 from ingest.alert_counts import Count
+from ingest.escape import visible
 
 MAX_ALERTS = 10  # Block Kit allows 50 blocks; a message listing more than 10 is not read anyway
 SECTION_LIMIT = 3000
@@ -21,7 +22,7 @@ _MENTION = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
 
 def escape(text: str) -> str:
     """Slack mrkdwn escaping of untrusted text: entities for `& < >`, broken bare mentions."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MENTION.sub("@\u2060", text)
 
 
@@ -97,14 +98,15 @@ def fallback_text(n: Notification) -> str:
         return escape(
             "[TEST] conflictradar test notification: the channel works; no action needed."
         )
+    # Subjects are log text: code spans, as in the blocks (no bold, links or mentions).
     items = "; ".join(
-        f"{a.subject} {a.status.value} {a.value} 409s/{window_text(a.window_s)}"
+        f"{code(a.subject)} {a.status.value} {a.value} 409s/{window_text(a.window_s)}"
         + (f" = {pct(a.rate)}" if a.rate is not None else "")
         + (f" (baseline {pct(a.baseline)})" if a.baseline is not None else "")
         for a in n.alerts[:MAX_ALERTS]
     )
     more = f"; and {len(n.alerts) - MAX_ALERTS} more" if len(n.alerts) > MAX_ALERTS else ""
-    return escape(f"[{n.status.value.upper()}] {n.rule}: {items}{more}")
+    return f"{escape(f'[{n.status.value.upper()}] {n.rule}:')} {items}{more}"
 
 
 def _section(text: str) -> dict[str, Any]:

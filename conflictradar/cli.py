@@ -17,6 +17,7 @@ from conflictradar import __version__
 from conflictradar.output import FORMATS
 from conflictradar.usage import EXAMPLES, GLOBAL
 from ingest.errors import ConflictRadarError, UsageError
+from ingest.escape import for_screen, terminal
 from ingest.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, help="port (default: 8501)")
     p.add_argument("--lake", type=Path, metavar="DIR", help="show a Parquet lake instead of --db")
+    p.add_argument("--expose", action="store_true",
+                   help="allow a non-loopback --host (unauthenticated; the SQL page is switched "
+                        "off): prefer 127.0.0.1 behind an authenticating reverse proxy")  # fmt: skip
 
     p = sub.add_parser("alerts", help="test channels, check rules now, or backtest history")
     alerts = p.add_subparsers(dest="alerts_command", required=True, parser_class=_Parser)
@@ -302,13 +306,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(settings: Settings, host: str | None, port: int | None,
-                  lake: Path | None = None) -> int:  # fmt: skip
+                  lake: Path | None = None, expose: bool = False) -> int:  # fmt: skip
     from dashboard.server import run_dashboard
 
     if lake is not None:  # the app reads the lake (dashboard.data.reader)
         os.environ["CONFLICTRADAR_LAKE"] = str(lake.resolve())
 
-    return run_dashboard(settings, host or settings.dashboard.host, port or settings.dashboard.port)
+    return run_dashboard(settings, host or settings.dashboard.host,
+                         port or settings.dashboard.port, expose=expose)  # fmt: skip
 
 
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
@@ -328,11 +333,11 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
 
             reader = LakeReader(args.lake, settings.sql)
         return run_backtest(settings, reader, since, until, parse_step(args.step), args.html,
-                            sys.stdout, output=args.output)  # fmt: skip
+                            for_screen(sys.stdout), output=args.output)  # fmt: skip
     with Store.open(settings.db, wait_s=5.0) as store:
         if args.alerts_command == "test":
-            return run_test(settings, store, sys.stdout)
-        return run_check(settings, store, now, sys.stdout)
+            return run_test(settings, store, for_screen(sys.stdout))
+        return run_check(settings, store, now, for_screen(sys.stdout))
 
 
 def cmd_demo(
@@ -359,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_watch(_settings(args), args.paths, args.log_format, not args.no_alerts,
                              args.verbose, args.metrics)  # fmt: skip
         if args.command == "dashboard":
-            return cmd_dashboard(_settings(args), args.host, args.port, args.lake)
+            return cmd_dashboard(_settings(args), args.host, args.port, args.lake, args.expose)
         if args.command == "alerts":
             return cmd_alerts(_settings(args), args)
         if args.command == "sql":
@@ -370,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config(args)
         raise UsageError(f"unknown command {args.command}")
     except ConflictRadarError as exc:
-        print(f"conflictradar: error: {exc}", file=sys.stderr)
+        print(f"conflictradar: error: {terminal(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("conflictradar: interrupted", file=sys.stderr)

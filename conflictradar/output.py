@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 from uuid import UUID
 
 from ingest.errors import UsageError
+from ingest.escape import for_screen
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -84,8 +85,8 @@ def write_result(table: pa.Table, fmt: str, out: TextIO, binary: BinaryIO) -> No
     """Write `table` as `fmt` to `out` (text formats) or `binary` (Parquet)."""
     if fmt == "parquet":
         write_parquet(table, binary)
-    elif fmt in ("json", "ndjson"):
-        write_json(table, out, lines=fmt == "ndjson")
+    elif fmt in ("json", "ndjson"):  # on a terminal, control characters are shown, not sent
+        write_json(table, for_screen(out), lines=fmt == "ndjson")
     else:
         from ingest.render import print_table
 

@@ -71,7 +71,8 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
     signal.signal(signal.SIGINT, on_signal)
     announce_starting(settings.db)
     try:
-        store = Store.open(settings.db, wait_s=30.0, sandboxed=True)
+        store = Store.open(settings.db, wait_s=30.0, sandboxed=True,
+                           memory_limit=settings.sql.memory_limit)  # fmt: skip
     except BaseException:
         withdraw(settings.db)
         raise

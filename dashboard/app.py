@@ -10,7 +10,10 @@ import streamlit as st
 
 from dashboard.filters import sidebar
 from dashboard.frame import sidebar_state
+from dashboard.sandbox import exposed
 
+# Bound off loopback (`dashboard --expose`), nobody is authenticated: no SQL page at all.
+sql_page = [] if exposed() else [st.Page("views/sql.py", title="SQL", icon=":material/terminal:")]
 st.set_page_config(page_title="conflictradar", page_icon=":material/radar:", layout="wide")
 page = st.navigation(
     [
@@ -18,7 +21,7 @@ page = st.navigation(
         st.Page("views/hotspots.py", title="Hotspots", icon=":material/local_fire_department:"),
         st.Page("views/causes.py", title="Causes", icon=":material/troubleshoot:"),
         st.Page("views/explorer.py", title="Explorer", icon=":material/table_rows:"),
-        st.Page("views/sql.py", title="SQL", icon=":material/terminal:"),
+        *sql_page,
         st.Page("views/alerts.py", title="Alerts", icon=":material/notifications:"),
     ]
 )

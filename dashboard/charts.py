@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import polars as pl
 
+from ingest import escape
 from ingest.causes import Cause
 
 CAUSE_COLORS: dict[str, str] = {
@@ -31,8 +32,8 @@ HEAT_SCALE = [[0.0, "#fff5eb"], [0.25, "#fdae6b"], [0.6, "#e6550d"], [1.0, "#7f2
 
 
 def label(value: object) -> str:
-    """Log-derived text for a plotly label: plotly reads <a>, <b>, <br> in labels as markup."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Log-derived text for a plotly label, tick or hover: plotly reads <a>, <b>, <br> there."""
+    return escape.plotly(value)
 
 
 def cause_color(cause: str | None) -> str:
@@ -85,9 +86,9 @@ def timeline(df: pl.DataFrame) -> go.Figure:
         fig.add_bar(
             x=part["bucket"].to_list(),
             y=part["conflicts"].to_list(),
-            name=cause,
+            name=label(cause),
             marker_color=cause_color(cause),
-            hovertemplate="%{y:,} " + cause + "<extra></extra>",
+            hovertemplate="%{y:,} " + label(cause) + "<extra></extra>",
         )
     per = (
         df.group_by("bucket")
@@ -200,15 +201,16 @@ def treemap(df: pl.DataFrame) -> go.Figure:
     totals = (
         df.group_by("endpoint").agg(pl.col("conflicts").sum()).sort("conflicts", descending=True)
     )
-    ids = ["all", *totals["endpoint"].to_list()]
+    # Plotly shows ids too (%{parent} in the hover): they are escaped like the labels.
+    ids = ["all", *[label(e) for e in totals["endpoint"].to_list()]]
     labels = ["All 409s", *[label(e) for e in totals["endpoint"].to_list()]]
     parents = [""] + ["all"] * totals.height
     values = [int(totals["conflicts"].sum()), *totals["conflicts"].to_list()]
     colors = ["#f4f4f4"] + ["#e9e9e9"] * totals.height
     for r in df.iter_rows(named=True):
-        ids.append(f"{r['endpoint']}\x1f{r['cause']}")
+        ids.append(f"{label(r['endpoint'])} / {label(r['cause'])}")
         labels.append(label(r["cause"]))
-        parents.append(r["endpoint"])
+        parents.append(label(r["endpoint"]))
         values.append(r["conflicts"])
         colors.append(cause_color(r["cause"]))
     fig = go.Figure(
@@ -234,7 +236,7 @@ def cause_share(df: pl.DataFrame) -> go.Figure:
         return empty()
     fig = go.Figure(
         go.Pie(
-            labels=df["cause"].to_list(),
+            labels=[label(c) for c in df["cause"].to_list()],
             values=df["conflicts"].to_list(),
             hole=0.55,
             sort=False,
@@ -283,7 +285,7 @@ def ranking(
             y=[label(v) for v in d[by].to_list()],
             orientation="h",
             marker_color=[cause_color(c) for c in d[color_by].to_list()],
-            customdata=d[color_by].to_list(),
+            customdata=[label(c) for c in d[color_by].to_list()],
             hovertemplate="%{y}<br>%{x:,} 409s, mostly %{customdata}<extra></extra>",
         )
     )
@@ -300,17 +302,22 @@ def user_chart(df: pl.DataFrame, x: str, y: Sequence[str], kind: str = "bar") ->
         return empty("Nothing to plot")
     d = df.sort(x) if kind in ("line", "area") else df
     fig = go.Figure()
+    xs = d[x].to_list()
+    if d.schema[x] in (pl.String, pl.Categorical) or d.schema[x].is_nested():
+        xs = [None if v is None else label(v) for v in xs]  # query results quote log text
     for col in y:
-        xs, ys = d[x].to_list(), d[col].to_list()
+        ys = d[col].to_list()
         if kind == "bar":
-            fig.add_bar(x=xs, y=ys, name=col)
+            fig.add_bar(x=xs, y=ys, name=label(col))
         else:
             fig.add_scatter(
                 x=xs,
                 y=ys,
-                name=col,
+                name=label(col),
                 mode="markers" if kind == "scatter" else "lines",
                 stackgroup="one" if kind == "area" else None,
             )
-    fig.update_layout(xaxis={"title": x, "automargin": True}, colorway=list(CAUSE_COLORS.values()))
+    fig.update_layout(
+        xaxis={"title": label(x), "automargin": True}, colorway=list(CAUSE_COLORS.values())
+    )
     return _layout(fig, 380, legend=len(y) > 1)

@@ -7,7 +7,6 @@ the remediation of its cause.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,7 +16,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard.frame import View
-from ingest import reads
+from ingest import escape, reads
 from ingest.reads import Drill, Filters
 
 TIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss", timezone="UTC")
@@ -41,18 +40,14 @@ def csv(df: pl.DataFrame) -> bytes:
     return flat.write_csv().encode()
 
 
-# Markdown (and Streamlit's :color[], :icon:, $math$) characters in text that came from logs.
-_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
-
-
 def text(value: object) -> str:
     """Log-derived text for st.markdown: shown as written, never as markup, links or images."""
-    return _MARKUP.sub(r"\\\1", " ".join(str(value).split()))
+    return escape.markdown(value)
 
 
 def code(value: object) -> str:
     """Log-derived text as inline code (nothing is markup inside), its backticks made harmless."""
-    return "`" + " ".join(str(value).split()).replace("`", "\u02cb") + "`"
+    return escape.markdown_code(value)
 
 
 def download(df: pl.DataFrame, name: str, key: str) -> None:

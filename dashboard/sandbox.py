@@ -1,4 +1,4 @@
-"""A user's SQL from the SQL page -> the read API's sandbox (ingest.query) -> an Outcome to show.
+"""A user's SQL from the SQL page -> the read API's sandbox (ingest.sandbox) -> an Outcome to show.
 
 Kept in an imported module, not in the page script, because the outcome lives in session state
 across reruns and a page script's classes are redefined on every run.
@@ -6,14 +6,15 @@ across reruns and a page script's classes are redefined on every run.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
 from ingest.errors import ConflictRadarError, DatabaseLockedError
-from ingest.query import QueryResult
 from ingest.reader import Reader
+from ingest.sandbox import QueryResult
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,18 @@ def unique_names(table: pa.Table) -> pa.Table:
     return table.rename_columns(names)
 
 
+EXPOSED_ENV = "CONFLICTRADAR_DASHBOARD_EXPOSED"  # set by dashboard.server for --expose
+
+
+def exposed() -> bool:
+    """Whether this dashboard is bound off loopback, where nobody is authenticated."""
+    return os.environ.get(EXPOSED_ENV) == "1"
+
+
 def run(reader: Reader, sql: str) -> Outcome:
+    if exposed():
+        return Outcome(sql, refusal="the SQL page is switched off on a dashboard exposed to the"
+                       " network (dashboard --expose)")  # fmt: skip
     try:
         return Outcome(sql, result=reader.user_query(sql))
     except DatabaseLockedError as exc:

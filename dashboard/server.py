@@ -7,6 +7,7 @@ CONFLICTRADAR_CONFIG, the same variables every command reads, so it resolves the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from dashboard.sandbox import EXPOSED_ENV
 from ingest.errors import ConflictRadarError
 from ingest.settings import Settings
 
@@ -31,13 +33,41 @@ class DashboardError(ConflictRadarError):
     """The dashboard could not be started."""
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the dashboard on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: whatever it resolves to, treat it as reachable
+        return False
+
+
 def url_for(settings: Settings, host: str, port: int) -> str:
-    """The address to print: the configured public URL, else the bound host and port."""
+    """The address to print: the configured public URL, else the bound host and port (for a
+    wildcard bind, this machine's name: 127.0.0.1 would not work from anywhere else)."""
     if settings.dashboard.public_url:
         return settings.dashboard.public_url
-    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
-    shown = "[::1]" if shown == "::" else (f"[{shown}]" if ":" in shown else shown)
+    shown = socket.gethostname() if host in ("", "0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{port}"
+
+
+def check_exposure(host: str, expose: bool) -> str | None:
+    """None for a loopback bind; the warning to print for an exposed one; an error without
+    `--expose`."""
+    if is_loopback(host):
+        return None
+    if not expose:
+        raise DashboardError(
+            f"--host {host} would serve the dashboard, unauthenticated, to the network; add"
+            " --expose to mean it (the SQL page is then switched off), or keep it on 127.0.0.1"
+            " behind an authenticating reverse proxy (README: Security)"
+        )
+    return (
+        f"conflictradar dashboard: WARNING: listening on {host}: every page but SQL is open to"
+        " anyone who can reach this port, without authentication; the SQL page is switched off"
+    )
 
 
 def command(host: str, port: int) -> list[str]:
@@ -66,8 +96,11 @@ def command(host: str, port: int) -> list[str]:
     ]
 
 
-def environment(settings: Settings) -> dict[str, str]:
+def environment(settings: Settings, exposed: bool = False) -> dict[str, str]:
     env = dict(os.environ)
+    env.pop(EXPOSED_ENV, None)
+    if exposed:
+        env[EXPOSED_ENV] = "1"
     env["CONFLICTRADAR_DB"] = str(settings.db.resolve())
     if settings.config_path is not None:
         env["CONFLICTRADAR_CONFIG"] = str(settings.config_path.resolve())
@@ -131,7 +164,7 @@ def start_dashboard(
     _check_port(host, port)
     proc = subprocess.Popen(
         command(host, port),
-        env=environment(settings),
+        env=environment(settings, exposed=not is_loopback(host)),
         cwd=str(ROOT),
         stdout=subprocess.DEVNULL if quiet else None,
         stdin=subprocess.DEVNULL,
@@ -160,9 +193,13 @@ def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
             proc.wait()
 
 
-def run_dashboard(settings: Settings, host: str, port: int, open_browser: bool = False) -> int:
+def run_dashboard(settings: Settings, host: str, port: int, open_browser: bool = False,
+                  expose: bool = False) -> int:  # fmt: skip
     """`conflictradar dashboard`: serve until Ctrl-C or the server stops; returns the exit code."""
+    warning = check_exposure(host, expose)
     proc, url = start_dashboard(settings, host, port, open_browser=open_browser)
+    if warning:
+        print(warning, file=sys.stderr)
     print(
         f"conflictradar dashboard: {url}  (database {settings.db.resolve()}; Ctrl-C stops)",
         file=sys.stderr,

@@ -2,14 +2,15 @@
 
 Readers never hold the database file: each query opens a short-lived, read-only, sandboxed
 connection (retrying while a writer holds the lock) and closes it. When `conflictradar watch`
-runs, it owns the file and serves the same queries over a local socket (see `ingest.serve`); the
-reader then asks it instead of opening the file.
+runs, it owns the file and answers the same queries itself (ingest.serve); the reader then asks
+it (ingest.served_reader) instead of opening the file. Either way every query passes the fences
+of ingest.sandbox.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -18,11 +19,19 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from ingest.errors import DatabaseError, DatabaseLockedError, QueryRefusedError
-from ingest.query import QueryResult, open_readonly, run_query, uncapped
+from ingest.errors import DatabaseLockedError, QueryRefusedError
+from ingest.sandbox import (
+    Params,
+    QueryResult,
+    check_statement,
+    open_readonly,
+    read_query,
+    run_query,
+    uncapped,
+)
+from ingest.served_reader import WatcherGone, connect_served
 from ingest.settings import Settings, SqlSettings
 
-Params = Sequence[object] | Mapping[str, object] | None
 T = TypeVar("T")
 
 
@@ -30,7 +39,7 @@ class Reader(Protocol):
     """Read-only access to the database, wherever it lives."""
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
-        """A trusted (internal) read query; refused if it is not a single SELECT."""
+        """A trusted (internal) read query; refused if it is not a single reading SELECT."""
         ...
 
     def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
@@ -44,6 +53,12 @@ class Reader(Protocol):
     def exists(self) -> bool:
         """Whether there is a database to read yet."""
         ...
+
+
+class _Queries(Protocol):
+    def query(self, sql: str, params: Params = None) -> pa.Table: ...
+
+    def user_query(self, sql: str, capped: bool = True) -> QueryResult: ...
 
 
 def as_frame(table: pa.Table) -> pl.DataFrame:
@@ -67,15 +82,10 @@ class DirectReader:
         return open_readonly(self.path, self.sql, wait_s=self.wait_s)
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
+        check_statement(sql)  # before opening: a refusal never waits for the file
         con = self._open()
         try:
-            from ingest.query import check_statement
-
-            check_statement(con, sql)
-            return con.sql(sql, params=params).to_arrow_table()
-        except duckdb.Error as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DatabaseError(f"read query failed: {text}") from exc
+            return read_query(con, sql, params)
         finally:
             con.close()
 
@@ -83,6 +93,7 @@ class DirectReader:
         return as_frame(self.query(sql, params))
 
     def user_query(self, sql: str, capped: bool = True) -> QueryResult:
+        check_statement(sql)
         con = self._open()
         try:
             return run_query(con, sql, self.sql if capped else uncapped(self.sql))
@@ -102,16 +113,13 @@ class AutoReader:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def _call(self, op: Callable[[Reader], T]) -> T:
-        from ingest.serve import ServedReader, WatcherGone, connect_served
-
+    def _call(self, op: Callable[[_Queries], T]) -> T:
         deadline = time.monotonic() + self.patience_s
         while True:
             served = connect_served(self.path, self.sql)
             try:
                 if served is not None:
-                    return op(ServedReader(served.db, served.sql, served.host, served.port,
-                                           served.token, fallback=False))  # fmt: skip
+                    return op(served)
                 return op(DirectReader(self.path, self.sql, wait_s=2.0))
             except (WatcherGone, DatabaseLockedError):
                 if time.monotonic() >= deadline:

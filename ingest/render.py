@@ -12,6 +12,7 @@ from typing import TextIO
 import polars as pl
 import pyarrow as pa
 
+from ingest.escape import terminal, visible
 from ingest.pipeline import IngestReport, Progress
 
 
@@ -92,18 +93,21 @@ def print_table(table: pa.Table, fmt: str, out: TextIO) -> None:
             pl.Series(c, [json.dumps(v, default=str) for v in frame[c].to_list()], pl.String)
             for c in nested
         )
-        out.write(frame.write_csv())
+        out.write(terminal(frame.write_csv()) if out.isatty() else frame.write_csv())
     elif fmt == "json":
         rows = frame.to_dicts()
-        out.write(json.dumps(rows, default=str, ensure_ascii=False, indent=None) + "\n")
+        text = json.dumps(rows, default=str, ensure_ascii=False, indent=None) + "\n"
+        out.write(terminal(text) if out.isatty() else text)
     else:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
+        # Cells and headers are Text, never markup strings: `[link=...]` in a path stays text.
         t = Table(show_lines=False)
         for name in frame.columns:
-            t.add_column(name, overflow="fold")
+            t.add_column(Text(visible(name)), overflow="fold")
         for row in frame.iter_rows():
-            t.add_row(*("" if v is None else str(v) for v in row))
+            t.add_row(*(Text("" if v is None else visible(v)) for v in row))
         Console(file=out, soft_wrap=False).print(t)
         print(f"{frame.height} rows", file=out)

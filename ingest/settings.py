@@ -6,6 +6,7 @@ bad value is a ConfigError naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -47,6 +48,8 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+MAX_BLOCK_MB = 1024  # a read block is held in memory two or three times over while parsed
+MAX_DURATION_S = 366 * 86400.0  # past this, windows and deadlines overflow datetimes
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -55,7 +58,7 @@ def parse_duration(value: object, key: str) -> float:
     if isinstance(value, bool):
         raise ConfigError(f'{key} = {value!r} is not a duration; use e.g. "30s", "5m", "1h"')
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf
     else:
         match = _DURATION.match(str(value))
         if not match:
@@ -63,8 +66,12 @@ def parse_duration(value: object, key: str) -> float:
                 f'{key} = {value!r} is not a duration; use e.g. "500ms", "30s", "5m", "1h"'
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ConfigError(f'{key} = {value!r} is not a finite duration; use e.g. "30s", "5m", "1h"')
     if seconds < 0:
         raise ConfigError(f"{key} = {value!r} must not be negative")
+    if seconds > MAX_DURATION_S:
+        raise ConfigError(f"{key} = {value!r} must be at most 366 days")
     return seconds
 
 
@@ -146,15 +153,17 @@ def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> Non
             )
 
 
-def _int(value: object, key: str, minimum: int = 0) -> int:
+def _int(value: object, key: str, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ConfigError(f"{key} = {value!r} must be a whole number")
     try:
-        number = int(value)
+        number = int(value) if len(str(value)) <= 20 else maximum + 1
     except ValueError:
         raise ConfigError(f"{key} = {value!r} must be a whole number") from None
     if number < minimum:
         raise ConfigError(f"{key} = {value!r} must be at least {minimum}")
+    if number > maximum:
+        raise ConfigError(f"{key} = {str(value)[:24]} must be at most {maximum}")
     return number
 
 
@@ -250,11 +259,15 @@ def _sql(table: Mapping[str, Any]) -> SqlSettings:
     if "timeout" in table:
         out = replace(out, timeout_s=parse_duration(table["timeout"], "sql.timeout"))
     if "max_rows" in table:
-        out = replace(out, max_rows=_int(table["max_rows"], "sql.max_rows", 1))
+        out = replace(out, max_rows=_int(table["max_rows"], "sql.max_rows", 1, 10_000_000))
     if "memory_limit" in table:
         value = str(table["memory_limit"])
-        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.I):
+        match = re.fullmatch(r"(\d{1,9}(?:\.\d{1,6})?)\s*([KMG])i?B", value, re.I)
+        if not match:
             raise ConfigError(f'sql.memory_limit = {value!r} must look like "2GB" or "512MB"')
+        mb = float(match.group(1)) * {"K": 1e-3, "M": 1.0, "G": 1e3}[match.group(2).upper()]
+        if not 64 <= mb <= 1e7:
+            raise ConfigError(f"sql.memory_limit = {value!r} must be from 64MB to 10000GB")
         out = replace(out, memory_limit=value)
     return out
 
@@ -273,9 +286,11 @@ def _ingest(table: Mapping[str, Any]) -> IngestSettings:
             )
         out = replace(out, timezone=zone)
     if "block_mb" in table:
-        out = replace(out, block_bytes=_int(table["block_mb"], "ingest.block_mb", 1) << 20)
+        block_mb = _int(table["block_mb"], "ingest.block_mb", 1, MAX_BLOCK_MB)
+        out = replace(out, block_bytes=block_mb << 20)
     if "max_line_mb" in table:
-        out = replace(out, max_line_bytes=_int(table["max_line_mb"], "ingest.max_line_mb", 1) << 20)
+        line_mb = _int(table["max_line_mb"], "ingest.max_line_mb", 1, MAX_BLOCK_MB)
+        out = replace(out, max_line_bytes=line_mb << 20)
     return out
 
 
@@ -302,8 +317,12 @@ def _watch(table: Mapping[str, Any]) -> WatchSettings:
                                                           "watch.poll_interval"))  # fmt: skip
     if "retention_days" in table:
         value = table["retention_days"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"watch.retention_days = {value!r} must be a number >= 0")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value <= 36_500  # false for nan too
+        ):
+            raise ConfigError(f"watch.retention_days = {value!r} must be a number from 0 to 36500")
         out = replace(out, retention_days=float(value))
     return out
 
@@ -330,6 +349,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a .toml file") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -157,6 +159,7 @@ def _create(path: Path) -> None:
             con.execute("CHECKPOINT")
         finally:
             con.close()
+        os.chmod(tmp, 0o600)  # request logs carry clients, paths and messages: owner only
         if not path.exists():  # another process may have created it meanwhile
             os.replace(tmp, path)
     except duckdb.Error as exc:
@@ -258,18 +261,27 @@ class _Trial(Exception):
 class Store:
     """A read-write connection to the database: the single writer."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, spill: Path | None = None
+    ) -> None:
         self.con = con
         self.path = path
+        self._spill = spill
         self._threads = self._current_threads()  # as opened: what `threads(None)` means
         self._threads_now = self._threads  # as set by `threads()` (no query per batch)
 
     @classmethod
-    def open(cls, path: Path, *, wait_s: float = 0.0, sandboxed: bool = False) -> Store:
+    def open(cls, path: Path, *, wait_s: float = 0.0, sandboxed: bool = False,
+             memory_limit: str | None = None) -> Store:  # fmt: skip
         """Open for writing. `sandboxed` also closes DuckDB's doors to files, network and
-        extensions (the watcher, which answers other processes' queries, runs that way)."""
+        extensions (the watcher, which answers other processes' queries, runs that way); its
+        spill directory is a fresh private one, since a sandboxed connection may still read
+        there (the default `<db>.tmp/` is wherever a symlink planted beside the file leads)."""
         if path.exists() and path.is_dir():
             raise DatabaseError(f"--db {path} is a directory; give a file path")
+        # DuckDB creates the WAL (and spill files) later, with the process umask: from here on
+        # this process creates files for its owner only (request logs name clients and paths).
+        os.umask(os.umask(0o077) | 0o077)
         if not path.parent.exists():
             raise DatabaseError(
                 f"cannot create database {path}: folder {path.parent} does not exist"
@@ -278,9 +290,20 @@ class Store:
             _create(path)
         # Row order on disk carries no meaning here (every read orders explicitly); letting
         # DuckDB write batches in any order makes ingest ~30% cheaper (measured: bench).
-        config = {"preserve_insertion_order": False, **(WRITER_SANDBOX if sandboxed else {})}
-        con = connect(path, read_only=False, wait_s=wait_s, config=config)
-        store = cls(con, path)
+        config: dict[str, Any] = {"preserve_insertion_order": False}
+        spill = None
+        if sandboxed:
+            spill = Path(tempfile.mkdtemp(prefix="conflictradar-spill-"))
+            config |= {**WRITER_SANDBOX, "temp_directory": str(spill)}
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        try:
+            con = connect(path, read_only=False, wait_s=wait_s, config=config)
+        except BaseException:
+            if spill is not None:
+                shutil.rmtree(spill, ignore_errors=True)
+            raise
+        store = cls(con, path, spill)
         store._migrate()
         return store
 
@@ -312,6 +335,8 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
 
     def __enter__(self) -> Store:
         return self

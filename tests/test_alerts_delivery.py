@@ -120,8 +120,8 @@ def table(db: Db, sql: str) -> list[tuple[Any, ...]]:
 # -- exact payloads ------------------------------------------------------------------------------
 
 SLACK_EXPECTED = {
-    "text": "[FIRING] 409 spike per endpoint: endpoint /orders/{id} firing 35 409s/5m = 20%"
-    " (baseline 4%); endpoint /a&amp;b/&lt;https://x|y&gt; resolved 1 409s/5m = 1% (baseline 4%)",
+    "text": "[FIRING] 409 spike per endpoint: `endpoint /orders/{id}` firing 35 409s/5m = 20%"
+    " (baseline 4%); `endpoint /a&amp;b/&lt;https://x|y&gt;` resolved 1 409s/5m = 1% (baseline 4%)",
     "blocks": [
         {
             "type": "section",

@@ -396,7 +396,7 @@ def test_log_text_is_shown_as_text_not_markup(app: App, tmp_path: Path) -> None:
     shown = "\n".join(m.value for m in at.markdown)
     assert "Error message:" in shown
     assert "![pixel](" not in shown and "](https://evil" not in shown and ":red[" not in shown
-    assert r"\!\[pixel\]\(https\://evil" in shown
+    assert r"\!\[pixel\]\(https\:\/\/evil" in shown
 
 
 def test_causes_and_explorer_show_confidence(app: App, sample_db: Path) -> None:

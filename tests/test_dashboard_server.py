@@ -39,7 +39,8 @@ def test_defaults_bind_loopback_and_urls_are_printable() -> None:
     s = Settings()
     assert s.dashboard.host == "127.0.0.1" and s.dashboard.port == 8501
     assert url_for(s, "127.0.0.1", 8501) == "http://127.0.0.1:8501"
-    assert url_for(s, "0.0.0.0", 9000) == "http://127.0.0.1:9000"
+    # A wildcard bind is reached by this machine's name (127.0.0.1 works nowhere else).
+    assert url_for(s, "0.0.0.0", 9000) == f"http://{socket.gethostname()}:9000"
     assert url_for(s, "::1", 9000) == "http://[::1]:9000"
     public = Settings(dashboard=DashboardSettings(public_url="https://radar.example.com"))
     assert url_for(public, "0.0.0.0", 9000) == "https://radar.example.com"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import DatabaseError, QueryRefusedError
-from ingest.query import open_readonly, run_query
+from ingest.sandbox import open_readonly, run_query
 from ingest.settings import SqlSettings
 from ingest.store import Store
 

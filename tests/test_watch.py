@@ -15,7 +15,7 @@ import pytest
 
 from ingest.pipeline import Ingester
 from ingest.reader import open_reader
-from ingest.serve import connect_served
+from ingest.served_reader import connect_served
 from ingest.settings import load_settings
 from ingest.store import Store
 from ingest.tail import Tailer

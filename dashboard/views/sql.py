@@ -1,4 +1,4 @@
-"""SQL page: the read-only sandbox of ingest.query, with example queries, a table and a chart.
+"""SQL page: the read-only sandbox of ingest.sandbox, with example queries, a table and a chart.
 
 Every refusal (a write, a file or network read, a setting, two statements, the time limit) is
 shown as the one sentence the sandbox gives; nothing here widens what the sandbox allows.

@@ -4,7 +4,8 @@ Each call opens an in-memory DuckDB, creates the tables the one-machine schema h
 read query and the SQL page work unchanged), replaces the lake's tables by views over the files
 the manifest names (committed ranges only: a run in progress is not half visible), and then
 closes the doors: file access only inside the lake, external access off, configuration locked.
-Only single SELECTs run (`ingest.query`), so nothing can be written. The views keep the hive
+Only reading SELECTs run, in read-only transactions (`ingest.sandbox`), so nothing can be
+written. The views keep the hive
 partition columns `date` and `hour` (and `source` for rows of one input): filtering on them
 skips whole files; filters on `ts`/`minute` skip row groups by their Parquet statistics.
 """
@@ -26,7 +27,7 @@ from ingest.endpoints import Fold
 from ingest.errors import DatabaseError
 from ingest.lake import layout
 from ingest.lake.manifest import load_units
-from ingest.query import QueryResult, check_statement, run_query, sandbox_config, uncapped
+from ingest.sandbox import QueryResult, read_query, run_query, sandbox_config, uncapped
 from ingest.settings import SqlSettings
 from ingest.store import DDL
 
@@ -191,11 +192,7 @@ class LakeReader:
     def query(self, sql: str, params: Params = None) -> pa.Table:
         con = self._cursor()
         try:
-            check_statement(con, sql)
-            return con.sql(sql, params=params).to_arrow_table()
-        except duckdb.Error as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DatabaseError(f"read query failed: {text}") from exc
+            return read_query(con, sql, params)
         finally:
             con.close()
 

@@ -1,0 +1,94 @@
+"""The reader's side of ingest.serve: ask the running watcher over its loopback port.
+
+`connect_served` finds the watcher from its serve file; `ServedReader` sends one request per
+connection (ingest.wire) and raises `WatcherGone` when the watcher does not answer, so the caller
+(ingest.reader.AutoReader) can look again and open the file itself once the watcher has gone.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.errors import DatabaseError, QueryRefusedError
+from ingest.sandbox import INTERNAL_TIMEOUT_S, QueryResult
+from ingest.settings import SqlSettings
+from ingest.wire import ProtocolError, alive, encode_request, read_serve_file
+
+CONNECT_TIMEOUT_S = 2.0
+
+
+class WatcherGone(Exception):
+    """The watcher that wrote the serve file is not answering (or is too busy to)."""
+
+
+@dataclass(frozen=True)
+class ServedReader:
+    """Queries answered by the watcher that owns `db`."""
+
+    db: Path
+    sql: SqlSettings
+    host: str
+    port: int
+    token: str
+
+    def _ask(
+        self, op: str, sql_text: str, params: object = None
+    ) -> tuple[pa.Table, dict[str, Any]]:
+        try:
+            message = encode_request(self.token, op, sql_text, params)
+        except ProtocolError as exc:
+            raise QueryRefusedError(str(exc)) from exc
+        try:
+            with socket.create_connection(
+                (self.host, self.port), timeout=CONNECT_TIMEOUT_S
+            ) as sock:
+                sock.settimeout(max(self.sql.timeout_s, INTERNAL_TIMEOUT_S) + 30)
+                sock.sendall(message)
+                stream = sock.makefile("rb")
+                first = stream.readline(1 << 16)
+                if not first:  # the watcher died before answering
+                    raise WatcherGone
+                header = json.loads(first)
+                if not header.get("ok"):
+                    error = str(header.get("error", "the watcher refused the query"))
+                    if header.get("kind") == "busy":
+                        raise WatcherGone(error)
+                    if header.get("kind") == "refused":
+                        raise QueryRefusedError(error)
+                    raise DatabaseError(error)
+                table = pa.ipc.open_stream(stream).read_all()
+                return table, header
+        except (OSError, ValueError) as exc:
+            raise WatcherGone from exc
+
+    def query(self, sql: str, params: Any = None) -> pa.Table:
+        return self._ask("query", sql, params)[0]
+
+    def user_query(self, sql: str, capped: bool = True) -> QueryResult:
+        started = time.perf_counter()
+        table, header = self._ask("user_query" if capped else "export", sql)
+        return QueryResult(table, bool(header.get("truncated")), time.perf_counter() - started)
+
+
+def connect_served(db: Path, sql: SqlSettings, wait_s: float = 30.0) -> ServedReader | None:
+    """A reader for the watcher serving `db`, or None when no live watcher serves it.
+
+    While a watcher is starting (it announced itself but does not serve yet), wait for it.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        info = read_serve_file(db)
+        if info is None or not alive(info.pid):
+            return None
+        if info.state == "ready":
+            return ServedReader(db, sql, info.host, info.port, info.token)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
