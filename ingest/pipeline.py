@@ -114,7 +114,7 @@ class Ingester:
                  classify_later: bool = False) -> None:  # fmt: skip
         self.store = store
         self.settings = settings
-        self.forced = get_format(forced) if forced else None
+        self.forced = get_format(forced, settings.formats) if forced else None
         self.forced_spec = forced
         self.progress = progress or (lambda n: None)
         self.ctx = load_context(store, settings)
@@ -202,7 +202,8 @@ class Ingester:
             report.status = "unrecognized"
             report.message = (
                 f"{source.path}: format not recognised; tried {', '.join(names())}"
-                " (use --format NAME, nginx:'<log_format>' or apache:'<LogFormat>')"
+                " (use --format NAME, nginx:'<log_format>', apache:'<LogFormat>' or a"
+                " [formats.NAME] JSON mapping in the config file)"
             )
             return report
         report.format, report.envelope = fmt.name, envelope
@@ -234,7 +235,7 @@ class Ingester:
             return self.forced, env, state
         if rec is not None and rec.format:
             spec = state.extra.get("format_spec", rec.format)
-            return get_format(spec), rec.envelope, state
+            return get_format(spec, self.settings.formats), rec.envelope, state
         found = detect.detect(split_lines(_first_block(opener)))
         if found.format is not None:
             state.extra["format_spec"] = found.format.name

@@ -17,6 +17,7 @@ from typing import Any
 from ingest.catalogue import Entry
 from ingest.causes import Cause
 from ingest.errors import ConfigError
+from ingest.mappings import FieldMapping, load_mappings
 from ingest.tiers import SERVICE_FORMATS
 
 DEFAULT_DB = "conflictradar.duckdb"
@@ -130,11 +131,13 @@ class Settings:
     sql: SqlSettings = field(default_factory=SqlSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
+    # `[formats.NAME]` JSON field mappings, usable as `--format NAME`.
+    formats: tuple[FieldMapping, ...] = ()
     # The [alerts] table, validated by the alerts package when it loads its rules.
     alerts_table: Mapping[str, Any] = field(default_factory=dict)
 
 
-_SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "alerts"}
+_SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "alerts", "formats"}
 
 
 def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -307,6 +310,14 @@ def _watch(table: Mapping[str, Any]) -> WatchSettings:
     return out
 
 
+def _formats(table: Mapping[str, Any]) -> tuple[FieldMapping, ...]:
+    if not table:
+        return ()
+    from ingest.formats import names  # polars: loaded only when mappings are configured
+
+    return load_mappings(table, reserved=frozenset(names()))
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """CONFLICTRADAR_<SECTION>_<KEY>=value -> {section: {key: value}} (scalar keys only)."""
     out: dict[str, dict[str, Any]] = {}
@@ -316,7 +327,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             continue
         rest = name[len("CONFLICTRADAR_") :].lower()
         section, _, key = rest.partition("_")
-        if section in _SECTIONS - {"alerts"} and key:
+        if section in _SECTIONS - {"alerts", "formats"} and key:
             out.setdefault(section, {})[key] = value
     return out
 
@@ -377,4 +388,5 @@ def load_settings(
         dashboard=_dashboard(raw.get("dashboard", {})),
         watch=_watch(raw.get("watch", {})),
         alerts_table=dict(raw.get("alerts", {})),
+        formats=_formats(raw.get("formats", {})),
     )
