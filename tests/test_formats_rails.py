@@ -187,3 +187,32 @@ def test_issue_lines_become_conflicts_in_every_envelope(
     if fmt == "rails":
         assert "ActiveRecord::StaleObjectError" in got[0][3]
         assert got[0][4] == "version_mismatch"
+
+
+def test_a_started_line_read_before_its_completed_is_not_lost(tmp_path: Path) -> None:
+    # What `watch` sees: the file grows between two reads, the Completed in the second one.
+    log = tmp_path / "production.log"
+    db = tmp_path / "w.duckdb"
+    settings = load_settings(db=db, env={})
+    earlier = [
+        'Started GET "/orders/7" for 10.0.0.5 at 2026-09-09 23:58:00 +0000',
+        "Completed 200 OK in 4ms (Views: 1.0ms)",
+    ]
+    log.write_text("\n".join(earlier + RAILS_REQUEST[:2]) + "\n")
+    with Store.open(db) as store:
+        first = Ingester(store, settings).ingest(expand_paths([str(log)]))
+    assert (first.files[0].format, first.files[0].parsed, first.files[0].skipped) == ("rails", 1, 3)
+    log.write_text("\n".join(earlier + RAILS_REQUEST) + "\n")
+    with Store.open(db) as store:
+        second = Ingester(store, settings).ingest(expand_paths([str(log)]))
+    assert (second.files[0].parsed, second.files[0].rejected) == (1, 0)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        got = con.execute("SELECT line, method, path, message, cause FROM conflicts").fetchall()
+    finally:
+        con.close()
+    assert got == [
+        (7, "PUT", "/orders/7",
+         "ActiveRecord::StaleObjectError (Attempted to update a stale object: Order.)",
+         "version_mismatch"),
+    ]  # fmt: skip
