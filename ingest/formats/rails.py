@@ -93,7 +93,10 @@ def _lines(lines: pl.Series) -> pl.DataFrame:
         prefix_ts.alias("prefix_ts"),
         body.alias("body"),
         # Only the lines that can be records pay for the regexes.
-        pl.when(body.str.starts_with("Started ")).then(body).str.extract_groups(_STARTED).alias("s"),
+        pl.when(body.str.starts_with("Started "))
+        .then(body)
+        .str.extract_groups(_STARTED)
+        .alias("s"),
         pl.when(body.str.starts_with("Completed "))
         .then(body)
         .str.extract_groups(_COMPLETED)
