@@ -24,7 +24,14 @@ from ingest import detect, endpoints, envelopes, isolation
 from ingest.blocks import Parsed, load_context, parse_block
 from ingest.classify import Classifier
 from ingest.errors import InputError
-from ingest.formats import Format, ParserState, get_format, names, time_read_label
+from ingest.formats import (
+    Format,
+    ParserState,
+    UnknownFormatError,
+    get_format,
+    names,
+    time_read_label,
+)
 from ingest.lines import split_lines
 from ingest.settings import Settings
 from ingest.sources import (
@@ -235,7 +242,12 @@ class Ingester:
             return self.forced, env, state
         if rec is not None and rec.format:
             spec = state.extra.get("format_spec", rec.format)
-            return get_format(spec, self.settings.formats), rec.envelope, state
+            try:
+                return get_format(spec, self.settings.formats), rec.envelope, state
+            except UnknownFormatError as exc:  # e.g. its [formats.NAME] mapping was removed
+                raise InputError(
+                    f"{source.path} was read as {spec!r}, which no longer resolves: {exc}"
+                ) from exc
         found = detect.detect(split_lines(_first_block(opener)))
         if found.format is not None:
             state.extra["format_spec"] = found.format.name

@@ -79,6 +79,13 @@ def test_a_resumed_file_keeps_its_mapping(tmp_path: Path) -> None:
         report = Ingester(store, settings).ingest(expand_paths([str(log)]))
     assert report.files[0].format == "pino"
     assert _query(db, "SELECT count(*), max(status) FROM requests") == [(3, 409)]
+    # A config that no longer defines the mapping: that file is an error of its own, not a crash.
+    log.write_text("".join(lines) + lines[1])
+    with Store.open(db) as store:
+        gone = Ingester(store, load_settings(db=db, env={})).ingest(expand_paths([str(log)]))
+    (file,) = gone.files
+    assert file.status == "error"
+    assert "was read as 'pino', which no longer resolves" in file.message
 
 
 @pytest.mark.parametrize(
@@ -140,3 +147,18 @@ def test_an_unknown_format_name_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("conflictradar: error: unknown format 'pino'")
     assert "Traceback" not in proc.stderr
+
+
+def test_config_check_prints_the_mapping_back(tmp_path: Path) -> None:
+    import tomllib
+
+    proc = _run("config", "check", str(CONFIG))
+    assert proc.returncode == 0, proc.stderr
+    printed = tomllib.loads(proc.stdout)["formats"]["pino"]
+    assert printed["status"] == "res.statusCode" and printed["ts_format"] == "epoch_ms"
+    # What it prints is a config that loads to the same mapping.
+    again = tmp_path / "again.toml"
+    again.write_text(proc.stdout)
+    assert (
+        load_settings(config=again, env={}).formats == load_settings(config=CONFIG, env={}).formats
+    )
