@@ -98,6 +98,11 @@ def effective_toml(settings: Settings, alerts: AlertConfig, env: Mapping[str, st
         )
         out.append(f"\n[[alerts.rules]]{note}")
         out.extend(_lines(RULE_KEYS, rule))
+    for mapping in settings.formats:
+        out.append(f"\n[formats.{_bare(mapping.name)}]")
+        out.extend(f"{column} = {json.dumps(path)}" for column, path in mapping.paths)
+        out.append(f"ts_format = {json.dumps(mapping.ts_format)}")
+        out.append(f"duration_unit = {json.dumps(mapping.duration_unit)}")
     return "\n".join(out).lstrip("\n") + "\n"
 
 

@@ -24,12 +24,15 @@ from conflictradar.keys import (
     ALERT_KEYS,
     CHANNEL,
     CHANNEL_KEYS,
+    FORMAT,
+    FORMAT_KEYS,
     RULE_KEYS,
     RULES,
     SETTINGS_KEYS,
     Key,
 )
 from ingest.errors import ConfigError
+from ingest.mappings import FieldMapping
 from ingest.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -94,7 +97,9 @@ def accepted_keys() -> dict[str, set[str]]:
 
 def documented_keys() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    tables: tuple[Sequence[Key[Any]], ...] = (SETTINGS_KEYS, ALERT_KEYS, CHANNEL_KEYS, RULE_KEYS)
+    tables: tuple[Sequence[Key[Any]], ...] = (
+        SETTINGS_KEYS, ALERT_KEYS, CHANNEL_KEYS, RULE_KEYS, FORMAT_KEYS,
+    )  # fmt: skip
     for keys in tables:
         for key in keys:
             out.setdefault(key.table, set()).add(key.name)
@@ -182,6 +187,13 @@ def render() -> str:
     out.append(f"\n## `[[{RULES}]]`\n")
     out.append("One table per rule. Defaults below; `name` is required.\n")
     out.extend(_table(list(RULE_KEYS), Rule(name="")))
+    out.append(f"\n## `[{FORMAT}]`\n")
+    out.append(
+        "A JSON field mapping for your own JSON access log, used as `--format NAME`: a dotted "
+        'key path per column (`req.method` reads `{"req": {"method": ...}}` or a '
+        'literal `"req.method"` key). Formats: [README](../README.md#formats).\n'
+    )
+    out.extend(_table(list(FORMAT_KEYS), FieldMapping("NAME", ())))
     return "\n".join(out) + "\n"
 
 

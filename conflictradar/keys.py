@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from alerts.channels import Channel
 from alerts.config import AlertConfig
 from alerts.rules import Rule
+from ingest.mappings import FieldMapping
 from ingest.settings import Settings
 
 T = TypeVar("T")
@@ -220,4 +221,32 @@ RULE_KEYS: tuple[Key[Rule], ...] = (
         lambda r: r.severity),
     Key(RULES, "top", "integer", "How many causes, resources and endpoints a message lists.",
         lambda r: r.top),
+)  # fmt: skip
+
+FORMAT = "formats.NAME"
+_PATH_DOC = "Key path of the {}."
+FORMAT_KEYS: tuple[Key[FieldMapping], ...] = (
+    Key(FORMAT, "ts", "string", "Key path of the request's time (required); see `ts_format`."),
+    Key(FORMAT, "ts_format", "string",
+        "How the time is written: `auto` (ISO 8601, Unix time in s/ms/us/ns, or CLF), "
+        "`iso8601`, `epoch_s`, `epoch_ms`, `epoch_us`, `epoch_ns`, `clf`, or a strftime pattern "
+        "(`%z` in it gives the offset, else `ingest.timezone`).", lambda m: m.ts_format),
+    Key(FORMAT, "status", "string", "Key path of the HTTP status (required)."),
+    Key(FORMAT, "method", "string", _PATH_DOC.format("HTTP method")),
+    Key(FORMAT, "path", "string",
+        "Key path of the path or the raw request target (a query string in it is split off)."),
+    Key(FORMAT, "query", "string", _PATH_DOC.format("query string")),
+    Key(FORMAT, "route", "string", "Key path of an endpoint template the log carries."),
+    Key(FORMAT, "host", "string", _PATH_DOC.format("host")),
+    Key(FORMAT, "client_ip", "string",
+        "Key path of the client address (an X-Forwarded-For list gives its first address)."),
+    Key(FORMAT, "user_agent", "string", _PATH_DOC.format("user agent")),
+    Key(FORMAT, "upstream_status", "string", _PATH_DOC.format("upstream's status")),
+    Key(FORMAT, "bytes", "string", _PATH_DOC.format("response size")),
+    Key(FORMAT, "duration_ms", "string", "Key path of the duration; see `duration_unit`."),
+    Key(FORMAT, "duration_unit", "string", "Unit of the duration: `ms`, `s`, `us` or `ns`.",
+        lambda m: m.duration_unit),
+    Key(FORMAT, "request_id", "string", _PATH_DOC.format("request id")),
+    Key(FORMAT, "message", "string",
+        "Key path of the error text (`err.message`): what rule 4 of the causes reads."),
 )  # fmt: skip

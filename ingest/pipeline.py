@@ -24,7 +24,14 @@ from ingest import detect, endpoints, envelopes, isolation
 from ingest.blocks import Parsed, load_context, parse_block
 from ingest.classify import Classifier
 from ingest.errors import InputError
-from ingest.formats import Format, ParserState, get_format, names, time_read_label
+from ingest.formats import (
+    Format,
+    ParserState,
+    UnknownFormatError,
+    get_format,
+    names,
+    time_read_label,
+)
 from ingest.lines import split_lines
 from ingest.settings import Settings
 from ingest.sources import (
@@ -114,7 +121,7 @@ class Ingester:
                  classify_later: bool = False) -> None:  # fmt: skip
         self.store = store
         self.settings = settings
-        self.forced = get_format(forced) if forced else None
+        self.forced = get_format(forced, settings.formats) if forced else None
         self.forced_spec = forced
         self.progress = progress or (lambda n: None)
         self.ctx = load_context(store, settings)
@@ -202,7 +209,8 @@ class Ingester:
             report.status = "unrecognized"
             report.message = (
                 f"{source.path}: format not recognised; tried {', '.join(names())}"
-                " (use --format NAME, nginx:'<log_format>' or apache:'<LogFormat>')"
+                " (use --format NAME, nginx:'<log_format>', apache:'<LogFormat>' or a"
+                " [formats.NAME] JSON mapping in the config file)"
             )
             return report
         report.format, report.envelope = fmt.name, envelope
@@ -234,7 +242,12 @@ class Ingester:
             return self.forced, env, state
         if rec is not None and rec.format:
             spec = state.extra.get("format_spec", rec.format)
-            return get_format(spec), rec.envelope, state
+            try:
+                return get_format(spec, self.settings.formats), rec.envelope, state
+            except UnknownFormatError as exc:  # e.g. its [formats.NAME] mapping was removed
+                raise InputError(
+                    f"{source.path} was read as {spec!r}, which no longer resolves: {exc}"
+                ) from exc
         found = detect.detect(split_lines(_first_block(opener)))
         if found.format is not None:
             state.extra["format_spec"] = found.format.name

@@ -19,6 +19,7 @@ from ingest.alert_settings import AlertSettings, parse_alert_settings
 from ingest.catalogue import Entry
 from ingest.causes import Cause
 from ingest.errors import ConfigError
+from ingest.mappings import FieldMapping, load_mappings
 from ingest.tiers import SERVICE_FORMATS
 
 DEFAULT_DB = "conflictradar.duckdb"
@@ -140,9 +141,11 @@ class Settings:
     watch: WatchSettings = field(default_factory=WatchSettings)
     # The [alerts] table, validated here with everything else (secrets stay in the environment).
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # `[formats.NAME]` JSON field mappings, usable as `--format NAME`.
+    formats: tuple[FieldMapping, ...] = ()
 
 
-_SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "alerts"}
+_SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "alerts", "formats"}
 
 
 def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -327,6 +330,14 @@ def _watch(table: Mapping[str, Any]) -> WatchSettings:
     return out
 
 
+def _formats(table: Mapping[str, Any]) -> tuple[FieldMapping, ...]:
+    if not table:
+        return ()
+    from ingest.formats import names  # polars: loaded only when mappings are configured
+
+    return load_mappings(table, reserved=frozenset(names()))
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """CONFLICTRADAR_<SECTION>_<KEY>=value -> {section: {key: value}} (scalar keys only)."""
     out: dict[str, dict[str, Any]] = {}
@@ -336,7 +347,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             continue
         rest = name[len("CONFLICTRADAR_") :].lower()
         section, _, key = rest.partition("_")
-        if section in _SECTIONS - {"alerts"} and key:
+        if section in _SECTIONS - {"alerts", "formats"} and key:
             out.setdefault(section, {})[key] = value
     return out
 
@@ -403,4 +414,5 @@ def load_settings(
         dashboard=_dashboard(raw.get("dashboard", {})),
         watch=_watch(raw.get("watch", {})),
         alerts=parse_alert_settings(raw.get("alerts", {})),
+        formats=_formats(raw.get("formats", {})),
     )

@@ -22,7 +22,11 @@ from ingest.timestamps import earlier, later
 # Formats written by services (application logs); every other format is a gateway or a proxy.
 SERVICE_FORMATS: tuple[str, ...] = ("ecs", "otel", "json", "uvicorn", "django", "rails")
 
-_TIER = "CASE WHEN list_contains($service_formats, {f}) THEN 'service' ELSE 'gateway' END"
+# A format labelled `uvicorn (time read)` (times estimated, `formats.time_read_label`) is uvicorn.
+_TIER = (
+    "CASE WHEN list_contains($service_formats, split_part({f}, ' (', 1)) THEN 'service'"
+    " ELSE 'gateway' END"
+)
 
 
 def tier_sql(format_col: str) -> str:

@@ -184,6 +184,10 @@ def test_bad_patterns_are_one_sentence(spec: str, words: list[str]) -> None:
         ("uvicorn-docker.log", "uvicorn"),
         ("uvicorn-cri.log", "uvicorn"),
         ("django-runserver.log", "django"),
+        ("rails-development.log", "rails"),
+        ("rails-compose.log", "rails"),
+        ("rails-docker.log", "rails"),
+        ("rails-cri.log", "rails"),
     ],
 )
 def test_detected_with_and_without_envelopes(name: str, expected: str) -> None:
@@ -191,11 +195,11 @@ def test_detected_with_and_without_envelopes(name: str, expected: str) -> None:
     assert found.format is not None and found.format.name == expected
 
 
-def test_django_and_uvicorn_take_no_combined_or_uwsgi_file(real_logs: Path) -> None:
+def test_app_servers_take_no_combined_or_uwsgi_file(real_logs: Path) -> None:
     for rel in ("lnav-tests/logfile_uwsgi.0", "beats-fixtures/apache_access_test.log",
                 "elastic-examples/apache_logs"):  # fmt: skip
         lines = pl.Series(read_lines(real_logs / rel), dtype=pl.String)
-        for spec in ("uvicorn", "django"):
+        for spec in ("uvicorn", "django", "rails"):
             frame = parse(spec, lines.to_list())
             clean = frame.filter(pl.col("_reject").is_null() & ~pl.col("_skip")).height
             assert clean == 0, (rel, spec)
@@ -230,12 +234,23 @@ def test_every_409_of_the_server_samples_is_a_conflict(tmp_path: Path) -> None:
         "SELECT regexp_extract(file, '[^/]+$'), method, path, status FROM conflicts ORDER BY 1",
     )
     assert got == [
-        ("apache-logformat.log", "PUT", "/orders/7", 409),
+        ("apache-logformat.log", "PUT", "/invoices/12", 409),
         ("django-runserver.log", "POST", "/api/orders", 409),
+        ("rails-compose.log", "PUT", "/orders/7", 409),
+        ("rails-cri.log", "PUT", "/orders/7", 409),
+        ("rails-development.log", "PUT", "/orders/7", 409),
+        ("rails-docker.log", "PUT", "/orders/7", 409),
         ("uvicorn-bare.log", "POST", "/enrollments", 409),
         ("uvicorn-compose.log", "POST", "/events/2/reserve", 409),
-        ("uvicorn-cri.log", "PUT", "/seats/14", 409),
+        ("uvicorn-cri.log", "DELETE", "/holds/88", 409),
         ("uvicorn-docker.log", "PUT", "/seats/14", 409),
+    ]
+    rails = _query(db, "SELECT DISTINCT cause, message FROM conflicts WHERE format = 'rails'")
+    assert rails == [
+        (
+            "version_mismatch",
+            "ActiveRecord::StaleObjectError (Attempted to update a stale object: Order.)",
+        )
     ]
     formats = dict(
         _query(db, "SELECT DISTINCT regexp_extract(file, '[^/]+$'), format FROM requests")
@@ -245,7 +260,8 @@ def test_every_409_of_the_server_samples_is_a_conflict(tmp_path: Path) -> None:
     assert formats["uvicorn-docker.log"] == formats["uvicorn-cri.log"] == "uvicorn"
     times = dict(_query(db, "SELECT regexp_extract(file, '[^/]+$'), max(ts)::VARCHAR FROM requests"
                             " WHERE status = 409 GROUP BY 1"))  # fmt: skip
-    assert times["uvicorn-docker.log"] == times["uvicorn-cri.log"] == "2026-06-18 15:40:02.23+00"
+    assert times["uvicorn-docker.log"] == "2026-06-18 15:40:02.23+00"
+    assert times["uvicorn-cri.log"] == "2026-06-19 08:10:02.23+00"
     assert times["uvicorn-compose.log"] == "2026-06-18 15:38:34.140891+00"
 
 

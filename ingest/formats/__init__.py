@@ -8,10 +8,13 @@ by `ingest.schema.finish`: one row per input line, same order, never raising on 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import polars as pl
+
+from ingest.errors import UsageError
+from ingest.mappings import FieldMapping
 
 
 @dataclass
@@ -49,13 +52,13 @@ class Format:
     family: str = "text"
 
 
-class UnknownFormatError(ValueError):
-    """A `--format` name or `nginx:` directive that cannot be used."""
+class UnknownFormatError(UsageError, ValueError):
+    """A `--format` name or `nginx:`/`apache:` pattern that cannot be used (one sentence)."""
 
 
 def _registry() -> list[Format]:
     # Imported here so a broken optional module names itself instead of breaking every import.
-    from ingest.formats import appservers, aws, clf, jsonlog, nginx, proxies, w3c
+    from ingest.formats import appservers, aws, clf, jsonlog, nginx, proxies, rails, w3c
 
     ordered: list[Format] = []
     # Specific structured formats first, generic ones last: on a tie in clean parses the earlier
@@ -67,7 +70,7 @@ def _registry() -> list[Format]:
     # Application servers last: their lines parse as nothing else, so they never take another
     # format's file (uvicorn and django skip lines without a request line, rails without its
     # Started/Completed records; an empty win is no win).
-    for module in (w3c, aws, proxies, clf, nginx, appservers):
+    for module in (w3c, aws, proxies, clf, nginx, appservers, rails):
         ordered.extend(module.FORMATS)
     return ordered
 
@@ -91,9 +94,10 @@ def names() -> list[str]:
     return [f.name for f in all_formats()]
 
 
-def get_format(spec: str) -> Format:
-    """Resolve a `--format` value: a registered name, `nginx:'<log_format string>'` or
-    `apache:'<LogFormat string>'` (`tomcat:'<AccessLogValve pattern>'`)."""
+def get_format(spec: str, mappings: Sequence[FieldMapping] = ()) -> Format:
+    """Resolve a `--format` value: a registered name, `nginx:'<log_format string>'`,
+    `apache:'<LogFormat string>'` (`tomcat:'<AccessLogValve pattern>'`) or the name of a
+    `[formats.NAME]` JSON field mapping among `mappings`."""
     spec = spec.strip()
     if spec.startswith("nginx:"):
         from ingest.formats.nginx import nginx_format
@@ -107,7 +111,13 @@ def get_format(spec: str) -> Format:
     for fmt in all_formats():
         if fmt.name == spec:
             return fmt
+    for mapping in mappings:
+        if mapping.name == spec:
+            from ingest.formats.jsonmapping import mapping_format
+
+            return mapping_format(mapping)
+    custom = "".join(f", {m.name}" for m in mappings)
     raise UnknownFormatError(
-        f"unknown format {spec!r}; choose one of {', '.join(names())}, nginx:'<log_format>'"
-        " or apache:'<LogFormat>'"
+        f"unknown format {spec!r}; choose one of {', '.join(names())}{custom}, "
+        "nginx:'<log_format>', apache:'<LogFormat>' or a [formats.NAME] table in the config file"
     )
