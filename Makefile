@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench eval lint clean sample-logs docs fuzz soak
+.PHONY: mypy-tree demo test bench eval lint clean sample-logs docs fuzz soak
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "conflictradar needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/conflictradar demo
 
-lint: $(STAMP)
+# mypy cannot see the editable install's import hook: it reads the conflictradar package as
+# installed from a tree of symlinks (conflictradar/ingest -> ingest/, ...).
+mypy-tree:
+	rm -rf build/mypy && mkdir -p build/mypy/conflictradar
+	cd build/mypy/conflictradar && for f in ../../../conflictradar/*.py; do ln -s $$f .; done && for p in ingest alerts dashboard sample_logs; do ln -s ../../../$$p $$p; done
+
+lint: $(STAMP) mypy-tree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -55,8 +61,8 @@ soak: $(STAMP)
 	$(BIN)/python -u -m tests.soak --minutes $(SOAK_MINUTES)
 
 sample-logs: $(STAMP)
-	$(BIN)/python -m sample_logs.generate --out sample_logs/data --seed 42
-	$(BIN)/python -m sample_logs.tiered --out sample_logs/tiered --seed 42 --requests 2000
+	$(BIN)/python -m conflictradar.sample_logs.generate --out sample_logs/data --seed 42
+	$(BIN)/python -m conflictradar.sample_logs.tiered --out sample_logs/tiered --seed 42 --requests 2000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

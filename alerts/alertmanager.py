@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.notifications import Notification
-from alerts.webhook import alertmanager_alert
+from conflictradar.alerts.notifications import Notification
+from conflictradar.alerts.webhook import alertmanager_alert
 
 ALERTS_PATH = "/api/v2/alerts"
 

@@ -15,16 +15,16 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from alerts.config import AlertConfig
-from alerts.counts import Sample, floor_minute, sample_rule
-from alerts.detectors import baseline_of, fire_rate
-from alerts.evaluation import Event, compose, step_rule
-from alerts.incidents import Incident, advance_incidents, channel_groups
-from alerts.lifecycle import AlertState, Track
-from alerts.notifications import AlertItem, Notification
-from alerts.rules import DetectorKind, Rule
-from ingest.alert_counts import copy_for_backtest, first_minute
-from ingest.reader import Reader
+from conflictradar.alerts.config import AlertConfig
+from conflictradar.alerts.counts import Sample, floor_minute, sample_rule
+from conflictradar.alerts.detectors import baseline_of, fire_rate
+from conflictradar.alerts.evaluation import Event, compose, step_rule
+from conflictradar.alerts.incidents import Incident, advance_incidents, channel_groups
+from conflictradar.alerts.lifecycle import AlertState, Track
+from conflictradar.alerts.notifications import AlertItem, Notification
+from conflictradar.alerts.rules import DetectorKind, Rule
+from conflictradar.ingest.alert_counts import copy_for_backtest, first_minute
+from conflictradar.ingest.reader import Reader
 
 MAX_STEPS = 200_000
 MAX_SERIES_PER_RULE = 8

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerts.secrets import Secret
-from ingest.alert_settings import ChannelKind
+from conflictradar.alerts.secrets import Secret
+from conflictradar.ingest.alert_settings import ChannelKind
 
 __all__ = ["Channel", "ChannelKind"]
 

@@ -17,20 +17,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from alerts.backtest import Backtest
-from alerts.backtest import run as run_replay
-from alerts.config import load_alert_config
-from alerts.detectors import window_text
-from alerts.engine import AlertEngine, utc_now
-from alerts.evaluation import Event
-from alerts.lifecycle import AlertState
-from alerts.notifications import iso, make_test_notification
-from alerts.outbox import DeliveryState, Settled
-from alerts.state import firing_count
-from ingest.errors import ConfigError, UsageError
-from ingest.reader import Reader
-from ingest.settings import Settings
-from ingest.store import Store
+from conflictradar.alerts.backtest import Backtest
+from conflictradar.alerts.backtest import run as run_replay
+from conflictradar.alerts.config import load_alert_config
+from conflictradar.alerts.detectors import window_text
+from conflictradar.alerts.engine import AlertEngine, utc_now
+from conflictradar.alerts.evaluation import Event
+from conflictradar.alerts.lifecycle import AlertState
+from conflictradar.alerts.notifications import iso, make_test_notification
+from conflictradar.alerts.outbox import DeliveryState, Settled
+from conflictradar.alerts.state import firing_count
+from conflictradar.ingest.errors import ConfigError, UsageError
+from conflictradar.ingest.reader import Reader
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
 
 # `alerts check` exits with this while an alert is firing (docs/cli.md; 1 stays "error").
 EXIT_FIRING = 3
@@ -278,7 +278,7 @@ def run_backtest(
     else:
         print_timeline(result, out)
     if html is not None:
-        from alerts.plot import backtest_figure, write_html
+        from conflictradar.alerts.plot import backtest_figure, write_html
 
         title = f"conflictradar alerts backtest {iso(result.since)} .. {iso(result.until)}"
         try:

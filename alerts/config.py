@@ -13,18 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.channels import Channel, ChannelKind
-from alerts.rules import DEFAULT_RULES, Rule
-from alerts.secrets import Secret
-from ingest.alert_settings import (
+from conflictradar.alerts.channels import Channel, ChannelKind
+from conflictradar.alerts.rules import DEFAULT_RULES, Rule
+from conflictradar.alerts.secrets import Secret
+from conflictradar.ingest.alert_settings import (
     AlertSettings,
     ChannelSettings,
     DeliveryPolicy,
     Grouping,
     parse_alert_settings,
 )
-from ingest.errors import ConfigError
-from ingest.settings import Settings
+from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.settings import Settings
 
 DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8501"
 

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from alerts.rules import Rule, Scope
-from ingest.alert_counts import TOTAL, ScopeCount, Span, window_counts
+from conflictradar.alerts.rules import Rule, Scope
+from conflictradar.ingest.alert_counts import TOTAL, ScopeCount, Span, window_counts
 
 GLOBAL_KEY = TOTAL
 MINUTE = timedelta(minutes=1)

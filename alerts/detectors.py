@@ -30,8 +30,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from alerts.counts import Tally, WindowCount
-from alerts.rules import DetectorKind, Rule
+from conflictradar.alerts.counts import Tally, WindowCount
+from conflictradar.alerts.rules import DetectorKind, Rule
 
 MAD_TO_SIGMA = 1.4826
 

@@ -21,16 +21,16 @@ from types import TracebackType
 import duckdb
 import httpx
 
-from alerts.config import AlertConfig, load_alert_config
-from alerts.counts import sample_rule
-from alerts.evaluation import Event, compose, step_rule, with_notifications
-from alerts.incidents import advance_incidents, channel_groups
-from alerts.notifications import AlertItem, Notification
-from alerts.notifiers import Outcome, build_request, send
-from alerts.outbox import DeliveryState, Outbox, Pending, Settled, enqueue
-from alerts.schema import ensure_tables
-from alerts.secrets import redact
-from alerts.state import (
+from conflictradar.alerts.config import AlertConfig, load_alert_config
+from conflictradar.alerts.counts import sample_rule
+from conflictradar.alerts.evaluation import Event, compose, step_rule, with_notifications
+from conflictradar.alerts.incidents import advance_incidents, channel_groups
+from conflictradar.alerts.notifications import AlertItem, Notification
+from conflictradar.alerts.notifiers import Outcome, build_request, send
+from conflictradar.alerts.outbox import DeliveryState, Outbox, Pending, Settled, enqueue
+from conflictradar.alerts.schema import ensure_tables
+from conflictradar.alerts.secrets import redact
+from conflictradar.alerts.state import (
     drop_unknown_rules,
     load_incidents,
     load_tracks,
@@ -38,10 +38,10 @@ from alerts.state import (
     save_incidents,
     save_tracks,
 )
-from ingest.alert_counts import first_minute
-from ingest.errors import DatabaseError
-from ingest.settings import Settings
-from ingest.store import Store
+from conflictradar.ingest.alert_counts import first_minute
+from conflictradar.ingest.errors import DatabaseError
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
 
 log = logging.getLogger("conflictradar.alerts")
 

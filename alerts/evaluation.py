@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from alerts.counts import Sample
-from alerts.detectors import Verdict, detect_windows
-from alerts.lifecycle import AlertState, Change, Track, advance
-from alerts.notifications import AlertItem, Notification, Status, dashboard_link
-from alerts.rules import Rule, Scope
-from ingest.alert_counts import breakdown
+from conflictradar.alerts.counts import Sample
+from conflictradar.alerts.detectors import Verdict, detect_windows
+from conflictradar.alerts.lifecycle import AlertState, Change, Track, advance
+from conflictradar.alerts.notifications import AlertItem, Notification, Status, dashboard_link
+from conflictradar.alerts.rules import Rule, Scope
+from conflictradar.ingest.alert_counts import breakdown
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,19 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from alerts.channels import Channel
-from alerts.notifications import AlertItem, Notification, Status, dashboard_link, item_from_dict
-from alerts.rules import Rule, Scope
-from ingest.alert_settings import Grouping
+from conflictradar.alerts.channels import Channel
+from conflictradar.alerts.notifications import (
+    AlertItem,
+    Notification,
+    Status,
+    dashboard_link,
+    item_from_dict,
+)
+from conflictradar.alerts.rules import Rule, Scope
+from conflictradar.ingest.alert_settings import Grouping
 
 if TYPE_CHECKING:
-    from alerts.config import AlertConfig
+    from conflictradar.alerts.config import AlertConfig
 
 
 def member(item: AlertItem) -> str:

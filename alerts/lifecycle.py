@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from alerts.detectors import Verdict
-from alerts.rules import Rule, Scope
+from conflictradar.alerts.detectors import Verdict
+from conflictradar.alerts.rules import Rule, Scope
 
 
 class AlertState(StrEnum):

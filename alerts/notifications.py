@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
-from alerts.rules import Scope
-from ingest.alert_counts import Count
+from conflictradar.alerts.rules import Scope
+from conflictradar.ingest.alert_counts import Count
 
 
 class Status(StrEnum):

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 
 import httpx
 
-from alerts.alertmanager import alertmanager_payload, alerts_url
-from alerts.channels import Channel, ChannelKind
-from alerts.notifications import Notification
-from alerts.secrets import Secret, redact, without_userinfo
-from alerts.slack import slack_payload
-from alerts.webhook import signature, webhook_payload
+from conflictradar.alerts.alertmanager import alertmanager_payload, alerts_url
+from conflictradar.alerts.channels import Channel, ChannelKind
+from conflictradar.alerts.notifications import Notification
+from conflictradar.alerts.secrets import Secret, redact, without_userinfo
+from conflictradar.alerts.slack import slack_payload
+from conflictradar.alerts.webhook import signature, webhook_payload
 
 USER_AGENT = "conflictradar-alerts/0.1"
 RETRY_STATUSES = frozenset({408, 429})

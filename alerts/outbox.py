@@ -30,10 +30,10 @@ from typing import Any
 
 import duckdb
 
-from alerts.channels import Channel
-from alerts.config import DeliveryPolicy
-from alerts.notifications import Notification
-from alerts.notifiers import Outcome
+from conflictradar.alerts.channels import Channel
+from conflictradar.alerts.config import DeliveryPolicy
+from conflictradar.alerts.notifications import Notification
+from conflictradar.alerts.notifiers import Outcome
 
 _KEYS = uuid.UUID("5b0e1a52-2c1f-4c43-9f0e-409409409409")
 

@@ -13,9 +13,9 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from alerts.evaluation import Event
-from alerts.lifecycle import AlertState
-from ingest.escape import plotly
+from conflictradar.alerts.evaluation import Event
+from conflictradar.alerts.lifecycle import AlertState
+from conflictradar.ingest.escape import plotly
 
 _MARKERS = {
     AlertState.FIRING: ("triangle-up", "#d62728", "firing"),

@@ -7,6 +7,6 @@ it. Durations are seconds.
 
 from __future__ import annotations
 
-from ingest.alert_settings import DEFAULT_RULES, DetectorKind, Rule, Scope
+from conflictradar.ingest.alert_settings import DEFAULT_RULES, DetectorKind, Rule, Scope
 
 __all__ = ["DEFAULT_RULES", "DetectorKind", "Rule", "Scope"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from alerts.detectors import pct, window_text
-from alerts.notifications import AlertItem, Notification, Status, iso
-from ingest.alert_counts import Count
-from ingest.escape import visible
+from conflictradar.alerts.detectors import pct, window_text
+from conflictradar.alerts.notifications import AlertItem, Notification, Status, iso
+from conflictradar.ingest.alert_counts import Count
+from conflictradar.ingest.escape import visible
 
 MAX_ALERTS = 10  # Block Kit allows 50 blocks; a message listing more than 10 is not read anyway
 SECTION_LIMIT = 3000

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from alerts.evaluation import Event
-from alerts.incidents import Incident, items_from_json
-from alerts.lifecycle import AlertState, Track
-from alerts.rules import Rule, Scope
+from conflictradar.alerts.evaluation import Event
+from conflictradar.alerts.incidents import Incident, items_from_json
+from conflictradar.alerts.lifecycle import AlertState, Track
+from conflictradar.alerts.rules import Rule, Scope
 
 # A resolved alert stays visible in `alert_state` this long after resolving.
 KEEP_RESOLVED = timedelta(days=1)

@@ -12,8 +12,8 @@ import hmac
 from datetime import timedelta
 from typing import Any
 
-from alerts.detectors import pct, window_text
-from alerts.notifications import AlertItem, Notification, Status, iso
+from conflictradar.alerts.detectors import pct, window_text
+from conflictradar.alerts.notifications import AlertItem, Notification, Status, iso
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert
 _FNV_OFFSET = 14695981039346656037

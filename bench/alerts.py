@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from dashboard.server import stop_process
+from conflictradar.dashboard.server import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_P95_S = 5.0
@@ -252,10 +252,10 @@ def start_cli_watch(setup: WatchSetup) -> Iterator[subprocess.Popen[bytes]]:
 @contextlib.contextmanager
 def start_inprocess_poller(setup: WatchSetup, every_s: float = 0.2) -> Iterator[None]:
     """A stand-in watcher: re-ingest the log every `every_s` and evaluate alerts (no tailer)."""
-    from alerts.engine import AlertEngine
-    from ingest.pipeline import Ingester
-    from ingest.settings import load_settings
-    from ingest.store import Store
+    from conflictradar.alerts.engine import AlertEngine
+    from conflictradar.ingest.pipeline import Ingester
+    from conflictradar.ingest.settings import load_settings
+    from conflictradar.ingest.store import Store
 
     settings = load_settings(config=setup.config, db=setup.db, env=setup.env)
     stop = threading.Event()

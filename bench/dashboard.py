@@ -19,12 +19,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ingest import alert_reads, reads
-from ingest.classify import Classifier
-from ingest.reader import Reader, open_reader
-from ingest.reads import DataStatus, Drill, Filters
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest import alert_reads, reads
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.reader import Reader, open_reader
+from conflictradar.ingest.reads import DataStatus, Drill, Filters
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 
 DATA = Path(__file__).resolve().parents[1] / "bench_data"
 NEWEST = datetime(2025, 6, 8, 0, 0, tzinfo=UTC)

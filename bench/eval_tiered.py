@@ -15,10 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.pipeline import Ingester
-from ingest.settings import load_settings
-from ingest.store import Store
-from sample_logs import tiered
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
+from conflictradar.sample_logs import tiered
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ import polars as pl
 
 from bench.eval_tiered import conflict_lines, score_requests
 from bench.eval_tiered import evaluate as evaluate_tiered
-from ingest.causes import Cause
-from ingest.pipeline import Ingester, expand_paths
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest.causes import Cause
+from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 
 TARGET_MACRO_F1 = 0.99
 
@@ -95,7 +95,7 @@ def sample_set(args: argparse.Namespace) -> Outcome:
         out = Path(tmp) / "logs"
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "sample_logs.generate", "--out", str(out), "--seed",
+            [sys.executable, "-m", "conflictradar.sample_logs.generate", "--out", str(out), "--seed",
              str(args.seed), "--lines", str(args.lines)],
             check=True,
         )  # fmt: skip

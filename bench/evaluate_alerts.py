@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from alerts.backtest import run
-from alerts.config import load_alert_config
-from alerts.notifications import Notification, Status
 from bench.alert_traces import START, TRACES, Event, Trace, write_trace
-from ingest.pipeline import Ingester, expand_paths
-from ingest.reader import DirectReader
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.alerts.backtest import run
+from conflictradar.alerts.config import load_alert_config
+from conflictradar.alerts.notifications import Notification, Status
+from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.reader import DirectReader
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 
 STEP = timedelta(seconds=10)
 GRACE = timedelta(minutes=5)

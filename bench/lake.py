@@ -98,8 +98,8 @@ def main() -> None:
     )
     if (lake / "_manifest").is_dir():
         from bench.dashboard import measure as fetch_times
-        from ingest.lake.reader import LakeReader
-        from ingest.settings import SqlSettings
+        from conflictradar.ingest.lake.reader import LakeReader
+        from conflictradar.ingest.settings import SqlSettings
 
         print(f"\n== dashboard over the lake ({lake}) ==")
         fetch_times(LakeReader(lake, SqlSettings()),

@@ -8,8 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
-from ingest.lake.cluster import SPLIT_BYTES, ingest_to_lake, open_client
-from ingest.settings import Settings
+from conflictradar.ingest.lake.cluster import SPLIT_BYTES, ingest_to_lake, open_client
+from conflictradar.ingest.settings import Settings
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.proc import Run, measure
-from sample_logs import tiered
+from conflictradar.sample_logs import tiered
 
 REPEATS = 3
 

@@ -19,8 +19,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.reader import open_reader
-from ingest.settings import load_settings
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.settings import load_settings
 
 HEAVY = (
     "SELECT endpoint, method, count(*) AS n, avg(bytes) AS b, approx_count_distinct(client_ip) AS c,"

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.gen_realistic import Traffic, now_stamps
-from dashboard.server import stop_process
-from ingest.reader import open_reader
-from ingest.settings import Settings, load_settings
+from conflictradar.dashboard.server import stop_process
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.settings import Settings, load_settings
 
 TICK_S = 0.01
 PROBE_EVERY_S = 0.1

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conflictradar import __version__
+from conflictradar.ingest.errors import ConflictRadarError, UsageError
+from conflictradar.ingest.escape import for_screen, terminal
+from conflictradar.ingest.settings import Settings, load_settings
 from conflictradar.output import FORMATS
 from conflictradar.usage import EXAMPLES, GLOBAL
-from ingest.errors import ConflictRadarError, UsageError
-from ingest.escape import for_screen, terminal
-from ingest.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from ingest.pipeline import FileReport
+    from conflictradar.ingest.pipeline import FileReport
 
 
 class _Parser(argparse.ArgumentParser):
@@ -180,7 +180,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _by_argument(paths: list[str]) -> tuple[list[Path], list[tuple[str, list[Path]]]]:
     """The files to ingest, and which of them each argument named (for its exit code)."""
-    from ingest.pipeline import expand_paths
+    from conflictradar.ingest.pipeline import expand_paths
 
     groups = [(arg, expand_paths([arg])) for arg in paths]
     files = list(dict.fromkeys(f for _, group in groups for f in group))
@@ -208,13 +208,13 @@ def _nothing_from(arg: str, reports: list[FileReport]) -> str | None:
 
 def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, quiet: bool,
                lake: Path | None = None, cluster: str | None = None) -> int:  # fmt: skip
+    from conflictradar.ingest.pipeline import Ingester
+    from conflictradar.ingest.render import ingest_progress, print_ingest_report
+    from conflictradar.ingest.store import Store
     from conflictradar.spool import STDIN, spool_stdin
-    from ingest.pipeline import Ingester
-    from ingest.render import ingest_progress, print_ingest_report
-    from ingest.store import Store
 
     if lake is not None or cluster is not None:
-        from ingest.lake.cluster import run_lake_ingest
+        from conflictradar.ingest.lake.cluster import run_lake_ingest
 
         return run_lake_ingest(settings, paths, lake, cluster, log_format, quiet)
 
@@ -248,15 +248,15 @@ def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, qui
 
 def cmd_sql(settings: Settings, query: str, out_format: str | None, output: Path | None,
             lake: Path | None = None) -> int:  # fmt: skip
+    from conflictradar.ingest.reader import open_reader
     from conflictradar.output import choose_format, write_result
-    from ingest.reader import open_reader
 
     text = sys.stdin.read() if query == "-" else query
     to_screen = output is None and sys.stdout.isatty()
     fmt = choose_format(out_format, output, sys.stdout.isatty())
     # The row cap protects a terminal; files and pipes (exports) get every row.
     if lake is not None:
-        from ingest.lake.reader import LakeReader
+        from conflictradar.ingest.lake.reader import LakeReader
 
         result = LakeReader(lake, settings.sql).user_query(text, capped=to_screen)
     else:
@@ -307,7 +307,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(settings: Settings, host: str | None, port: int | None,
                   lake: Path | None = None, expose: bool = False) -> int:  # fmt: skip
-    from dashboard.server import run_dashboard
+    from conflictradar.dashboard.server import run_dashboard
 
     if lake is not None:  # the app reads the lake (dashboard.data.reader)
         os.environ["CONFLICTRADAR_LAKE"] = str(lake.resolve())
@@ -319,9 +319,15 @@ def cmd_dashboard(settings: Settings, host: str | None, port: int | None,
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from alerts.commands import parse_step, parse_when, run_backtest, run_check, run_test
-    from ingest.reader import open_reader
-    from ingest.store import Store
+    from conflictradar.alerts.commands import (
+        parse_step,
+        parse_when,
+        run_backtest,
+        run_check,
+        run_test,
+    )
+    from conflictradar.ingest.reader import open_reader
+    from conflictradar.ingest.store import Store
 
     now = datetime.now(UTC)
     if args.alerts_command == "backtest":
@@ -329,7 +335,7 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         until = parse_when(args.until, now, "--until")
         reader = open_reader(settings)
         if args.lake is not None:
-            from ingest.lake.reader import LakeReader
+            from conflictradar.ingest.lake.reader import LakeReader
 
             reader = LakeReader(args.lake, settings.sql)
         return run_backtest(settings, reader, since, until, parse_step(args.step), args.html,

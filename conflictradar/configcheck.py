@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from alerts.channels import ChannelKind
-from alerts.config import AlertConfig, load_alert_config
-from alerts.rules import DEFAULT_RULES
+from conflictradar.alerts.channels import ChannelKind
+from conflictradar.alerts.config import AlertConfig, load_alert_config
+from conflictradar.alerts.rules import DEFAULT_RULES
+from conflictradar.ingest.settings import Settings, load_settings
 from conflictradar.keys import ALERT_KEYS, CHANNEL_KEYS, RULE_KEYS, SETTINGS_KEYS, Key
-from ingest.settings import Settings, load_settings
 
 T = TypeVar("T")
 _UNITS = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0))

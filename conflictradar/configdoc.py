@@ -16,10 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alerts.channels import Channel, ChannelKind
-from alerts.config import AlertConfig, load_alert_config
-from alerts.rules import Rule
+from conflictradar.alerts.channels import Channel, ChannelKind
+from conflictradar.alerts.config import AlertConfig, load_alert_config
+from conflictradar.alerts.rules import Rule
 from conflictradar.configcheck import toml_value
+from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.mappings import FieldMapping
+from conflictradar.ingest.settings import Settings, load_settings
 from conflictradar.keys import (
     ALERT_KEYS,
     CHANNEL,
@@ -31,9 +34,6 @@ from conflictradar.keys import (
     SETTINGS_KEYS,
     Key,
 )
-from ingest.errors import ConfigError
-from ingest.mappings import FieldMapping
-from ingest.settings import Settings, load_settings
 
 T = TypeVar("T")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -19,10 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from ingest.errors import ConflictRadarError
-from ingest.reader import open_reader
-from ingest.render import print_table
-from ingest.settings import Settings
+from conflictradar.ingest.errors import ConflictRadarError
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.render import print_table
+from conflictradar.ingest.settings import Settings
 
 BACKFILL_HOURS = 2.0
 LIVE_RATE = 10.0  # lines per second, backfill and live alike
@@ -89,9 +89,9 @@ def run_demo(
     spike_every_s: float = SPIKE_EVERY_S,
     backfill_hours: float = BACKFILL_HOURS,
 ) -> int:
-    from dashboard.server import start_dashboard, stop_process
-    from sample_logs.generate import write_batch
-    from sample_logs.live import run_live
+    from conflictradar.dashboard.server import start_dashboard, stop_process
+    from conflictradar.sample_logs.generate import write_batch
+    from conflictradar.sample_logs.live import run_live
 
     work = Path(tempfile.mkdtemp(prefix="conflictradar-demo-"))
     logs = work / "logs"

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from alerts.channels import Channel
-from alerts.config import AlertConfig
-from alerts.rules import Rule
-from ingest.mappings import FieldMapping
-from ingest.settings import Settings
+from conflictradar.alerts.channels import Channel
+from conflictradar.alerts.config import AlertConfig
+from conflictradar.alerts.rules import Rule
+from conflictradar.ingest.mappings import FieldMapping
+from conflictradar.ingest.settings import Settings
 
 T = TypeVar("T")
 

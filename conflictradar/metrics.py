@@ -26,12 +26,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from conflictradar import __version__
-from ingest.causes import Cause
-from ingest.errors import ConflictRadarError, UsageError
-from ingest.metric_reads import MetricCounts, newest_request, read_metric_counts
-from ingest.pipeline import Ingester
-from ingest.settings import Settings
-from ingest.store import Store
+from conflictradar.ingest.causes import Cause
+from conflictradar.ingest.errors import ConflictRadarError, UsageError
+from conflictradar.ingest.metric_reads import MetricCounts, newest_request, read_metric_counts
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
 
 MAX_ENDPOINTS = 200
 OTHER = "other"

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 from uuid import UUID
 
-from ingest.errors import UsageError
-from ingest.escape import for_screen
+from conflictradar.ingest.errors import UsageError
+from conflictradar.ingest.escape import for_screen
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -88,6 +88,6 @@ def write_result(table: pa.Table, fmt: str, out: TextIO, binary: BinaryIO) -> No
     elif fmt in ("json", "ndjson"):  # on a terminal, control characters are shown, not sent
         write_json(table, for_screen(out), lines=fmt == "ndjson")
     else:
-        from ingest.render import print_table
+        from conflictradar.ingest.render import print_table
 
         print_table(table, fmt, out)

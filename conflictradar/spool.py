@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.errors import InputError
+from conflictradar.ingest.errors import InputError
 
 log = logging.getLogger("conflictradar.spool")
 

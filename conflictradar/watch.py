@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Protocol
 
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.serve import QueryServer, announce_starting, withdraw
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
+from conflictradar.ingest.tail import Tailer
 from conflictradar.watch_stats import WatchStats
-from ingest.pipeline import Ingester
-from ingest.serve import QueryServer, announce_starting, withdraw
-from ingest.settings import Settings
-from ingest.store import Store
-from ingest.tail import Tailer
 
 log = logging.getLogger("conflictradar.watch")
 
@@ -44,7 +44,7 @@ def _alert_hook(
 ) -> tuple[Callable[[int], None], Callable[[], None]]:
     """The alert engine's per-batch evaluation and its shutdown. Deliveries run in the engine's
     own sender thread, so a slow receiver never holds up ingest."""
-    from alerts.engine import AlertEngine
+    from conflictradar.alerts.engine import AlertEngine
 
     engine = AlertEngine(settings, store).start()
 

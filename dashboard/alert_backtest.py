@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from ingest.settings import Settings
+from conflictradar.ingest.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 120.0

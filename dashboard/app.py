@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.filters import sidebar
-from dashboard.frame import sidebar_state
-from dashboard.sandbox import exposed
+from conflictradar.dashboard.filters import sidebar
+from conflictradar.dashboard.frame import sidebar_state
+from conflictradar.dashboard.sandbox import exposed
 
 # Bound off loopback (`dashboard --expose`), nobody is authenticated: no SQL page at all.
 sql_page = [] if exposed() else [st.Page("views/sql.py", title="SQL", icon=":material/terminal:")]

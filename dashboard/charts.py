@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import polars as pl
 
-from ingest import escape
-from ingest.causes import Cause
+from conflictradar.ingest import escape
+from conflictradar.ingest.causes import Cause
 
 CAUSE_COLORS: dict[str, str] = {
     Cause.CONCURRENT_UPDATE: "#e15759",

@@ -16,10 +16,10 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
 
-from ingest import alert_reads, confidence_reads, reads
-from ingest.reader import Reader, open_reader
-from ingest.reads import DataStatus
-from ingest.settings import Settings, load_settings
+from conflictradar.ingest import alert_reads, confidence_reads, reads
+from conflictradar.ingest.reader import Reader, open_reader
+from conflictradar.ingest.reads import DataStatus
+from conflictradar.ingest.settings import Settings, load_settings
 
 # The modules whose read functions `fetch` may run (looked up by name inside the cache).
 READ_MODULES = {m.__name__: m for m in (reads, alert_reads, confidence_reads)}
@@ -42,7 +42,7 @@ def settings() -> Settings:
 
 def reader(s: Settings) -> Reader:
     if os.environ.get("CONFLICTRADAR_LAKE"):  # `dashboard --lake DIR`: s.db is the lake
-        from ingest.lake.reader import lake_reader
+        from conflictradar.ingest.lake.reader import lake_reader
 
         return lake_reader(s.db, s.sql)
     # A page should say "busy, retrying" within seconds rather than hang on a writer's lock

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.reads import DataStatus, FilterOptions, Filters
+from conflictradar.ingest.reads import DataStatus, FilterOptions, Filters
 
 # Quick picks (also their URL values: `?range=6h`); "all" and "custom" have no fixed span.
 RANGES: dict[str, timedelta | None] = {

@@ -15,11 +15,11 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
 
-from dashboard import data, filters
-from ingest.errors import ConfigError, DatabaseError, DatabaseLockedError
-from ingest.reader import Reader
-from ingest.reads import DataStatus, FilterOptions, Filters, filter_options
-from ingest.settings import Settings
+from conflictradar.dashboard import data, filters
+from conflictradar.ingest.errors import ConfigError, DatabaseError, DatabaseLockedError
+from conflictradar.ingest.reader import Reader
+from conflictradar.ingest.reads import DataStatus, FilterOptions, Filters, filter_options
+from conflictradar.ingest.settings import Settings
 
 P = ParamSpec("P")
 T = TypeVar("T")

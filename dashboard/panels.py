@@ -15,9 +15,9 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard.frame import View
-from ingest import escape, reads
-from ingest.reads import Drill, Filters
+from conflictradar.dashboard.frame import View
+from conflictradar.ingest import escape, reads
+from conflictradar.ingest.reads import Drill, Filters
 
 TIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss", timezone="UTC")
 COLUMNS: Mapping[str, Any] = {

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from ingest.errors import ConflictRadarError, DatabaseLockedError
-from ingest.reader import Reader
-from ingest.sandbox import QueryResult
+from conflictradar.ingest.errors import ConflictRadarError, DatabaseLockedError
+from conflictradar.ingest.reader import Reader
+from conflictradar.ingest.sandbox import QueryResult
 
 
 @dataclass(frozen=True)

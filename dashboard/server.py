@@ -20,9 +20,9 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-from dashboard.sandbox import EXPOSED_ENV
-from ingest.errors import ConflictRadarError
-from ingest.settings import Settings
+from conflictradar.dashboard.sandbox import EXPOSED_ENV
+from conflictradar.ingest.errors import ConflictRadarError
+from conflictradar.ingest.settings import Settings
 
 APP = Path(__file__).resolve().parent / "app.py"
 ROOT = APP.parent.parent
@@ -106,8 +106,6 @@ def environment(settings: Settings, exposed: bool = False) -> dict[str, str]:
         env["CONFLICTRADAR_CONFIG"] = str(settings.config_path.resolve())
     else:
         env.pop("CONFLICTRADAR_CONFIG", None)
-    # The app imports `dashboard` and `ingest` even when the package is not installed.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     return env
 

@@ -20,8 +20,8 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from ingest.alert_settings import Scope
-from ingest.reader import Reader
+from conflictradar.ingest.alert_settings import Scope
+from conflictradar.ingest.reader import Reader
 
 TOTAL = ""  # the key of all requests (the global scope, and the cause scope's denominator)
 _ENDPOINT_KEY = "coalesce(endpoint, '(none)')"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingest.reader import Reader
-from ingest.reads import Filters
+from conflictradar.ingest.reader import Reader
+from conflictradar.ingest.reads import Filters
 
 # Written by the alerts package (its own schema); read here only if present.
 ALERT_TABLES = ("alert_events", "deliveries", "alert_state")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from ingest.errors import ConfigError
+from conflictradar.ingest.errors import ConfigError
 
 
 class Scope(StrEnum):
@@ -193,7 +193,7 @@ def _table(value: object, where: str) -> Mapping[str, Any]:
 
 
 def _duration(value: object, key: str, *, zero_ok: bool = False) -> float:
-    from ingest.settings import parse_duration  # settings imports this module
+    from conflictradar.ingest.settings import parse_duration  # settings imports this module
 
     seconds = parse_duration(value, key)
     if seconds == 0 and not zero_ok:

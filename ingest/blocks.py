@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from ingest import endpoints, envelopes
-from ingest.formats import Format, ParserState
-from ingest.lines import newline_positions, split_lines
-from ingest.schema import empty, stray_times, time_problem
-from ingest.settings import Settings
-from ingest.store import REQUEST_COLUMNS, Store, minute_rollup
-from ingest.timestamps import local_zone
+from conflictradar.ingest import endpoints, envelopes
+from conflictradar.ingest.formats import Format, ParserState
+from conflictradar.ingest.lines import newline_positions, split_lines
+from conflictradar.ingest.schema import empty, stray_times, time_problem
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import REQUEST_COLUMNS, Store, minute_rollup
+from conflictradar.ingest.timestamps import local_zone
 
 RAW_LIMIT = 2048  # characters of a rejected line kept in `rejects.raw`
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.causes import Cause
+from conflictradar.ingest.causes import Cause
 
 V, D, L, S = (
     Cause.VERSION_MISMATCH,

@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from ingest import pending
-from ingest.causes import Cause
-from ingest.rules import select_sql
-from ingest.settings import ClassifySettings
-from ingest.texts import Matcher, keyword_pattern
-from ingest.tiers import Tiers, tier_sql
-from ingest.timestamps import later
+from conflictradar.ingest import pending
+from conflictradar.ingest.causes import Cause
+from conflictradar.ingest.rules import select_sql
+from conflictradar.ingest.settings import ClassifySettings
+from conflictradar.ingest.texts import Matcher, keyword_pattern
+from conflictradar.ingest.tiers import Tiers, tier_sql
+from conflictradar.ingest.timestamps import later
 
 __all__ = ["Classifier", "Rules", "cause_names", "keyword_pattern"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingest.reader import Reader
-from ingest.reads import Filters, _where
+from conflictradar.ingest.reader import Reader
+from conflictradar.ingest.reads import Filters, _where
 
 LEVELS = ("certain", "inferred", "unknown")
 

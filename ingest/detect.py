@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest import envelopes
-from ingest.formats import Format, ParserState, all_formats
-from ingest.schema import TIME_REASONS
+from conflictradar.ingest import envelopes
+from conflictradar.ingest.formats import Format, ParserState, all_formats
+from conflictradar.ingest.schema import TIME_REASONS
 
 SAMPLE_LINES = 2000
 # The winner must parse at least this share of the sample's non-blank, non-skipped lines.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.errors import ConfigError
+from conflictradar.ingest.errors import ConfigError
 
 ID = "{id}"
 

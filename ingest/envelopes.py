@@ -15,9 +15,9 @@ from typing import cast
 
 import polars as pl
 
-from ingest.formats.jsonpaths import extract_json
-from ingest.schema import UTC_TS
-from ingest.timestamps import parse_iso
+from conflictradar.ingest.formats.jsonpaths import extract_json
+from conflictradar.ingest.schema import UTC_TS
+from conflictradar.ingest.timestamps import parse_iso
 
 ENVELOPES = ("docker", "cri", "compose")
 

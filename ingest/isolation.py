@@ -17,11 +17,11 @@ from typing import BinaryIO
 import duckdb
 import polars as pl
 
-from ingest.blocks import RAW_LIMIT, Parsed
-from ingest.errors import DatabaseLockedError
-from ingest.lines import newline_positions, split_lines
-from ingest.schema import empty
-from ingest.store import REQUEST_COLUMNS, AfterInsert, Batch, Store, minute_rollup
+from conflictradar.ingest.blocks import RAW_LIMIT, Parsed
+from conflictradar.ingest.errors import DatabaseLockedError
+from conflictradar.ingest.lines import newline_positions, split_lines
+from conflictradar.ingest.schema import empty
+from conflictradar.ingest.store import REQUEST_COLUMNS, AfterInsert, Batch, Store, minute_rollup
 
 log = logging.getLogger("conflictradar.ingest")
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.errors import ConfigError
+from conflictradar.ingest.errors import ConfigError
 
 # The canonical columns a mapping may point at (SPEC section 3, plus `route`), in SPEC order.
 COLUMNS = (

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from ingest.timestamps import earlier, later
+from conflictradar.ingest.timestamps import earlier, later
 
 log = logging.getLogger("conflictradar.ingest")
 

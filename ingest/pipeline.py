@@ -20,11 +20,11 @@ from typing import BinaryIO
 
 import polars as pl
 
-from ingest import detect, endpoints, envelopes, isolation
-from ingest.blocks import Parsed, load_context, parse_block
-from ingest.classify import Classifier
-from ingest.errors import InputError
-from ingest.formats import (
+from conflictradar.ingest import detect, endpoints, envelopes, isolation
+from conflictradar.ingest.blocks import Parsed, load_context, parse_block
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.errors import InputError
+from conflictradar.ingest.formats import (
     Format,
     ParserState,
     UnknownFormatError,
@@ -32,9 +32,9 @@ from ingest.formats import (
     names,
     time_read_label,
 )
-from ingest.lines import split_lines
-from ingest.settings import Settings
-from ingest.sources import (
+from conflictradar.ingest.lines import split_lines
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.sources import (
     FP_BYTES,
     Source,
     find_record,
@@ -43,7 +43,7 @@ from ingest.sources import (
     open_bytes,
     read_blocks,
 )
-from ingest.store import (
+from conflictradar.ingest.store import (
     AfterInsert,
     Batch,
     FileRecord,

@@ -19,8 +19,8 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from ingest.errors import DatabaseLockedError, QueryRefusedError
-from ingest.sandbox import (
+from conflictradar.ingest.errors import DatabaseLockedError, QueryRefusedError
+from conflictradar.ingest.sandbox import (
     Params,
     QueryResult,
     check_statement,
@@ -29,8 +29,8 @@ from ingest.sandbox import (
     run_query,
     uncapped,
 )
-from ingest.served_reader import WatcherGone, connect_served
-from ingest.settings import Settings, SqlSettings
+from conflictradar.ingest.served_reader import WatcherGone, connect_served
+from conflictradar.ingest.settings import Settings, SqlSettings
 
 T = TypeVar("T")
 

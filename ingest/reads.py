@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from ingest.reader import Reader
+from conflictradar.ingest.reader import Reader
 
 MINUTE = timedelta(minutes=1)
 BUCKETS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)

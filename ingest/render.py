@@ -12,8 +12,8 @@ from typing import TextIO
 import polars as pl
 import pyarrow as pa
 
-from ingest.escape import terminal, visible
-from ingest.pipeline import IngestReport, Progress
+from conflictradar.ingest.escape import terminal, visible
+from conflictradar.ingest.pipeline import IngestReport, Progress
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ingest.causes import Cause
+from conflictradar.ingest.causes import Cause
 
 
 class Confidence(StrEnum):

@@ -31,10 +31,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ingest.errors import ConflictRadarError, DatabaseError, DatabaseLockedError, QueryRefusedError
-from ingest.sandbox import read_query, run_query, uncapped
-from ingest.settings import SqlSettings
-from ingest.wire import (
+from conflictradar.ingest.errors import (
+    ConflictRadarError,
+    DatabaseError,
+    DatabaseLockedError,
+    QueryRefusedError,
+)
+from conflictradar.ingest.sandbox import read_query, run_query, uncapped
+from conflictradar.ingest.settings import SqlSettings
+from conflictradar.ingest.wire import (
     HEADER_MAX,
     Header,
     ProtocolError,

@@ -16,10 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from ingest.errors import DatabaseError, QueryRefusedError
-from ingest.sandbox import INTERNAL_TIMEOUT_S, QueryResult
-from ingest.settings import SqlSettings
-from ingest.wire import ProtocolError, alive, encode_request, read_serve_file
+from conflictradar.ingest.errors import DatabaseError, QueryRefusedError
+from conflictradar.ingest.sandbox import INTERNAL_TIMEOUT_S, QueryResult
+from conflictradar.ingest.settings import SqlSettings
+from conflictradar.ingest.wire import ProtocolError, alive, encode_request, read_serve_file
 
 CONNECT_TIMEOUT_S = 2.0
 

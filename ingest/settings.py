@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ingest.alert_settings import AlertSettings, parse_alert_settings
-from ingest.catalogue import Entry
-from ingest.causes import Cause
-from ingest.errors import ConfigError
-from ingest.mappings import FieldMapping, load_mappings
-from ingest.tiers import SERVICE_FORMATS
+from conflictradar.ingest.alert_settings import AlertSettings, parse_alert_settings
+from conflictradar.ingest.catalogue import Entry
+from conflictradar.ingest.causes import Cause
+from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.mappings import FieldMapping, load_mappings
+from conflictradar.ingest.tiers import SERVICE_FORMATS
 
 DEFAULT_DB = "conflictradar.duckdb"
 DEFAULT_CONFIG = "conflictradar.toml"
@@ -279,7 +279,9 @@ def _ingest(table: Mapping[str, Any]) -> IngestSettings:
     _expect_keys(table, {"block_mb", "max_line_mb", "timezone"}, "ingest")
     out = IngestSettings()
     if "timezone" in table:
-        from ingest.timestamps import check_zone  # polars: loaded only when a zone is set
+        from conflictradar.ingest.timestamps import (
+            check_zone,  # polars: loaded only when a zone is set
+        )
 
         zone = str(table["timezone"])
         if not check_zone(zone):
@@ -333,7 +335,9 @@ def _watch(table: Mapping[str, Any]) -> WatchSettings:
 def _formats(table: Mapping[str, Any]) -> tuple[FieldMapping, ...]:
     if not table:
         return ()
-    from ingest.formats import names  # polars: loaded only when mappings are configured
+    from conflictradar.ingest.formats import (
+        names,  # polars: loaded only when mappings are configured
+    )
 
     return load_mappings(table, reserved=frozenset(names()))
 

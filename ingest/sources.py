@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ingest.errors import InputError
-from ingest.store import FileRecord
+from conflictradar.ingest.errors import InputError
+from conflictradar.ingest.store import FileRecord
 
 FP_BYTES = 4096
 # A content-only match (another path, another inode) needs at least this many identical bytes:

@@ -21,10 +21,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ingest.causes import CAUSES
-from ingest.endpoints import Fold
-from ingest.errors import DatabaseError, DatabaseLockedError
-from ingest.timestamps import time_spans
+from conflictradar.ingest.causes import CAUSES
+from conflictradar.ingest.endpoints import Fold
+from conflictradar.ingest.errors import DatabaseError, DatabaseLockedError
+from conflictradar.ingest.timestamps import time_spans
 
 SCHEMA_VERSION = 1
 

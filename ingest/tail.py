@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.pipeline import SKIP_SUFFIXES, Ingester
-from ingest.sources import FP_BYTES, GZIP_MAGIC, Source
-from ingest.store import Store
+from conflictradar.ingest.pipeline import SKIP_SUFFIXES, Ingester
+from conflictradar.ingest.sources import FP_BYTES, GZIP_MAGIC, Source
+from conflictradar.ingest.store import Store
 
 log = logging.getLogger("conflictradar.watch")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ingest.catalogue import CATALOGUE, Entry
-from ingest.causes import Cause
+from conflictradar.ingest.catalogue import CATALOGUE, Entry
+from conflictradar.ingest.causes import Cause
 
 # Keywords that must start a word (SPEC: `lock`; `locked` too, or "blocked" would match it).
 WORD_START = ("lock", "locked")

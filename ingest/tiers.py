@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from ingest.timestamps import earlier, later
+from conflictradar.ingest.timestamps import earlier, later
 
 # Formats written by services (application logs); every other format is a gateway or a proxy.
 SERVICE_FORMATS: tuple[str, ...] = ("ecs", "otel", "json", "uvicorn", "django", "rails")

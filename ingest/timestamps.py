@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from ingest.schema import UTC_TS
+from conflictradar.ingest.schema import UTC_TS
 
 # The zone of timestamps written without an offset (`[ingest] timezone`). The pipeline sets it
 # around each parse; expressions read it when they are built.

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sample_logs.model import Client
+from conflictradar.sample_logs.model import Client
 
 _V4_FIRST = (
     24,

@@ -12,15 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sample_logs import races, rejections, retries, spikes
-from sample_logs.clients import build_pools
-from sample_logs.history import LOOKAHEAD_US
-from sample_logs.model import SECOND, Request, Spike
-from sample_logs.resources import Resources
-from sample_logs.scenarios import World, split_spec
-from sample_logs.spikes import MIN_SPIKE_CONFLICTS
-from sample_logs.timing import diurnal
-from sample_logs.traffic import background, pick_route
+from conflictradar.sample_logs import races, rejections, retries, spikes
+from conflictradar.sample_logs.clients import build_pools
+from conflictradar.sample_logs.history import LOOKAHEAD_US
+from conflictradar.sample_logs.model import SECOND, Request, Spike
+from conflictradar.sample_logs.resources import Resources
+from conflictradar.sample_logs.scenarios import World, split_spec
+from conflictradar.sample_logs.spikes import MIN_SPIKE_CONFLICTS
+from conflictradar.sample_logs.timing import diurnal
+from conflictradar.sample_logs.traffic import background, pick_route
 
 CONFLICT_SHARE = 0.04  # 409s among all lines outside spikes
 CONFLICTS_PER_STORY = 1.05

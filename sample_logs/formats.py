@@ -13,8 +13,8 @@ import uuid
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 
-from sample_logs.model import FILE_BY_NAME, SECOND, Request
-from sample_logs.timing import cri_time_ns, stamps
+from conflictradar.sample_logs.model import FILE_BY_NAME, SECOND, Request
+from conflictradar.sample_logs.timing import cri_time_ns, stamps
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ACCOUNT = "123456789012"

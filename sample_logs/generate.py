@@ -1,7 +1,7 @@
 """Command line and batch output: simulate, then write the log files, labels.csv and spikes.csv.
 
-    python -m sample_logs.generate --out DIR [--seed 42] [--lines N] [--start T] [--hours H]
-    python -m sample_logs.generate --live --out DIR [--rate 50] [--spike-every 300]
+    python -m conflictradar.sample_logs.generate --out DIR [--seed 42] [--lines N] [--start T] [--hours H]
+    python -m conflictradar.sample_logs.generate --live --out DIR [--rate 50] [--spike-every 300]
 
 Same seed and arguments give byte-identical files.
 """
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sample_logs.engine import simulate
-from sample_logs.formats import format_line, iso_utc
-from sample_logs.model import FILES, SECOND, Request, Spike
-from sample_logs.spikes import GLOBAL
-from sample_logs.timing import stamps, written_at
+from conflictradar.sample_logs.engine import simulate
+from conflictradar.sample_logs.formats import format_line, iso_utc
+from conflictradar.sample_logs.model import FILES, SECOND, Request, Spike
+from conflictradar.sample_logs.spikes import GLOBAL
+from conflictradar.sample_logs.timing import stamps, written_at
 
 DEFAULT_SEED = 42
 DEFAULT_LINES = 6_500
@@ -112,7 +112,7 @@ def write_batch(
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m sample_logs.generate", description=__doc__.split("\n")[0]
+        prog="python -m conflictradar.sample_logs.generate", description=__doc__.split("\n")[0]
     )
     p.add_argument("--out", type=Path, required=True, help="folder to write the logs into")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -138,7 +138,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.live:
-        from sample_logs.live import run_live
+        from conflictradar.sample_logs.live import run_live
 
         stop = threading.Event()
         if args.duration > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sample_logs.model import RACE_METHODS, SECOND, WRITE_METHODS, Request
+from conflictradar.sample_logs.model import RACE_METHODS, SECOND, WRITE_METHODS, Request
 
 RETRY_WINDOW_US = 30 * SECOND
 RACE_WINDOW_US = 5 * SECOND

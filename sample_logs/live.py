@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from sample_logs.engine import new_engine, step
-from sample_logs.formats import format_line, iso_utc
-from sample_logs.generate import LABELS_HEADER, SPIKES_HEADER, in_spike
-from sample_logs.model import FILES, SECOND, Request, Spike
-from sample_logs.spikes import GLOBAL, MIN_SPIKE_CONFLICTS
-from sample_logs.timing import written_at
+from conflictradar.sample_logs.engine import new_engine, step
+from conflictradar.sample_logs.formats import format_line, iso_utc
+from conflictradar.sample_logs.generate import LABELS_HEADER, SPIKES_HEADER, in_spike
+from conflictradar.sample_logs.model import FILES, SECOND, Request, Spike
+from conflictradar.sample_logs.spikes import GLOBAL, MIN_SPIKE_CONFLICTS
+from conflictradar.sample_logs.timing import written_at
 
 BUFFERED_SOURCE = "orders-gw-b.log"
 BUFFER_FLUSH_US = 3 * SECOND

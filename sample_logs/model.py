@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 # The cause labels of SPEC section 5 are the product's own names. The rule inputs below (methods,
 # verbs) are restated here on purpose: the labelled set must not share the classifier's code.
-from ingest.causes import Cause as Cause
+from conflictradar.ingest.causes import Cause as Cause
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 RACE_METHODS = ("PUT", "PATCH", "DELETE")

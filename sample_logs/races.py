@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sample_logs.model import FILE_BY_NAME, Cause, Request
-from sample_logs.scenarios import (
+from conflictradar.sample_logs.model import FILE_BY_NAME, Cause, Request
+from conflictradar.sample_logs.scenarios import (
     Message,
     Spot,
     World,
@@ -27,7 +27,7 @@ from sample_logs.scenarios import (
     split_spec,
     two_sources,
 )
-from sample_logs.timing import stamps, start_for_stamp
+from conflictradar.sample_logs.timing import stamps, start_for_stamp
 
 V = Cause.VERSION_MISMATCH
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sample_logs.model import FILE_BY_NAME, SOURCES_BY_API, Cause, Request
-from sample_logs.scenarios import (
+from conflictradar.sample_logs.model import FILE_BY_NAME, SOURCES_BY_API, Cause, Request
+from conflictradar.sample_logs.scenarios import (
     UPSTREAM_FORMATS,
     Message,
     Spot,
@@ -22,7 +22,7 @@ from sample_logs.scenarios import (
     read_back,
     split_spec,
 )
-from sample_logs.traffic import SAME
+from conflictradar.sample_logs.traffic import SAME
 
 V, D = Cause.VERSION_MISMATCH, Cause.DUPLICATE_CREATE
 L, S = Cause.RESOURCE_LOCKED, Cause.STATE_CONFLICT

@@ -12,9 +12,9 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sample_logs.clients import Pool
-from sample_logs.history import RACE_WINDOW_US, RETRY_WINDOW_US, History
-from sample_logs.model import (
+from conflictradar.sample_logs.clients import Pool
+from conflictradar.sample_logs.history import RACE_WINDOW_US, RETRY_WINDOW_US, History
+from conflictradar.sample_logs.model import (
     ACTION_VERBS,
     FILE_BY_NAME,
     RACE_METHODS,
@@ -24,9 +24,9 @@ from sample_logs.model import (
     Client,
     Request,
 )
-from sample_logs.resources import Resources
-from sample_logs.timing import EXACT_FORMATS, within
-from sample_logs.traffic import SAME, make_request
+from conflictradar.sample_logs.resources import Resources
+from conflictradar.sample_logs.timing import EXACT_FORMATS, within
+from conflictradar.sample_logs.traffic import SAME, make_request
 
 # Formats that log what the upstream/integration answered (SPEC rule 1 can apply).
 UPSTREAM_FORMATS = ("apigw", "traefik", "alb")

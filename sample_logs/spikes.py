@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from sample_logs import races, rejections, retries
-from sample_logs.model import SECOND, Request, Spike
-from sample_logs.scenarios import World, split_spec
+from conflictradar.sample_logs import races, rejections, retries
+from conflictradar.sample_logs.model import SECOND, Request, Spike
+from conflictradar.sample_logs.scenarios import World, split_spec
 
 GLOBAL = "global"
 ORDERS = "/orders/{id}"

@@ -1,6 +1,6 @@
 """Labelled tiered traffic: an Envoy gateway fleet and the ECS-logging service behind it.
 
-    python -m sample_logs.tiered --out DIR [--seed 42] [--requests 4000] [--start T]
+    python -m conflictradar.sample_logs.tiered --out DIR [--seed 42] [--requests 4000] [--start T]
 
 Every request crosses one of two gateway nodes and one of two service nodes, and both write a
 line with its `X-Request-Id`: the gateway in Envoy's default text format (the client's address in
@@ -299,7 +299,9 @@ def write(out: Path, seed: int, requests: int, start_us: int) -> tuple[int, int]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sample_logs.tiered", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m conflictradar.sample_logs.tiered", description=__doc__
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--requests", type=int, default=4_000)

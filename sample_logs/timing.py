@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from sample_logs.model import FILE_BY_NAME, SECOND, Request
+from conflictradar.sample_logs.model import FILE_BY_NAME, SECOND, Request
 
 MS = 1_000
 # Formats whose single logged time the generator can place exactly (window-edge cases go there).

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from sample_logs.clients import Pool
-from sample_logs.model import SOURCES_BY_API, Cause, Client, Request
-from sample_logs.resources import Resources
+from conflictradar.sample_logs.clients import Pool
+from conflictradar.sample_logs.model import SOURCES_BY_API, Cause, Client, Request
+from conflictradar.sample_logs.resources import Resources
 
 HOSTS = {
     "orders": "shop.example.com",

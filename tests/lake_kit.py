@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from dashboard.server import stop_process
-from ingest.lake.reader import LakeReader
-from ingest.settings import SqlSettings
-from ingest.store import REQUEST_COLUMNS
+from conflictradar.dashboard.server import stop_process
+from conflictradar.ingest.lake.reader import LakeReader
+from conflictradar.ingest.settings import SqlSettings
+from conflictradar.ingest.store import REQUEST_COLUMNS
 from tests.kit import free_port
 
 DASK = str(Path(sys.executable).with_name("dask"))

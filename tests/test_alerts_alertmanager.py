@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from alerts.config import parse_alert_config
-from alerts.engine import AlertEngine
-from alerts.outbox import DeliveryState
-from alerts.webhook import fingerprint
-from dashboard.server import stop_process
+from conflictradar.alerts.config import parse_alert_config
+from conflictradar.alerts.engine import AlertEngine
+from conflictradar.alerts.outbox import DeliveryState
+from conflictradar.alerts.webhook import fingerprint
+from conflictradar.dashboard.server import stop_process
 from tests.kit import free_port
 from tests.test_alerts_kit import Db, db, utc_minute, wait_for
 

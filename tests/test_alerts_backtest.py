@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from alerts.backtest import run
-from alerts.commands import run_backtest
-from alerts.config import load_alert_config
-from alerts.lifecycle import AlertState
-from alerts.rules import Scope
-from ingest.reader import DirectReader
-from ingest.settings import Settings
-from ingest.store import Store
+from conflictradar.alerts.backtest import run
+from conflictradar.alerts.commands import run_backtest
+from conflictradar.alerts.config import load_alert_config
+from conflictradar.alerts.lifecycle import AlertState
+from conflictradar.alerts.rules import Scope
+from conflictradar.ingest.reader import DirectReader
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
 from tests.test_alerts_kit import Receiver, receiver, settings_with
 
 __all__ = ["receiver"]
@@ -51,7 +51,7 @@ def spikes() -> list[Spike]:
 
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    from ingest.pipeline import Ingester, expand_paths
+    from conflictradar.ingest.pipeline import Ingester, expand_paths
 
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
     settings = Settings(db=path)

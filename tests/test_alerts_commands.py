@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from alerts.commands import parse_step, parse_when, run_backtest, run_check, run_test
-from ingest.errors import ConfigError, UsageError
-from ingest.reader import DirectReader
+from conflictradar.alerts.commands import parse_step, parse_when, run_backtest, run_check, run_test
+from conflictradar.ingest.errors import ConfigError, UsageError
+from conflictradar.ingest.reader import DirectReader
 from tests.test_alerts_kit import Db, Receiver, Reply, db, receiver, settings_with, utc_minute
 
 __all__ = ["db", "receiver"]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from alerts.engine import AlertEngine
-from alerts.outbox import delivery_key
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.alerts.engine import AlertEngine
+from conflictradar.alerts.outbox import delivery_key
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 from tests.test_alerts_delivery import fixed_notification
 from tests.test_alerts_kit import Received, Receiver, receiver
 
@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 SENDER = r"""
 import sys
 from datetime import UTC, datetime
-from alerts.engine import AlertEngine
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.alerts.engine import AlertEngine
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 
 settings = load_settings(config=sys.argv[1], db=sys.argv[2])
 with Store.open(settings.db, wait_s=10) as store, AlertEngine(settings, store) as engine:

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from alerts.config import AlertConfig, parse_alert_config
-from alerts.engine import AlertEngine
-from alerts.notifications import AlertItem, Notification, Status
-from alerts.outbox import DeliveryState, delivery_key
-from alerts.rules import Scope
-from alerts.webhook import fingerprint, verify_signature
-from ingest.alert_counts import Count
-from ingest.settings import Settings
-from ingest.store import Store
+from conflictradar.alerts.config import AlertConfig, parse_alert_config
+from conflictradar.alerts.engine import AlertEngine
+from conflictradar.alerts.notifications import AlertItem, Notification, Status
+from conflictradar.alerts.outbox import DeliveryState, delivery_key
+from conflictradar.alerts.rules import Scope
+from conflictradar.alerts.webhook import fingerprint, verify_signature
+from conflictradar.ingest.alert_counts import Count
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
 from tests.test_alerts_kit import Db, Receiver, Reply, db, receiver, utc_minute, wait_for
 
 __all__ = ["db", "receiver"]  # fixtures used here

@@ -6,10 +6,10 @@ import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from alerts.incidents import Incident, advance
-from alerts.notifications import AlertItem, Notification, Status
-from alerts.rules import Scope
-from ingest.alert_settings import Grouping
+from conflictradar.alerts.incidents import Incident, advance
+from conflictradar.alerts.notifications import AlertItem, Notification, Status
+from conflictradar.alerts.rules import Scope
+from conflictradar.ingest.alert_settings import Grouping
 
 T0 = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 GROUPING = Grouping(wait_s=20, interval_s=300)

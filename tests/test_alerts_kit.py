@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from ingest.alert_settings import parse_alert_settings
-from ingest.classify import Classifier
-from ingest.settings import Settings
-from ingest.store import REQUEST_COLUMNS, Store
+from conflictradar.ingest.alert_settings import parse_alert_settings
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import REQUEST_COLUMNS, Store
 
 
 @dataclass(frozen=True)

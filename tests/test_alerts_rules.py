@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from alerts.config import DeliveryPolicy, parse_alert_config
-from alerts.counts import Tally
-from alerts.detectors import baseline_of, detect
-from alerts.lifecycle import AlertState, Track, advance
-from alerts.rules import DEFAULT_RULES, DetectorKind, Rule, Scope
-from alerts.secrets import Secret, redact
-from ingest.errors import ConfigError
+from conflictradar.alerts.config import DeliveryPolicy, parse_alert_config
+from conflictradar.alerts.counts import Tally
+from conflictradar.alerts.detectors import baseline_of, detect
+from conflictradar.alerts.lifecycle import AlertState, Track, advance
+from conflictradar.alerts.rules import DEFAULT_RULES, DetectorKind, Rule, Scope
+from conflictradar.alerts.secrets import Secret, redact
+from conflictradar.ingest.errors import ConfigError
 
 ENV = {"SLACK_URL": "https://hooks.slack.com/services/T0/B0/sekrit", "HMAC": "k3y"}
 T0 = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
@@ -346,7 +346,7 @@ def test_state_enum_values_are_the_documented_names() -> None:
 
 
 def test_alert_settings_are_typed_and_validated_when_the_settings_load(tmp_path: Path) -> None:
-    from ingest.settings import load_settings
+    from conflictradar.ingest.settings import load_settings
 
     plain = load_settings(env={}, cwd=tmp_path)
     assert plain.alerts.rules == DEFAULT_RULES and not plain.alerts.configured

@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.catalogue import CATALOGUE, Entry, systems
-from ingest.classify import Classifier
-from ingest.settings import ClassifySettings, load_settings
-from ingest.store import REQUEST_COLUMNS, Store
-from ingest.texts import Matcher, normalise, normalised
+from conflictradar.ingest.catalogue import CATALOGUE, Entry, systems
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.settings import ClassifySettings, load_settings
+from conflictradar.ingest.store import REQUEST_COLUMNS, Store
+from conflictradar.ingest.texts import Matcher, normalise, normalised
 from tests.test_classify import Req, rows
 
 
@@ -102,7 +102,7 @@ def test_user_entries_from_config_come_first(tmp_path: Path) -> None:
 
 
 def test_bad_user_entries_are_one_sentence_errors(tmp_path: Path) -> None:
-    from ingest.errors import ConfigError
+    from conflictradar.ingest.errors import ConfigError
 
     cfg = tmp_path / "conflictradar.toml"
     cfg.write_text('[[classify.catalogue]]\nsystem = "X"\npattern = "("\ncause = "unknown"\n')
@@ -117,7 +117,7 @@ def test_bad_user_entries_are_one_sentence_errors(tmp_path: Path) -> None:
 
 def test_bracketed_message_is_kept_and_explains(tmp_path: Path) -> None:
     """Elasticsearch writes `[index][id]: ...`; that is text, not a JSON array."""
-    from ingest.pipeline import Ingester
+    from conflictradar.ingest.pipeline import Ingester
 
     log, db = tmp_path / "svc.jsonl", tmp_path / "b.duckdb"
     es = (

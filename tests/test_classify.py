@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.classify import Classifier, keyword_pattern
-from ingest.settings import ClassifySettings, load_settings
-from ingest.store import REQUEST_COLUMNS, Store
+from conflictradar.ingest.classify import Classifier, keyword_pattern
+from conflictradar.ingest.settings import ClassifySettings, load_settings
+from conflictradar.ingest.store import REQUEST_COLUMNS, Store
 
 T0 = datetime(2025, 6, 2, 10, 0, 0, tzinfo=UTC)
 UA = "sdk/1.0"

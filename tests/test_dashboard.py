@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ingest.settings import Settings
-from ingest.store import Store
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
 from tests.test_dashboard_data import FILES, NEWEST, _row, build_db, commit, raw
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -353,7 +353,7 @@ def test_alerts_page_reads_alert_tables_without_secrets(app: App, tmp_path: Path
 
 def test_alerts_page_on_the_alerts_packages_own_tables(app: App, tmp_path: Path) -> None:
     """The contract with the alerts package is its tables, so build them with its own DDL."""
-    schema = pytest.importorskip("alerts.schema")
+    schema = pytest.importorskip("conflictradar.alerts.schema")
     db = build_db(tmp_path / "alerts2.duckdb")
     with Store.open(db) as store:
         schema.ensure_tables(store.con)

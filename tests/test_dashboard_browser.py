@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from dashboard.server import start_dashboard, stop_process
-from ingest.settings import Settings
-from ingest.store import Store
+from conflictradar.dashboard.server import start_dashboard, stop_process
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.store import Store
 from tests.kit import free_port
 from tests.test_dashboard_data import build_db
 
@@ -213,7 +213,7 @@ def sample_db(folder: Path) -> Path:
     """The bundled sample logs through the real pipeline (generated rows if it cannot run)."""
     db = folder / "sample.duckdb"
     try:
-        from ingest.pipeline import Ingester, expand_paths
+        from conflictradar.ingest.pipeline import Ingester, expand_paths
 
         with Store.open(db) as store:
             Ingester(store, Settings(db=db)).ingest(expand_paths([str(SAMPLES)]))

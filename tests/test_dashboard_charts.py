@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
-from dashboard import charts
+from conflictradar.dashboard import charts
 
 T0 = datetime(2025, 6, 3, 10, 0, tzinfo=UTC)
 EVIL = '/x/<a href="https://evil.example">click</a>'

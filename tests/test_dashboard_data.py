@@ -12,12 +12,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingest import reads
-from ingest.classify import Classifier
-from ingest.reader import DirectReader
-from ingest.reads import Drill, Filters
-from ingest.settings import Settings, SqlSettings
-from ingest.store import REQUEST_COLUMNS, Batch, FileRecord, Store
+from conflictradar.ingest import reads
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.reader import DirectReader
+from conflictradar.ingest.reads import Drill, Filters
+from conflictradar.ingest.settings import Settings, SqlSettings
+from conflictradar.ingest.store import REQUEST_COLUMNS, Batch, FileRecord, Store
 
 NEWEST = datetime(2025, 6, 3, 12, 0, 0, tzinfo=UTC)
 FILES = ("/logs/gw-a.log", "/logs/gw-b.log")

@@ -79,7 +79,7 @@ def test_every_documented_example_config_passes_config_check(
 
 
 def test_the_documented_signature_check_accepts_ours_and_refuses_tampering() -> None:
-    from alerts.webhook import signature
+    from conflictradar.alerts.webhook import signature
 
     code = next(text for _, text in blocks("python") if "def verify(" in text)
     scope: dict[str, object] = {}

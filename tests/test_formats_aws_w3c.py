@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ingest import schema
-from ingest.formats import ParserState, aws, w3c
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import ParserState, aws, w3c
 from tests.conftest import GOLDEN
 from tests.kit import counts, read_lines, records
 

@@ -18,8 +18,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ingest import envelopes, schema
-from ingest.formats import ParserState, jsonlog, jsonpaths
+from conflictradar.ingest import envelopes, schema
+from conflictradar.ingest.formats import ParserState, jsonlog, jsonpaths
 from tests.conftest import GOLDEN
 from tests.kit import counts, read_lines, records
 
@@ -595,7 +595,9 @@ def test_envoy_mixed_stream_stays_row_aligned() -> None:
 
 
 def test_envoy_without_text_parser_rejects_text_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "ingest.formats.proxies", None)  # import now fails
+    monkeypatch.setitem(
+        sys.modules, "conflictradar.ingest.formats.proxies", None
+    )  # import now fails
     frame = parse("envoy", [ENVOY_TEXT % 1, ENVOY_JSON % 2])
     assert frame["_reject"].to_list() == ["not an envoy JSON line", None]
     assert frame["path"].to_list() == [None, "/j2"]

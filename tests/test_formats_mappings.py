@@ -18,11 +18,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingest.errors import ConfigError
-from ingest.formats import UnknownFormatError, get_format
-from ingest.pipeline import Ingester, expand_paths
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.formats import UnknownFormatError, get_format
+from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 
 MAPPED = Path(__file__).resolve().parents[1] / "sample_logs" / "mapped"
 CONFIG = MAPPED / "conflictradar.toml"
@@ -123,7 +123,7 @@ def test_a_wrong_mapping_is_one_sentence_naming_the_key(
 def test_time_encodings_and_units() -> None:
     settings = load_settings(config=None, env={})
     assert settings.formats == ()
-    from ingest.mappings import load_mappings
+    from conflictradar.ingest.mappings import load_mappings
 
     (mapping,) = load_mappings(
         {"app": {"ts": "at", "ts_format": "%d.%m.%Y %H:%M:%S%z", "status": "code",
@@ -131,7 +131,7 @@ def test_time_encodings_and_units() -> None:
     )  # fmt: skip
     import polars as pl
 
-    from ingest.formats import ParserState
+    from conflictradar.ingest.formats import ParserState
 
     lines = ['{"at":"10.09.2026 00:00:01+0200","code":"409","took":0.25,"http":{"method":"put"}}']
     row = get_format("app", [mapping]).parse(pl.Series(lines), ParserState()).row(0, named=True)

@@ -28,10 +28,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingest.formats import ParserState, get_format
-from ingest.pipeline import Ingester, expand_paths
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest.formats import ParserState, get_format
+from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 from tests.kit import read_lines
 from tests.test_formats_servers import rows
 
@@ -112,7 +112,7 @@ def test_a_completed_without_started_or_time_is_rejected_not_lost() -> None:
 
 
 def test_open_requests_kept_across_batches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ingest.formats import rails
+    from conflictradar.ingest.formats import rails
 
     monkeypatch.setattr(rails, "MAX_PENDING", 3)
     state = ParserState()

@@ -40,8 +40,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingest import detect, schema
-from ingest.formats import ParserState, UnknownFormatError, get_format
+from conflictradar.ingest import detect, schema
+from conflictradar.ingest.formats import ParserState, UnknownFormatError, get_format
 from tests.kit import read_lines
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "servers"

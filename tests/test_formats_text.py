@@ -18,8 +18,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ingest import schema
-from ingest.formats import (
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import (
     Format,
     ParserState,
     UnknownFormatError,

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.pipeline import Ingester
-from ingest.schema import EARLIEST, FUTURE_SLACK
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.schema import EARLIEST, FUTURE_SLACK
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 from tests.fuzz.corpus import ENVELOPES, seeds, specs, wrap
 from tests.fuzz.mutations import mutate
 

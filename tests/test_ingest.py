@@ -14,11 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest import pipeline
-from ingest.errors import ConfigError
-from ingest.pipeline import Ingester, expand_paths
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest import pipeline
+from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 
 LINE = '{ip} - - [10/Oct/2025:13:55:{s:02d} +0200] "{m} /orders/{n}?x=1 HTTP/1.1" {st} 12 "-" "curl/8"\n'
 

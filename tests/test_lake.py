@@ -17,18 +17,18 @@ from pathlib import Path
 import pytest
 
 from conflictradar.cli import main
-from ingest import reads
-from ingest.errors import QueryRefusedError
-from ingest.lake import layout
-from ingest.lake.cluster import ingest_to_lake
-from ingest.lake.manifest import load_units
-from ingest.lake.reader import LakeReader
-from ingest.pipeline import Ingester, expand_paths
-from ingest.reader import DirectReader
-from ingest.reads import Filters
-from ingest.settings import Settings, SqlSettings
-from ingest.store import Store
-from sample_logs.generate import parse_start, write_batch
+from conflictradar.ingest import reads
+from conflictradar.ingest.errors import QueryRefusedError
+from conflictradar.ingest.lake import layout
+from conflictradar.ingest.lake.cluster import ingest_to_lake
+from conflictradar.ingest.lake.manifest import load_units
+from conflictradar.ingest.lake.reader import LakeReader
+from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.reader import DirectReader
+from conflictradar.ingest.reads import Filters
+from conflictradar.ingest.settings import Settings, SqlSettings
+from conflictradar.ingest.store import Store
+from conflictradar.sample_logs.generate import parse_start, write_batch
 from tests.lake_kit import Cluster, assert_same, dask_cluster
 
 REPO = Path(__file__).resolve().parents[1]

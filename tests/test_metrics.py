@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conflictradar.dashboard.server import stop_process
+from conflictradar.ingest.errors import UsageError
+from conflictradar.ingest.metric_reads import MetricCounts
 from conflictradar.metrics import OTHER, EndpointLabels, LiveStats, StoreCollector, parse_address
-from dashboard.server import stop_process
-from ingest.errors import UsageError
-from ingest.metric_reads import MetricCounts
 from tests.kit import free_port
 
 DATA = Path(__file__).resolve().parents[1] / "sample_logs" / "data"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import DatabaseError, QueryRefusedError
-from ingest.sandbox import open_readonly, run_query
-from ingest.settings import SqlSettings
-from ingest.store import Store
+from conflictradar.ingest.errors import DatabaseError, QueryRefusedError
+from conflictradar.ingest.sandbox import open_readonly, run_query
+from conflictradar.ingest.settings import SqlSettings
+from conflictradar.ingest.store import Store
 
 
 @pytest.fixture()

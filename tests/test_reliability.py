@@ -15,17 +15,17 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingest import isolation
-from ingest.blocks import RAW_LIMIT, load_context, parse_block
-from ingest.classify import Classifier
-from ingest.formats import Format, ParserState, get_format
-from ingest.pipeline import Ingester
-from ingest.reader import open_reader
-from ingest.schema import STRAY, TOO_EARLY, TOO_LATE, finish
-from ingest.settings import load_settings
-from ingest.store import Batch, FileRecord, Store
-from ingest.tail import Tailer
-from ingest.timestamps import time_spans
+from conflictradar.ingest import isolation
+from conflictradar.ingest.blocks import RAW_LIMIT, load_context, parse_block
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.formats import Format, ParserState, get_format
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.schema import STRAY, TOO_EARLY, TOO_LATE, finish
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Batch, FileRecord, Store
+from conflictradar.ingest.tail import Tailer
+from conflictradar.ingest.timestamps import time_spans
 
 COMBINED = '10.0.0.{c} - - [20/Nov/{year}:08:00:{s:02d} +0000] "PUT /orders/{n}?seq={n} HTTP/1.1" {st} 5 "-" "c"'
 ECS = (

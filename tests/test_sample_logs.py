@@ -21,15 +21,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sample_logs.generate import (
+from conflictradar.sample_logs.generate import (
     DEFAULT_LINES,
     DEFAULT_SEED,
     DEFAULT_START,
     parse_start,
     write_batch,
 )
-from sample_logs.live import run_live
-from sample_logs.model import FILES
+from conflictradar.sample_logs.live import run_live
+from conflictradar.sample_logs.model import FILES
 
 DATA = Path(__file__).resolve().parents[1] / "sample_logs" / "data"
 # fmt: off

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conflictradar.cli import main as cli
-from ingest.settings import load_settings
+from conflictradar.ingest.settings import load_settings
 
 BAD_VALUES = [
     ("[sql]\ntimeout = inf\n", "sql.timeout"),
@@ -64,7 +64,7 @@ ENV = [
 
 @pytest.mark.parametrize(("name", "value"), ENV, ids=[f"{n}={v[:12]}" for n, v in ENV])
 def test_bad_numbers_from_the_environment_are_refused(name: str, value: str) -> None:
-    from ingest.errors import ConfigError
+    from conflictradar.ingest.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         load_settings(db="x.duckdb", env={name: value})

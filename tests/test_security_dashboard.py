@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from conflictradar.cli import main as cli
-from dashboard import sandbox
-from dashboard.server import check_exposure, is_loopback, stop_process
-from ingest.reader import DirectReader
-from ingest.settings import SqlSettings
-from ingest.store import Store
+from conflictradar.dashboard import sandbox
+from conflictradar.dashboard.server import check_exposure, is_loopback, stop_process
+from conflictradar.ingest.reader import DirectReader
+from conflictradar.ingest.settings import SqlSettings
+from conflictradar.ingest.store import Store
 from tests.kit import free_port
 
 

@@ -21,13 +21,13 @@ import polars as pl
 import pytest
 from markdown_it import MarkdownIt
 
-from alerts.evaluation import Event
-from alerts.lifecycle import AlertState
-from alerts.plot import backtest_figure, write_html
-from alerts.rules import Scope
-from dashboard import charts, panels
-from ingest import escape
-from ingest.store import Store
+from conflictradar.alerts.evaluation import Event
+from conflictradar.alerts.lifecycle import AlertState
+from conflictradar.alerts.plot import backtest_figure, write_html
+from conflictradar.alerts.rules import Scope
+from conflictradar.dashboard import charts, panels
+from conflictradar.ingest import escape
+from conflictradar.ingest.store import Store
 from tests.test_dashboard_browser import Browser, browser  # noqa: F401  (the fixture)
 
 LINK = '<a href="https://evil.example/x">click me</a>'
@@ -81,7 +81,7 @@ def test_rich_table_does_not_read_markup(payload: str, tmp_path: Path) -> None:
 
     import pyarrow as pa
 
-    from ingest.render import print_table
+    from conflictradar.ingest.render import print_table
 
     out = io.StringIO()
     print_table(pa.table({"p": [payload]}), "table", out)
@@ -92,8 +92,8 @@ def test_rich_table_does_not_read_markup(payload: str, tmp_path: Path) -> None:
 
 
 def test_slack_fallback_and_blocks_quote_log_text_as_code() -> None:
-    from alerts.slack import code
-    from alerts.slack import escape as slack_escape
+    from conflictradar.alerts.slack import code
+    from conflictradar.alerts.slack import escape as slack_escape
 
     for payload in PAYLOADS:
         for out in (code(payload), slack_escape(payload)):

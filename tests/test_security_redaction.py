@@ -19,9 +19,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from alerts.channels import Channel, ChannelKind
-from alerts.notifiers import build_request, send
-from alerts.secrets import MASK, Secret, redact
+from conflictradar.alerts.channels import Channel, ChannelKind
+from conflictradar.alerts.notifiers import build_request, send
+from conflictradar.alerts.secrets import MASK, Secret, redact
 from tests.test_alerts_delivery import fixed_notification
 
 HOOK_PATH = "/services/T0AAA/B0BBB/XXXXsecretXXXX"

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingest.reader import open_reader
-from ingest.serve import HEADER_TIMEOUT_S, WORKERS
-from ingest.wire import BODY_MAX, HEADER_MAX, read_serve_file, serve_file
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.serve import HEADER_TIMEOUT_S, WORKERS
+from conflictradar.ingest.wire import BODY_MAX, HEADER_MAX, read_serve_file, serve_file
 from tests.watcher import Watcher, start_watcher, stop_watcher, wait_for
 
 

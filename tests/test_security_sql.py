@@ -18,13 +18,13 @@ import duckdb
 import pytest
 
 from conflictradar.cli import main as cli
-from dashboard import sandbox as page
-from ingest.errors import QueryRefusedError
-from ingest.reader import DirectReader, open_reader
-from ingest.sandbox import check_statement, read_only_transaction
-from ingest.served_reader import connect_served
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.dashboard import sandbox as page
+from conflictradar.ingest.errors import QueryRefusedError
+from conflictradar.ingest.reader import DirectReader, open_reader
+from conflictradar.ingest.sandbox import check_statement, read_only_transaction
+from conflictradar.ingest.served_reader import connect_served
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 from tests.watcher import (
     WATCHED_TABLES,
     Watcher,

@@ -8,7 +8,7 @@ import polars as pl
 
 from bench.eval_tiered import evaluate, score_requests
 from bench.evaluate import score
-from sample_logs import tiered
+from conflictradar.sample_logs import tiered
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:

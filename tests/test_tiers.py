@@ -10,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.classify import Classifier
-from ingest.pipeline import Ingester
-from ingest.settings import ClassifySettings, load_settings
-from ingest.store import REQUEST_COLUMNS, Store, minute_rollup
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.settings import ClassifySettings, load_settings
+from conflictradar.ingest.store import REQUEST_COLUMNS, Store, minute_rollup
 from tests.test_classify import Req, rows
 
 GW, SVC = "/l/gw-a.log", "/l/orders-svc.jsonl"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import Ingester
-from ingest.reader import open_reader
-from ingest.served_reader import connect_served
-from ingest.settings import load_settings
-from ingest.store import Store
-from ingest.tail import Tailer
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.served_reader import connect_served
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
+from conflictradar.ingest.tail import Tailer
 
 LINE = '10.0.0.{c} - - [02/Jun/2025:10:00:{s:02d} +0000] "PUT /orders/{n}?seq={n} HTTP/1.1" {st} 5 "-" "c"\n'
 

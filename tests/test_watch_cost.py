@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.sources import read_blocks
+from conflictradar.ingest.tail import FdReader
 from conflictradar.watch_stats import WatchStats
-from ingest.pipeline import Ingester
-from ingest.sources import read_blocks
-from ingest.tail import FdReader
 from tests.test_watch import Harness, write
 
 

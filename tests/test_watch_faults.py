@@ -19,9 +19,9 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.pipeline import Ingester, expand_paths
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 
 WRITE_SECONDS = 40.0
 RATE = 2500.0
@@ -79,7 +79,7 @@ def test_kill_9_rotation_and_heavy_readers(tmp_path: Path) -> None:
     # Let the last watcher catch up, then stop it cleanly.
     deadline = time.monotonic() + 120
     settings = load_settings(db=db, env={})
-    from ingest.reader import open_reader
+    from conflictradar.ingest.reader import open_reader
 
     while time.monotonic() < deadline:
         try:

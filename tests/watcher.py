@@ -16,12 +16,12 @@ from pathlib import Path
 
 import duckdb
 
-from alerts.schema import ensure_tables
-from dashboard.server import stop_process
-from ingest.reader import open_reader
-from ingest.served_reader import connect_served
-from ingest.settings import Settings, load_settings
-from ingest.store import Store
+from conflictradar.alerts.schema import ensure_tables
+from conflictradar.dashboard.server import stop_process
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.served_reader import connect_served
+from conflictradar.ingest.settings import Settings, load_settings
+from conflictradar.ingest.store import Store
 
 LINE = '10.0.0.{c} - - [02/Jun/2025:10:{m:02d}:{s:02d} +0000] "PUT /orders/{n} HTTP/1.1" {st} 5 "-" "c"\n'
 WATCHED_TABLES = ("conflicts", "causes", "rejects", "requests", "files", "alert_state",

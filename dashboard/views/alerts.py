@@ -10,11 +10,11 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import alert_backtest
-from dashboard.frame import View, page
-from dashboard.panels import table
-from ingest import alert_reads
-from ingest.alert_settings import AlertSettings, DetectorKind
+from conflictradar.dashboard import alert_backtest
+from conflictradar.dashboard.frame import View, page
+from conflictradar.dashboard.panels import table
+from conflictradar.ingest import alert_reads
+from conflictradar.ingest.alert_settings import AlertSettings, DetectorKind
 
 # Columns that identify one alert (rule and scope) and hold its state, when events carry them.
 KEY_COLUMNS = ("rule", "scope", "scope_value")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import charts
-from dashboard.frame import View, page
-from dashboard.panels import code, file_line, table, text
-from ingest import confidence_reads, reads
+from conflictradar.dashboard import charts
+from conflictradar.dashboard.frame import View, page
+from conflictradar.dashboard.panels import code, file_line, table, text
+from conflictradar.ingest import confidence_reads, reads
 
 
 def body(view: View) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.frame import View, page
-from dashboard.panels import conflict_list
-from ingest.reads import Drill
+from conflictradar.dashboard.frame import View, page
+from conflictradar.dashboard.panels import conflict_list
+from conflictradar.ingest.reads import Drill
 
 LIMITS = (100, 500, 1000, 5000)
 

@@ -14,11 +14,11 @@ from functools import partial
 import polars as pl
 import streamlit as st
 
-from dashboard import charts
-from dashboard.frame import View, page
-from dashboard.panels import conflict_list, table
-from ingest import reads
-from ingest.reads import Drill, Filters
+from conflictradar.dashboard import charts
+from conflictradar.dashboard.frame import View, page
+from conflictradar.dashboard.panels import conflict_list, table
+from conflictradar.ingest import reads
+from conflictradar.ingest.reads import Drill, Filters
 
 PICKS = ("drill_endpoint", "drill_cause", "drill_path", "drill_client", "drill_cell")
 

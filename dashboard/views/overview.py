@@ -6,10 +6,10 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts
-from dashboard.frame import View, page
-from dashboard.panels import table
-from ingest import reads
+from conflictradar.dashboard import charts
+from conflictradar.dashboard.frame import View, page
+from conflictradar.dashboard.panels import table
+from conflictradar.ingest import reads
 
 
 def _change(cur: float | None, prev: float | None, *, points: bool = False) -> str | None:

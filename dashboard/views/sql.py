@@ -9,10 +9,10 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, data, sandbox
-from dashboard.frame import View, page
-from dashboard.panels import table
-from ingest import reads
+from conflictradar.dashboard import charts, data, sandbox
+from conflictradar.dashboard.frame import View, page
+from conflictradar.dashboard.panels import table
+from conflictradar.ingest import reads
 
 FILTERED = "Conflicts matching the sidebar filters"
 

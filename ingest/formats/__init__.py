@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from ingest.errors import UsageError
-from ingest.mappings import FieldMapping
+from conflictradar.ingest.errors import UsageError
+from conflictradar.ingest.mappings import FieldMapping
 
 
 @dataclass
@@ -58,7 +58,16 @@ class UnknownFormatError(UsageError, ValueError):
 
 def _registry() -> list[Format]:
     # Imported here so a broken optional module names itself instead of breaking every import.
-    from ingest.formats import appservers, aws, clf, jsonlog, nginx, proxies, rails, w3c
+    from conflictradar.ingest.formats import (
+        appservers,
+        aws,
+        clf,
+        jsonlog,
+        nginx,
+        proxies,
+        rails,
+        w3c,
+    )
 
     ordered: list[Format] = []
     # Specific structured formats first, generic ones last: on a tie in clean parses the earlier
@@ -100,11 +109,11 @@ def get_format(spec: str, mappings: Sequence[FieldMapping] = ()) -> Format:
     `[formats.NAME]` JSON field mapping among `mappings`."""
     spec = spec.strip()
     if spec.startswith("nginx:"):
-        from ingest.formats.nginx import nginx_format
+        from conflictradar.ingest.formats.nginx import nginx_format
 
         return nginx_format(spec[len("nginx:") :])
     if spec.startswith(("apache:", "tomcat:")):
-        from ingest.formats.apache import apache_format
+        from conflictradar.ingest.formats.apache import apache_format
 
         kind, _, pattern = spec.partition(":")
         return apache_format(pattern, tomcat=kind == "tomcat")
@@ -113,7 +122,7 @@ def get_format(spec: str, mappings: Sequence[FieldMapping] = ()) -> Format:
             return fmt
     for mapping in mappings:
         if mapping.name == spec:
-            from ingest.formats.jsonmapping import mapping_format
+            from conflictradar.ingest.formats.jsonmapping import mapping_format
 
             return mapping_format(mapping)
     custom = "".join(f", {m.name}" for m in mappings)

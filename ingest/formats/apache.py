@@ -22,10 +22,16 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import Format, ParseFn, ParserState, UnknownFormatError
-from ingest.formats.clf import blank, none_if_absent, run_query, valid_status, with_request
-from ingest.timestamps import from_local, parse_clf, parse_epoch
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import Format, ParseFn, ParserState, UnknownFormatError
+from conflictradar.ingest.formats.clf import (
+    blank,
+    none_if_absent,
+    run_query,
+    valid_status,
+    with_request,
+)
+from conflictradar.ingest.timestamps import from_local, parse_clf, parse_epoch
 
 # The nicknames Apache's default httpd.conf defines, for `apache:combined` and friends.
 NICKNAMES = {

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import Format, ParserState
-from ingest.formats.clf import blank, run_query, valid_status, with_request
-from ingest.timestamps import from_local, parse_iso
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import Format, ParserState
+from conflictradar.ingest.formats.clf import blank, run_query, valid_status, with_request
+from conflictradar.ingest.timestamps import from_local, parse_iso
 
 # Colour codes uvicorn and Django add when their output is a terminal (compose `tty: true`).
 ANSI = r"\x1b\[[0-9;]*m"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingest import schema, timestamps
-from ingest.formats import Format, ParserState
-from ingest.formats.w3c import (
+from conflictradar.ingest import schema, timestamps
+from conflictradar.ingest.formats import Format, ParserState
+from conflictradar.ingest.formats.w3c import (
     DIRECTIVE,
     HEADER,
     LINE,

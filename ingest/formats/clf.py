@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import Format, ParseFn, ParserState
-from ingest.timestamps import parse_clf
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import Format, ParseFn, ParserState
+from conflictradar.ingest.timestamps import parse_clf
 
 LazyParse = Callable[[pl.LazyFrame], pl.LazyFrame]
 

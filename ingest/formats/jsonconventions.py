@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import ParserState
-from ingest.formats.jsonpaths import sql, sql_text
-from ingest.formats.jsonrecords import (
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import ParserState
+from conflictradar.ingest.formats.jsonpaths import sql, sql_text
+from conflictradar.ingest.formats.jsonrecords import (
     ERROR_KEYS,
     GENERIC_KEYS,
     Keys,

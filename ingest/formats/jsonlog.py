@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import Format, ParserState
-from ingest.formats.jsonconventions import parse_ecs, parse_json, parse_otel
-from ingest.formats.jsonrecords import (
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import Format, ParserState
+from conflictradar.ingest.formats.jsonconventions import parse_ecs, parse_json, parse_otel
+from conflictradar.ingest.formats.jsonrecords import (
     ERROR_KEYS,
     GENERIC_KEYS,
     Keys,
@@ -28,7 +28,7 @@ from ingest.formats.jsonrecords import (
     to_int,
     upstream_status,
 )
-from ingest.timestamps import parse_epoch, parse_iso
+from conflictradar.ingest.timestamps import parse_epoch, parse_iso
 
 
 def _apigw(k: Keys) -> tuple[dict[str, pl.Expr], pl.Expr]:
@@ -217,7 +217,7 @@ def parse_envoy(lines: pl.Series, state: ParserState) -> pl.DataFrame:
     # Ambassador/Emissary put `ACCESS ` before envoy's text line.
     text_lines = lines.filter(~is_json).str.replace(r"^ACCESS (\[)", "${1}")
     try:
-        from ingest.formats.proxies import parse_envoy_text
+        from conflictradar.ingest.formats.proxies import parse_envoy_text
     except ImportError:
         reason = pl.repeat("not an envoy JSON line", len(text_lines), eager=True, dtype=pl.String)
         text = schema.finish(pl.DataFrame({"_reject": reason}))

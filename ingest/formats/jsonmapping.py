@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingest.formats import Format, ParseFn, ParserState
-from ingest.formats.jsonrecords import (
+from conflictradar.ingest.formats import Format, ParseFn, ParserState
+from conflictradar.ingest.formats.jsonrecords import (
     Keys,
     address,
     parse_records,
@@ -21,9 +21,9 @@ from ingest.formats.jsonrecords import (
     to_int,
     upstream_status,
 )
-from ingest.mappings import FieldMapping
-from ingest.schema import UTC_TS
-from ingest.timestamps import from_local, parse_clf, parse_iso
+from conflictradar.ingest.mappings import FieldMapping
+from conflictradar.ingest.schema import UTC_TS
+from conflictradar.ingest.timestamps import from_local, parse_clf, parse_iso
 
 _EPOCH_TO_US = {"epoch_s": 1e6, "epoch_ms": 1e3, "epoch_us": 1.0, "epoch_ns": 1e-3}
 _DURATION_TO_MS = {"ms": 1.0, "s": 1e3, "us": 1e-3, "ns": 1e-6}

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import ParserState
-from ingest.formats.jsonpaths import extract_present
-from ingest.timestamps import parse_clf, parse_epoch, parse_iso
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import ParserState
+from conflictradar.ingest.formats.jsonpaths import extract_present
+from conflictradar.ingest.timestamps import parse_clf, parse_epoch, parse_iso
 
 
 class Keys:

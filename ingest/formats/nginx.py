@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import Format, ParseFn, ParserState, UnknownFormatError
-from ingest.formats.clf import (
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import Format, ParseFn, ParserState, UnknownFormatError
+from conflictradar.ingest.formats.clf import (
     LazyParse,
     blank,
     clf_parser,
@@ -25,7 +25,7 @@ from ingest.formats.clf import (
     with_request,
     with_target,
 )
-from ingest.timestamps import parse_clf, parse_epoch, parse_iso
+from conflictradar.ingest.timestamps import parse_clf, parse_epoch, parse_iso
 
 NGINX_COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '

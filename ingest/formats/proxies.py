@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import Format, ParserState
-from ingest.formats.clf import (
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import Format, ParserState
+from conflictradar.ingest.formats.clf import (
     blank,
     first_match,
     none_if_absent,
@@ -20,7 +20,7 @@ from ingest.formats.clf import (
     valid_status,
     with_request,
 )
-from ingest.timestamps import parse_clf, parse_clf_local, parse_iso
+from conflictradar.ingest.timestamps import parse_clf, parse_clf_local, parse_iso
 
 # --- HAProxy -----------------------------------------------------------------------------------
 

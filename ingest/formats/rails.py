@@ -30,10 +30,10 @@ import json
 
 import polars as pl
 
-from ingest import schema
-from ingest.formats import Format, ParserState
-from ingest.formats.clf import valid_status
-from ingest.timestamps import from_local, parse_iso
+from conflictradar.ingest import schema
+from conflictradar.ingest.formats import Format, ParserState
+from conflictradar.ingest.formats.clf import valid_status
+from conflictradar.ingest.timestamps import from_local, parse_iso
 
 MAX_PENDING = 10_000
 _STATE_KEY = "rails_pending"

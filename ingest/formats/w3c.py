@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest import schema, timestamps
-from ingest.formats import Format, ParserState
+from conflictradar.ingest import schema, timestamps
+from conflictradar.ingest.formats import Format, ParserState
 
 # A token is a double-quoted value ("" escapes a quote, as IIS Advanced Logging writes it) or a
 # run of anything but blanks. Several blanks in a row separate like one (Oracle Web Cache).

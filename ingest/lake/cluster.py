@@ -23,16 +23,29 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ingest import endpoints
-from ingest.blocks import Context
-from ingest.errors import ConflictRadarError, UsageError
-from ingest.lake import layout
-from ingest.lake.manifest import Unit, known_sources, load_units, match_source
-from ingest.lake.plan import Choice, Skipped, Work, choose_format, inspect_all, plan_round
-from ingest.lake.tasks import HourTask, RangeTask, classify_hours, count_lines, parse_range
-from ingest.pipeline import FileReport, IngestReport, expand_paths
-from ingest.settings import Settings
-from ingest.sources import Source
+from conflictradar.ingest import endpoints
+from conflictradar.ingest.blocks import Context
+from conflictradar.ingest.errors import ConflictRadarError, UsageError
+from conflictradar.ingest.lake import layout
+from conflictradar.ingest.lake.manifest import Unit, known_sources, load_units, match_source
+from conflictradar.ingest.lake.plan import (
+    Choice,
+    Skipped,
+    Work,
+    choose_format,
+    inspect_all,
+    plan_round,
+)
+from conflictradar.ingest.lake.tasks import (
+    HourTask,
+    RangeTask,
+    classify_hours,
+    count_lines,
+    parse_range,
+)
+from conflictradar.ingest.pipeline import FileReport, IngestReport, expand_paths
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.sources import Source
 
 SPLIT_BYTES = 64 << 20  # a range per 64 MB of a large plain file
 # Hours are explained in runs of up to about this many requests per task (memory: ~1 GB).
@@ -336,7 +349,7 @@ def run_lake_ingest(
     import os
     import sys
 
-    from ingest.render import print_ingest_report
+    from conflictradar.ingest.render import print_ingest_report
 
     if lake is None:
         raise UsageError("--cluster needs --lake DIR (the cluster writes a Parquet lake)")

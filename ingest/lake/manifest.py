@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ingest.lake import layout
-from ingest.sources import Source, find_record
-from ingest.store import FileRecord
+from conflictradar.ingest.lake import layout
+from conflictradar.ingest.sources import Source, find_record
+from conflictradar.ingest.store import FileRecord
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest import detect, envelopes
-from ingest.errors import InputError
-from ingest.formats import ParserState, get_format, names
-from ingest.lake.manifest import KnownSource, match_source, new_source_id
-from ingest.lines import split_lines
-from ingest.sources import MIN_CONTENT_MATCH, Source, fingerprint, inspect, open_bytes
+from conflictradar.ingest import detect, envelopes
+from conflictradar.ingest.errors import InputError
+from conflictradar.ingest.formats import ParserState, get_format, names
+from conflictradar.ingest.lake.manifest import KnownSource, match_source, new_source_id
+from conflictradar.ingest.lines import split_lines
+from conflictradar.ingest.sources import MIN_CONTENT_MATCH, Source, fingerprint, inspect, open_bytes
 
 DETECT_BYTES = 1 << 20
 # Split points look this far for the next line start (longer lines move the split further).

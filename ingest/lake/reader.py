@@ -22,14 +22,20 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from ingest.causes import CAUSES
-from ingest.endpoints import Fold
-from ingest.errors import DatabaseError
-from ingest.lake import layout
-from ingest.lake.manifest import load_units
-from ingest.sandbox import QueryResult, read_query, run_query, sandbox_config, uncapped
-from ingest.settings import SqlSettings
-from ingest.store import DDL
+from conflictradar.ingest.causes import CAUSES
+from conflictradar.ingest.endpoints import Fold
+from conflictradar.ingest.errors import DatabaseError
+from conflictradar.ingest.lake import layout
+from conflictradar.ingest.lake.manifest import load_units
+from conflictradar.ingest.sandbox import (
+    QueryResult,
+    read_query,
+    run_query,
+    sandbox_config,
+    uncapped,
+)
+from conflictradar.ingest.settings import SqlSettings
+from conflictradar.ingest.store import DDL
 
 Params = Sequence[object] | Mapping[str, object] | None
 HIVE_TYPES = {"date": "DATE", "hour": "INTEGER", "source": "VARCHAR"}

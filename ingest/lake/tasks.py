@@ -17,15 +17,15 @@ from typing import BinaryIO
 import duckdb
 import polars as pl
 
-from ingest.blocks import Context, Parsed, parse_block
-from ingest.classify import Classifier
-from ingest.errors import InputError
-from ingest.formats import ParserState, get_format
-from ingest.lake import layout
-from ingest.lake.manifest import Unit, commit_unit
-from ingest.settings import Settings
-from ingest.sources import fingerprint, open_bytes, read_blocks
-from ingest.store import DDL, REQUEST_COLUMNS, minute_rollup
+from conflictradar.ingest.blocks import Context, Parsed, parse_block
+from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.errors import InputError
+from conflictradar.ingest.formats import ParserState, get_format
+from conflictradar.ingest.lake import layout
+from conflictradar.ingest.lake.manifest import Unit, commit_unit
+from conflictradar.ingest.settings import Settings
+from conflictradar.ingest.sources import fingerprint, open_bytes, read_blocks
+from conflictradar.ingest.store import DDL, REQUEST_COLUMNS, minute_rollup
 
 COUNT_CHUNK = 16 << 20
 
@@ -160,7 +160,7 @@ def _by_hour(frame: pl.DataFrame, column: str) -> dict[datetime, pl.DataFrame]:
 
 def parse_range(task: RangeTask, ctx: Context, *earlier_counts: int) -> Unit:
     """Store one byte range: rows by hour, rollups, 409 raw lines, rejects; then its record."""
-    from ingest.endpoints import Fold, apply_folds
+    from conflictradar.ingest.endpoints import Fold, apply_folds
 
     _check_identity(task)
     first_line = task.first_line + sum(earlier_counts)

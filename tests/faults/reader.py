@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.errors import ConflictRadarError
-from ingest.reader import open_reader
-from ingest.settings import load_settings
+from conflictradar.ingest.errors import ConflictRadarError
+from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.settings import load_settings
 
 HEAVY = [
     "SELECT endpoint, method, count(*) AS n, avg(bytes) AS b, approx_count_distinct(client_ip) AS c,"

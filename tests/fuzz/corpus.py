@@ -11,7 +11,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from ingest.formats import names
+from conflictradar.ingest.formats import names
 
 TESTS = Path(__file__).resolve().parents[1]
 GOLDEN = TESTS / "golden"

@@ -25,10 +25,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.formats import all_formats
-from ingest.pipeline import Ingester
-from ingest.settings import load_settings
-from ingest.store import Store
+from conflictradar.ingest.formats import all_formats
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
 from tests.fuzz.corpus import ENVELOPES, seeds, specs, wrap
 from tests.fuzz.mutations import mutate
 

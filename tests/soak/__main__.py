@@ -98,8 +98,8 @@ class Watcher:
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     """A read while `watch` runs goes through its served reads (ingest.reader)."""
-    from ingest.reader import open_reader
-    from ingest.settings import load_settings
+    from conflictradar.ingest.reader import open_reader
+    from conflictradar.ingest.settings import load_settings
 
     table = open_reader(load_settings(db=db, env={})).query(sql)
     return [tuple(row.values()) for row in table.to_pylist()]
