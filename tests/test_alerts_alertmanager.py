@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -123,12 +124,14 @@ def engine_for(db: Db, base: str, rule: dict[str, Any]) -> AlertEngine:
 
 
 def test_alert_arrives_in_alertmanager_and_resolves(db: Db, alertmanager: str) -> None:
-    db.quiet_since(utc_minute(-120))
-    db.conflicts(utc_minute(-30), 15, endpoint="/orders/{id}", spread_s=120)
+    base = utc_minute()  # once: a minute boundary crossed mid-test must not shift the windows
+    spike_at = base - timedelta(minutes=30)
+    db.quiet_since(base - timedelta(minutes=120))
+    db.conflicts(spike_at, 15, endpoint="/orders/{id}", spread_s=120)
     with engine_for(db, alertmanager, RULE) as e:
-        events = e.evaluate(utc_minute(-30))
+        events = e.evaluate(spike_at)
         assert [ev.state.value for ev in events] == ["firing"]
-        (s,) = e.deliver(utc_minute(-30))
+        (s,) = e.deliver(spike_at)
         assert s.state is DeliveryState.DELIVERED and s.status == 200
 
         def ours() -> list[dict[str, Any]]:
@@ -155,9 +158,9 @@ def test_alert_arrives_in_alertmanager_and_resolves(db: Db, alertmanager: str) -
         assert "endpoint=%2Forders%2F%7Bid%7D" in alert["generatorURL"]
 
         # Quiet again: the resolved notification ends it in Alertmanager.
-        events = e.evaluate(utc_minute())
+        events = e.evaluate(base)
         assert [ev.state.value for ev in events] == ["resolved"]
-        (s,) = e.deliver(utc_minute())
+        (s,) = e.deliver(base)
         assert s.state is DeliveryState.DELIVERED
         assert wait_for(lambda: ours() == [], 10)
 
@@ -172,11 +175,11 @@ def test_alertmanager_silences_apply(db: Db, alertmanager: str) -> None:
         "comment": "test",
     }
     httpx.post(f"{alertmanager}/api/v2/silences", json=silence, timeout=5).raise_for_status()
-    db.quiet_since(utc_minute(-120))
-    db.conflicts(utc_minute(), 12, endpoint="/carts/{id}", spread_s=60)
+    db.quiet_since(now - timedelta(minutes=120))
+    db.conflicts(now, 12, endpoint="/carts/{id}", spread_s=60)
     with engine_for(db, alertmanager, {**RULE, "name": "silenced 409s"}) as e:
-        e.evaluate(utc_minute())
-        (s,) = e.deliver(utc_minute())
+        e.evaluate(now)
+        (s,) = e.deliver(now)
         assert s.state is DeliveryState.DELIVERED
 
     def state() -> str | None:

@@ -86,12 +86,12 @@ def test_alerts_test_without_channels_says_what_to_do(db: Db) -> None:
 def test_alerts_check_evaluates_once_and_delivers(
     db: Db, receiver: Receiver, second: Receiver
 ) -> None:
-    db.quiet_since(utc_minute(-120))
-    db.conflicts(utc_minute(), 30, endpoint="/orders/{id}", spread_s=90)
+    now = utc_minute()  # once: the spike and the evaluation share one minute
+    db.quiet_since(now - timedelta(minutes=120))
+    db.conflicts(now, 30, endpoint="/orders/{id}", spread_s=90)
     table, env = channels(receiver, second)
     table["rules"] = [{"name": "spike", "scope": "global", "for": "0s", "min_count": 20}]
     out = io.StringIO()
-    now = utc_minute()
     # Exit 3 (EXIT_FIRING): evaluated and delivered fine, and an alert is firing.
     assert run_check(settings_with(db.settings, table), db.store, now, out, env=env) == 3
     text = out.getvalue()
@@ -107,9 +107,10 @@ def test_alerts_check_evaluates_once_and_delivers(
 
 
 def test_alerts_check_with_default_rules_and_no_channels(db: Db) -> None:
-    db.quiet_since(utc_minute(-120))
+    now = utc_minute()
+    db.quiet_since(now - timedelta(minutes=120))
     out = io.StringIO()
-    assert run_check(db.settings, db.store, utc_minute(), out, env={}) == 0
+    assert run_check(db.settings, db.store, now, out, env={}) == 0
     assert "evaluated 2 rules" in out.getvalue() and "409 spike per endpoint" in out.getvalue()
 
 

@@ -264,16 +264,17 @@ def test_webhook_payload_is_alertmanager_v4_and_hmac_verifies(db: Db, receiver: 
 
 def test_untrusted_text_is_escaped_for_slack(db: Db, receiver: Receiver) -> None:
     hostile = ["/x/<!channel>", "/y/<https://evil.example|click me>", "/a&b", "/@here/`x`"]
-    db.quiet_since(utc_minute(-90))
+    base = utc_minute()
+    db.quiet_since(base - timedelta(minutes=90))
     for i, path in enumerate(hostile):
-        db.conflicts(utc_minute(), 12, endpoint=path, spread_s=60 + i)
+        db.conflicts(base, 12, endpoint=path, spread_s=60 + i)
     config = cfg(
         "slack",
         receiver,
         rules=[{"name": "<!here> rule", "scope": "endpoint", "for": "0s", "min_count": 10}],
     )
     with engine(db, config) as e:
-        e.evaluate(utc_minute())
+        e.evaluate(base)
         e.deliver(now())
     (got,) = receiver.requests
     texts = [got.json()["text"]] + [
@@ -416,17 +417,23 @@ def test_gives_up_after_max_delivery_age_and_records_it(db: Db, receiver: Receiv
 # -- evaluation to delivery -----------------------------------------------------------------
 
 
-def spike_two_endpoints(db: Db, at: float = 0) -> None:
-    db.quiet_since(utc_minute(-150))
-    db.conflicts(utc_minute(at), 14, endpoint="/orders/{id}", spread_s=120, paths=4)
+def spike_two_endpoints(db: Db, base: datetime, at: float = 0) -> None:
+    """Spikes on two endpoints `at` minutes from `base`, the minute the test captured once: a
+    minute boundary crossed during a slow setup must not shift the windows it evaluates."""
+
+    def minute(offset: float) -> datetime:
+        return base + timedelta(minutes=offset)
+
+    db.quiet_since(minute(-150))
+    db.conflicts(minute(at), 14, endpoint="/orders/{id}", spread_s=120, paths=4)
     db.conflicts(
-        utc_minute(at),
+        minute(at),
         11,
         endpoint="/payments/{id}/capture",
         spread_s=120,
         message="already exists",
     )
-    db.conflicts(utc_minute(at - 40), 2, endpoint="/users/{id}", spread_s=60)
+    db.conflicts(minute(at - 40), 2, endpoint="/users/{id}", spread_s=60)
 
 
 ENDPOINT_RULE = {
@@ -440,8 +447,8 @@ ENDPOINT_RULE = {
 
 
 def test_one_message_covers_several_endpoints_firing_together(db: Db, receiver: Receiver) -> None:
-    spike_two_endpoints(db)
     at = utc_minute()
+    spike_two_endpoints(db, at)
     with engine(db, cfg("webhook", receiver, rules=[ENDPOINT_RULE])) as e:
         events = e.evaluate(at)
         assert sorted((ev.scope_value, ev.state.value) for ev in events) == [
@@ -490,30 +497,32 @@ def test_one_message_covers_several_endpoints_firing_together(db: Db, receiver: 
 
 
 def test_resolved_waits_behind_an_undelivered_firing(db: Db, receiver: Receiver) -> None:
-    spike_two_endpoints(db, at=-40)
+    base = utc_minute()
+    spike_two_endpoints(db, base, at=-40)
     receiver.replies = [Reply(503), Reply(503)]
     config = cfg("webhook", receiver, rules=[ENDPOINT_RULE], max_delivery_age="2h")
     with engine(db, config) as e:
-        e.evaluate(utc_minute(-40))
+        e.evaluate(base - timedelta(minutes=40))
         e.deliver(now())  # firing: 503, queued for retry
-        e.evaluate(utc_minute())  # everything resolved, queued behind the firing one
+        e.evaluate(base)  # everything resolved, queued behind the firing one
         drain(e)
     statuses = [r.json()["status"] for r in receiver.requests]
     assert statuses == ["firing", "firing", "firing", "resolved"]
 
 
 def test_background_sender_delivers_without_blocking_evaluate(db: Db, receiver: Receiver) -> None:
-    spike_two_endpoints(db)
+    base = utc_minute()
+    spike_two_endpoints(db, base)
     release = threading.Event()
     receiver.on_request = lambda _: release.wait(10)  # hold the request until released
     with engine(db, cfg("slack", receiver, rules=[ENDPOINT_RULE])) as e:
         e.start()
-        e.evaluate(utc_minute())
+        e.evaluate(base)
         assert e.deliver_due(now()) == 0  # hands off to the thread, returns at once
         assert wait_for(lambda: len(receiver.requests) == 1)
         # The request is held at the receiver, yet evaluate and deliver_due have returned.
         assert e.open_deliveries() == 1
-        assert e.evaluate(utc_minute() + timedelta(seconds=5)) == []
+        assert e.evaluate(base + timedelta(seconds=5)) == []
         release.set()
         assert wait_for(lambda: e.open_deliveries() == 0)
     assert len(receiver.requests) == 1
@@ -521,10 +530,11 @@ def test_background_sender_delivers_without_blocking_evaluate(db: Db, receiver: 
 
 
 def test_no_channels_still_records_events(db: Db) -> None:
-    spike_two_endpoints(db)
+    base = utc_minute()
+    spike_two_endpoints(db, base)
     config = parse_alert_config({"rules": [ENDPOINT_RULE]}, {})
     with engine(db, config) as e:
-        assert len(e.evaluate(utc_minute())) == 2
+        assert len(e.evaluate(base)) == 2
         assert e.deliver(now()) == []
     assert table(db, "SELECT count(*) FROM alert_events") == [(2,)]
     assert table(db, "SELECT count(*) FROM alert_outbox") == [(0,)]
@@ -536,12 +546,13 @@ def test_no_channels_still_records_events(db: Db) -> None:
 def test_no_secret_in_tables_errors_or_logs(
     db: Db, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spike_two_endpoints(db)
+    base = utc_minute()
+    spike_two_endpoints(db, base)
     receiver.default = Reply(404, body=b"no hook at /hooks/T000/B000/XXXXsecretXXXX")
     config = cfg("webhook", receiver, rules=[ENDPOINT_RULE], channel={"secret_env": "HOOK_KEY"})
     caplog.set_level(logging.DEBUG)
     with engine(db, config) as e:
-        e.evaluate(utc_minute())
+        e.evaluate(base)
         (s,) = e.deliver(now())
     assert s.error is not None and "<secret>" in s.error
     dump = " ".join(
@@ -578,10 +589,11 @@ def test_works_on_the_watchers_sandboxed_store(tmp_path: Path, receiver: Receive
     path = tmp_path / "sandboxed.duckdb"
     with Store.open(path, sandboxed=True) as store:
         sandboxed = Db(path, Settings(db=path), store)
-        spike_two_endpoints(sandboxed)
+        base = utc_minute()
+        spike_two_endpoints(sandboxed, base)
         with AlertEngine(sandboxed.settings, store, config=cfg("slack", receiver,
                          rules=[ENDPOINT_RULE])) as e:  # fmt: skip
-            assert len(e.evaluate(utc_minute())) == 2
+            assert len(e.evaluate(base)) == 2
             (s,) = e.deliver(now())
             assert s.state is DeliveryState.DELIVERED
     assert len(receiver.requests) == 1
