@@ -3,7 +3,9 @@
 `window_counts` takes lists of spans, so a backtest over a day costs a few queries and the live
 engine runs the very same SQL with one evaluation time. Spans over whole minutes are summed from
 the rollups (`request_minutes`, `conflict_minutes`) with a weight (a partly covered minute counts
-in proportion); the minute under way is counted from the rows (`requests`, `conflicts`). 409s
+in proportion); the minute under way is counted from the rows (`requests`, `conflicts`). Both
+count requests, not lines: a service line joined under its gateway's line (ingest.tiers) is one
+request with it, as in `conflicts` and the corrected rollups. 409s
 per endpoint are requests with status 409 (known at once); 409s per cause come from `conflicts`
 (known once classified). For the cause scope the key '' carries all requests: the denominator.
 
@@ -26,6 +28,17 @@ from conflictradar.ingest.reader import Reader
 TOTAL = ""  # the key of all requests (the global scope, and the cause scope's denominator)
 _ENDPOINT_KEY = "coalesce(endpoint, '(none)')"
 _CAUSE_KEY = "coalesce(cause, 'unknown')"
+
+
+# The request rows that are their request's client-facing line: a service line joined under its
+# gateway's line (`request_links`, ingest.tiers) is part of that request, not one of its own. The
+# rollups are corrected the same way and `conflicts` holds client-facing lines only, so every
+# alert read counts requests, not lines.
+_HEADS = (
+    "(SELECT r.ts, r.endpoint, r.status FROM requests r ANTI JOIN (SELECT file, line, ts"
+    " FROM request_links WHERE ts > ${p}lo AND ts <= ${p}hi) l"
+    " ON l.file = r.file AND l.line = r.line AND l.ts = r.ts)"
+)
 
 
 @dataclass(frozen=True)
@@ -83,9 +96,9 @@ def _part(
         f"{p}lo": min(s.start for s in spans),
         f"{p}hi": max(s.end for s in spans),
     }
-    if rows:  # (start, end] of rows, one request each
+    if rows:  # (start, end] of rows: each request's client-facing line, one request each
         ts, left, right, n = "ts", ">", "<=", "1"
-        tables = ("requests", "conflicts")
+        tables = (_HEADS.format(p=p), "conflicts")
     else:  # [start, end) of minute rollups
         ts, left, right, n = "minute", ">=", "<", "s.requests"
         tables = ("request_minutes", "conflict_minutes")
@@ -196,12 +209,15 @@ def copy_for_backtest(
         ),
         ("first_minute", "SELECT min(minute) AS minute FROM request_minutes", None),
     ]
-    if rows:
+    if rows:  # client-facing lines only (see _HEADS), so the copy needs no links
         tables.append(
             (
                 "requests",
-                "SELECT ts, endpoint, status FROM requests WHERE ts > ? AND ts <= ?",
-                [lo, hi],
+                "SELECT r.ts, NULL::VARCHAR AS file, NULL::BIGINT AS line, r.endpoint, r.status"
+                " FROM requests r ANTI JOIN (SELECT file, line, ts FROM request_links"
+                " WHERE ts > ? AND ts <= ?) l ON l.file = r.file AND l.line = r.line"
+                " AND l.ts = r.ts WHERE r.ts > ? AND r.ts <= ?",
+                [lo, hi, lo, hi],
             )
         )
     for name, sql, params in tables:
@@ -210,7 +226,11 @@ def copy_for_backtest(
         mem.execute(f"CREATE TABLE {name} AS SELECT * FROM _src")
         mem.unregister("_src")
     if not rows:
-        mem.execute("CREATE TABLE requests (ts TIMESTAMPTZ, endpoint VARCHAR, status SMALLINT)")
+        mem.execute(
+            "CREATE TABLE requests (ts TIMESTAMPTZ, file VARCHAR, line BIGINT, endpoint VARCHAR,"
+            " status SMALLINT)"
+        )
+    mem.execute("CREATE TABLE request_links (file VARCHAR, line BIGINT, ts TIMESTAMPTZ)")
     # first_minute() reads request_minutes; a copy cut at `lo` must still know the true start.
     first = mem.execute("SELECT minute FROM first_minute").fetchone()
     if first and first[0] is not None:
