@@ -21,7 +21,7 @@ from conflictradar.alerts.backtest import Backtest
 from conflictradar.alerts.backtest import run as run_replay
 from conflictradar.alerts.config import load_alert_config
 from conflictradar.alerts.detectors import window_text
-from conflictradar.alerts.engine import AlertEngine, utc_now
+from conflictradar.alerts.engine import AlertEngine, Reads, utc_now
 from conflictradar.alerts.evaluation import Event
 from conflictradar.alerts.lifecycle import AlertState
 from conflictradar.alerts.notifications import iso, make_test_notification
@@ -159,14 +159,15 @@ def run_check(
     env: Mapping[str, str] | None = None,
     wait_s: float = 30.0,
     clock: Callable[[], datetime] = utc_now,
+    reads: Reads | None = None,
 ) -> int:
     """Evaluate every rule once at `now` and deliver what fires (waiting up to `wait_s` for
     retries); 1 if a delivery was refused or given up, else EXIT_FIRING while an alert is
-    firing, else 0."""
+    firing, else 0. `reads`: count from elsewhere (a lake), keep the state in `store`."""
     config = load_alert_config(settings, env)
     # Once, now: nobody evaluates again soon to announce an incident after a group wait.
     config = replace(config, grouping=replace(config.grouping, wait_s=0.0))
-    with AlertEngine(settings, store, config=config, clock=clock) as engine:
+    with AlertEngine(settings, store, config=config, clock=clock, reads=reads) as engine:
         events = engine.evaluate(now)
         results = _settle(engine, None, wait_s, clock)
         still_open = engine.open_deliveries()

@@ -46,6 +46,9 @@ from conflictradar.ingest.store import Store
 log = logging.getLogger("conflictradar.alerts")
 
 Clock = Callable[[], datetime]
+# Counts read elsewhere for one evaluation time: a connection holding the rollups and rows the
+# alert reads need (`ingest.alert_counts`), closed after the evaluation.
+Reads = Callable[[datetime], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
 def utc_now() -> datetime:
@@ -64,11 +67,15 @@ class AlertEngine:
         env: Mapping[str, str] | None = None,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        reads: Reads | None = None,
     ) -> None:
         self.config = config if config is not None else load_alert_config(settings, env)
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
+        # Where the counts come from: the store itself, or (`alerts check --lake`) a read-only
+        # copy of another store's rollups; the alert state stays in `store` either way.
+        self.reads = reads
         try:
             with store.transaction() as con:
                 ensure_tables(con)
@@ -96,14 +103,16 @@ class AlertEngine:
         events: list[Event] = []
         queued = False
         groups = channel_groups(self.config.rules)
-        with self.store.transaction() as con:
-            first = first_minute(con)
+        reads = self.reads(now) if self.reads is not None else contextlib.nullcontext(None)
+        with reads as counted, self.store.transaction() as con:
+            src = counted if counted is not None else con
+            first = first_minute(src)
             changes: list[tuple[str, AlertItem]] = []
             for rule in self.config.rules:
                 tracks = load_tracks(con, rule)
-                sample = sample_rule(con, rule, [now], first)[0]
+                sample = sample_rule(src, rule, [now], first)[0]
                 updated, transitions = step_rule(rule, tracks, sample)
-                rule_events, items = compose(con, rule, transitions, now, self.config.dashboard_url)
+                rule_events, items = compose(src, rule, transitions, now, self.config.dashboard_url)
                 save_tracks(con, rule, updated.values(), now)
                 changes.extend((groups.of(rule), item) for item in items)
                 events.extend(rule_events)

@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(a)
     a = alerts.add_parser("check", help="evaluate the rules once, now, and deliver what fires")
     _common(a)
+    a.add_argument("--lake", type=Path, metavar="DIR",
+                   help="count from a Parquet lake (the alert state stays in --db)")  # fmt: skip
     a = alerts.add_parser(
         "backtest", help="replay history: which alerts would have fired, when, why"
     )
@@ -317,7 +319,7 @@ def cmd_dashboard(settings: Settings, host: str | None, port: int | None,
 
 
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from conflictradar.alerts.commands import (
         parse_step,
@@ -340,10 +342,19 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
             reader = LakeReader(args.lake, settings.sql)
         return run_backtest(settings, reader, since, until, parse_step(args.step), args.html,
                             for_screen(sys.stdout), output=args.output)  # fmt: skip
+    reads = None
+    if args.alerts_command == "check" and args.lake is not None:
+        from conflictradar.alerts.backtest import lookback
+        from conflictradar.alerts.config import load_alert_config
+        from conflictradar.ingest.lake.checks import lake_reads
+
+        rules = load_alert_config(settings, require_secrets=False).rules
+        span = max((lookback(r) for r in rules), default=timedelta(hours=1))
+        reads = lake_reads(args.lake, settings.sql, span)
     with Store.open(settings.db, wait_s=5.0) as store:
         if args.alerts_command == "test":
             return run_test(settings, store, for_screen(sys.stdout))
-        return run_check(settings, store, now, for_screen(sys.stdout))
+        return run_check(settings, store, now, for_screen(sys.stdout), reads=reads)
 
 
 def cmd_demo(

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -138,6 +138,64 @@ def test_alerts_backtest_over_the_lake_equals_the_database(
     assert main(["alerts", "backtest", "--db", str(db), *span]) == 0
     assert from_lake == capsys.readouterr().out
     assert "would have fired" in from_lake
+
+
+def _live_log(path: Path, now: datetime) -> None:
+    """Two quiet hours of nginx lines up to `now`, then 40 409s on one order in its last
+    three minutes."""
+    lines = []
+    for i in range(2400):
+        ts = now - timedelta(hours=2) + timedelta(seconds=3 * i)
+        if ts >= now - timedelta(minutes=3):
+            break
+        lines.append((ts, f"GET /orders/{i % 50} HTTP/1.1", 200))
+    for i in range(40):
+        lines.append((now - timedelta(seconds=170 - 4 * i), "PUT /orders/7 HTTP/1.1", 409))
+    path.write_text("".join(
+        f'10.0.0.{i % 9} - - [{ts:%d/%b/%Y:%H:%M:%S} +0000] "{req}" {status} 12 "-" "k6"\n'
+        for i, (ts, req, status) in enumerate(lines)
+    ))  # fmt: skip
+
+
+def test_alerts_check_over_the_lake_fires_as_over_the_database(
+    cluster: Cluster, sample_lake: tuple[Path, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    log, lake, db = tmp_path / "gw.log", tmp_path / "lake", tmp_path / "one.duckdb"
+    _live_log(log, datetime.now(UTC) - timedelta(seconds=5))
+    config = tmp_path / "alerts.toml"
+    config.write_text(
+        '[[alerts.rules]]\nname = "spike"\nscope = "global"\nfor = "0s"\nmin_count = 20\n'
+    )
+    assert main(["ingest", str(log), "--lake", str(lake), "--cluster", cluster.address, "-q"]) == 0
+    _one_machine([log], db)
+    state = tmp_path / "alert-state.duckdb"  # --db holds the alert state when counting a lake
+    opts = ["--config", str(config)]
+    capsys.readouterr()
+    # Exit 3 while firing, as `alerts check` on the database of the same lines.
+    assert main(["alerts", "check", "--lake", str(lake), "--db", str(state), *opts]) == 3
+    from_lake = capsys.readouterr().out
+    assert main(["alerts", "check", "--db", str(db), *opts]) == 3
+    from_db = capsys.readouterr().out
+
+    def firing(out: str) -> list[str]:  # the event without its time and rate detail (the two
+        # checks ran seconds apart, so a partly covered minute weighs a little differently)
+        return [ln.split("  ", 1)[1].split(" (")[0] for ln in out.splitlines() if "FIRING" in ln]
+
+    assert (
+        firing(from_lake)
+        == firing(from_db)
+        == ["FIRING             spike: all 409s firing: 40 409s in 5m"]
+    )
+    # The state is kept in --db: checked again, nothing changes and the alert is still firing.
+    assert main(["alerts", "check", "--lake", str(lake), "--db", str(state), *opts]) == 3
+    again = capsys.readouterr().out
+    assert "no alert changed state" in again and "1 alerts firing" in again
+    # A lake with nothing recent (the sample logs are from 2025): nothing fires, exit 0.
+    quiet = ["--db", str(tmp_path / "quiet-state.duckdb"), *opts]
+    assert main(["alerts", "check", "--lake", str(sample_lake[0]), *quiet]) == 0
+    assert main(["alerts", "check", "--lake", str(tmp_path / "nowhere"), *quiet]) == 1
+    assert "is not a conflictradar lake" in capsys.readouterr().err
 
 
 def test_generated_multi_host_set_in_byte_ranges(cluster: Cluster, tmp_path: Path) -> None:
