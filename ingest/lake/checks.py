@@ -39,11 +39,16 @@ def lake_reads(lake: Path, sql: SqlSettings, lookback: timedelta) -> LakeReads:
     def reads(now: datetime) -> Iterator[duckdb.DuckDBPyConnection]:
         mem = copy_for_backtest(reader, now - lookback, now, rows=False)
         try:
-            # Only the minute under way is counted from rows (its rollup is not complete yet).
-            minute = now.replace(second=0, microsecond=0)
+            # Only the minute under way is counted from rows (its rollup is not complete yet):
+            # its client-facing lines, as `copy_for_backtest` copies them (a line joined under
+            # another line's request is not a request of its own).
+            lo, hi = now.replace(second=0, microsecond=0) - timedelta(microseconds=1), now
             rows = reader.query(
-                "SELECT ts, endpoint, status FROM requests WHERE ts > ? AND ts <= ?",
-                [minute - timedelta(microseconds=1), now],
+                "SELECT r.ts, NULL::VARCHAR AS file, NULL::BIGINT AS line, r.endpoint, r.status"
+                " FROM requests r ANTI JOIN (SELECT file, line, ts FROM request_links"
+                " WHERE ts > ? AND ts <= ?) l ON l.file = r.file AND l.line = r.line"
+                " AND l.ts = r.ts WHERE r.ts > ? AND r.ts <= ?",
+                [lo, hi, lo, hi],
             )
             mem.register("_rows", rows)
             mem.execute("INSERT INTO requests SELECT * FROM _rows")
