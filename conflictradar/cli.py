@@ -199,6 +199,8 @@ def _nothing_from(arg: str, reports: list[FileReport]) -> str | None:
         return None
     if any(r.status in ("unrecognized", "error") for r in read):
         return f"{arg} yielded no request (see above)"
+    if sum(r.bad_times for r in read) > 0:
+        return None  # its requests are in `rejects` with the reason: see _bad_times_warning
     rejected, skipped = sum(r.rejected for r in read), sum(r.skipped for r in read)
     if rejected:
         return (
@@ -206,6 +208,19 @@ def _nothing_from(arg: str, reports: list[FileReport]) -> str | None:
             ' `conflictradar sql "SELECT reason, count(*) FROM rejects GROUP BY 1"`'
         )
     return f"{arg} yielded no request: its {skipped:,} lines are not access-log lines"
+
+
+def _bad_times_warning(arg: str, reports: list[FileReport]) -> str | None:
+    """A warning when `arg` yielded only requests whose time the store refuses."""
+    read = [r for r in reports if r.status != "unchanged"]
+    bad = sum(r.bad_times for r in read)
+    if not bad or sum(r.parsed for r in read) > 0:
+        return None
+    arg = "standard input" if arg == "-" else arg
+    return (
+        f"{arg} stored no request: its {bad:,} requests have impossible times (before 1970 or"
+        " a day in the future) and are in `rejects`"
+    )
 
 
 def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, quiet: bool,
@@ -241,7 +256,10 @@ def cmd_ingest(settings: Settings, paths: list[str], log_format: str | None, qui
     code = 0
     for arg, group in groups:
         names = [shown.get(str(f), str(f)) for f in group]
-        reason = _nothing_from(shown.get(arg, arg), [by_path[n] for n in names if n in by_path])
+        reports = [by_path[n] for n in names if n in by_path]
+        reason = _nothing_from(shown.get(arg, arg), reports)
+        if reason is None and (warning := _bad_times_warning(shown.get(arg, arg), reports)):
+            print(f"conflictradar: warning: {warning}", file=sys.stderr)
         if reason is not None:
             print(f"conflictradar: error: {reason}", file=sys.stderr)
             code = 1
