@@ -139,8 +139,11 @@ CATALOGUE: tuple[Entry, ...] = (
           "WriteConflict error: this operation conflicted with another operation. Please retry"
           " your operation or multi-document transaction.",
           "https://www.mongodb.com/docs/manual/core/transactions-production-consideration/"),
+    # A create (`op_type=create`) of an id that exists: Elasticsearch calls it a version
+    # conflict and says so ("version"), so SPEC 5's cause order reads it as version_mismatch
+    # before the "already exists" of duplicate_create; the label still says it was a create.
     Entry("Elasticsearch", "version_conflict_engine_exception (create)",
-          r"version conflict, document already exists", D,
+          r"version conflict, document already exists", V,
           "[9f3a]: version conflict, document already exists (current version [1])",
           "https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-index_.html"),
     Entry("Elasticsearch", "version_conflict_engine_exception",

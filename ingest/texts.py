@@ -3,10 +3,11 @@ of real error texts and the keyword lists of SPEC section 5, vectorized in DuckD
 
 Each distinct text is matched once and remembered in `text_matches` (its cause, or NULL when
 nothing recognised it): real logs repeat a handful of texts, and the regular expressions cost
-far more to compile than to run, so a batch whose texts are all known compiles none. The
-catalogue comes first: an entry knows what a system means (`ObjectOptimisticLockingFailure-
-Exception` is a stale version, though "locking" is a resource_locked keyword); keywords then
-decide in cause order.
+far more to compile than to run, so a batch whose texts are all known compiles none. As SPEC 5
+says, the first match in cause order decides, whichever way it matched: `ObjectOptimistic-
+LockingFailureException` is a stale version (its catalogue entry) before it is a lock ("locking"
+is a resource_locked keyword). Within one cause a catalogue entry comes before the keywords, so
+evidence names the system that wrote the text; the user's own entries (config) come first of all.
 """
 
 from __future__ import annotations
@@ -69,47 +70,64 @@ class Matcher:
 
     entries: tuple[Entry, ...]
     keywords: tuple[tuple[Cause, str], ...]  # (cause, keyword_pattern) in cause order
+    user_entries: int = 0  # the first entries are the user's (config)
 
     @classmethod
     def build(
         cls, keywords: tuple[tuple[str, tuple[str, ...]], ...], extra: tuple[Entry, ...] = ()
     ) -> Matcher:
-        """The user's entries (config) come before the bundled catalogue: they know their
-        systems best."""
+        """The user's entries (config) come before everything: they know their systems best."""
         groups = tuple((Cause(cause), keyword_pattern(words)) for cause, words in keywords)
-        return cls(entries=(*extra, *CATALOGUE), keywords=groups)
+        return cls(entries=(*extra, *CATALOGUE), keywords=groups, user_entries=len(extra))
 
     @property
     def fingerprint(self) -> str:
         """Changes whenever a pattern, its order or its cause does (remembered matches then
         no longer hold)."""
-        parts = [f"{e.cause}\t{e.label}\t{e.pattern}" for e in self.entries]
+        parts = [f"cause-order {self.user_entries}"]
+        parts += [f"{e.cause}\t{e.label}\t{e.pattern}" for e in self.entries]
         parts += [f"{c}\t{p}" for c, p in self.keywords]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def ordered(self) -> list[tuple[Cause, str, str | None]]:
+        """Every pattern as (cause, pattern on normalised text, catalogue label or None for a
+        keyword), in the order SPEC 5 matches them: first match in cause order. The user's own
+        entries (config) come before all (an explicit override of the defaults); within a cause
+        the bundled catalogue comes before the keywords (it names the system); a pattern's
+        position is its rank."""
+        order = {cause: i for i, cause in enumerate(Cause)}
+        found: list[tuple[int, int, Cause, str, str | None]] = [
+            (-1 if i < self.user_entries else order[e.cause], i, e.cause,
+             pattern_for_normalised(e.pattern), e.label)
+            for i, e in enumerate(self.entries)
+        ]  # fmt: skip
+        found += [
+            (order[c], len(self.entries) + j, c, p, None)
+            for j, (c, p) in enumerate(self.keywords)
+        ]
+        return [(c, p, label) for _o, _i, c, p, label in sorted(found)]
 
     def sql(self, texts: str) -> str:
         """SELECT over `texts(msg)`: msg, cause (NULL: unrecognised), label (the catalogue's name
         for the text), keyword (the keyword that matched) and rank (the pattern's position)."""
-        n = len(self.entries)
-        patterns = [pattern_for_normalised(e.pattern) for e in self.entries]
-        patterns += [p for _c, p in self.keywords]
+        ordered = self.ordered()
         whens = " ".join(
-            f"WHEN regexp_matches(norm, {_literal(p)}) THEN {i}" for i, p in enumerate(patterns)
+            f"WHEN regexp_matches(norm, {_literal(p)}) THEN {i}"
+            for i, (_c, p, _l) in enumerate(ordered)
         )
-        causes = [str(e.cause) for e in self.entries] + [str(c) for c, _ in self.keywords]
-        labels = [e.label for e in self.entries]
+        causes = [str(c) for c, _p, _l in ordered]
+        labels = [_literal(label) if label is not None else "NULL" for _c, _p, label in ordered]
         keyword = " ".join(
-            f"WHEN {n + j} THEN regexp_extract(norm, {_literal(p)}, 1)"
-            for j, (_c, p) in enumerate(self.keywords)
+            f"WHEN {i} THEN regexp_extract(norm, {_literal(p)}, 1)"
+            for i, (_c, p, label) in enumerate(ordered)
+            if label is None
         )
         rank = f"CASE {whens} END" if whens else "NULL::INTEGER"
         return f"""
 SELECT msg,
        list_extract([{", ".join(_literal(c) for c in causes) or "''"}]::VARCHAR[], rank + 1)
            AS cause,
-       CASE WHEN rank < {n} THEN
-           list_extract([{", ".join(_literal(x) for x in labels) or "''"}]::VARCHAR[], rank + 1)
-       END AS label,
+       list_extract([{", ".join(labels) or "NULL"}]::VARCHAR[], rank + 1) AS label,
        CASE rank {keyword or "WHEN -1 THEN NULL"} END AS keyword,
        rank
 FROM (SELECT msg, norm, {rank} AS rank

@@ -88,6 +88,24 @@ def test_camel_and_snake_case_meet_the_keywords(tmp_path: Path) -> None:
     assert [c for c, _k, _e in got] == ["duplicate_create", "resource_locked", "state_conflict"]
 
 
+def test_first_match_in_cause_order_decides(tmp_path: Path) -> None:
+    """SPEC 5: catalogue and keywords together, first match in cause order. A Stripe
+    state_conflict code beside the keyword "version" is a version_mismatch; alone it is the
+    catalogue's state_conflict, and within one cause the catalogue entry names the system."""
+    got = classify_texts(
+        tmp_path,
+        ["charge_already_refunded (stale version of the charge)", "charge_already_refunded",
+         "Lock wait timeout exceeded; try restarting transaction"],
+    )  # fmt: skip
+    assert [(c, k) for c, k, _ in got] == [
+        ("version_mismatch", "certain"), ("state_conflict", "certain"),
+        ("resource_locked", "certain"),
+    ]  # fmt: skip
+    assert got[0][2].endswith('matched "stale"'), got[0][2]  # the keyword, not Stripe
+    assert "Stripe" in got[1][2], got[1][2]
+    assert "MySQL" in got[2][2], got[2][2]
+
+
 def test_user_entries_from_config_come_first(tmp_path: Path) -> None:
     cfg = tmp_path / "conflictradar.toml"
     cfg.write_text(
