@@ -443,6 +443,18 @@ NGINX_CASES = [
         {"status": 409, "upstream_status": None, "duration_ms": 0.0},
     ),
     (
+        "no upstream reached: $upstream_addr logged as -",
+        "'$time_local $status $upstream_addr $upstream_status'",
+        "05/Oct/2025:12:00:00 +0200 409 - -",
+        {"status": 409, "upstream_status": 0},
+    ),
+    (
+        "upstream reached, its status not logged",
+        "'$time_local $status $upstream_addr $upstream_status'",
+        "05/Oct/2025:12:00:00 +0200 409 10.0.0.5:8080, 10.0.0.6:8080 -",
+        {"status": 409, "upstream_status": None},
+    ),
+    (
         "$request_method $request_uri $server_name $http_x_request_id",
         "'$msec $request_method $request_uri $status $server_name $http_x_request_id'",
         "1759665600.123 POST /orders?dry=1 201 shop.example.com req-9",

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.pipeline import Ingester
@@ -193,15 +194,32 @@ def test_gateway_and_service_logs_ingested_as_files(tmp_path: Path) -> None:
                            ).fetchall() == [("203.0.113.5",), ("10.0.0.2",)]  # fmt: skip
 
 
-def test_gateway_that_reached_no_upstream_made_the_409(tmp_path: Path) -> None:
-    """Envoy's `%UPSTREAM_HOST%` logged as `-`: the gateway answered by itself."""
+NGINX_UPSTREAM = (
+    'nginx:\'$remote_addr [$time_local] "$request" $status $upstream_addr $upstream_status'
+    " $request_id'"
+)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "line"),
+    [
+        # Envoy's `%UPSTREAM_HOST%` logged as `-`.
+        (None, '[2025-06-02T10:00:00.120Z] "POST /orders HTTP/1.1" 409 - 120 80 1 - "203.0.113.5"'
+               ' "sdk/1.0" "r9" "api.example.com" "-"'),
+        # nginx's `$upstream_addr` logged as `-` (a `return 409;` or a Lua/auth check).
+        (NGINX_UPSTREAM, '203.0.113.5 [02/Jun/2025:10:00:00 +0000] "POST /orders HTTP/1.1" 409 - -'
+                         " r9"),
+    ],
+    ids=["envoy", "nginx"],
+)  # fmt: skip
+def test_gateway_that_reached_no_upstream_made_the_409(
+    tmp_path: Path, fmt: str | None, line: str
+) -> None:
+    """The gateway's line shows it reached no upstream: the gateway answered by itself."""
     log, db = tmp_path / "gw.log", tmp_path / "n.duckdb"
-    log.write_text(
-        '[2025-06-02T10:00:00.120Z] "POST /orders HTTP/1.1" 409 - 120 80 1 - "203.0.113.5"'
-        ' "sdk/1.0" "r9" "api.example.com" "-"\n'
-    )
+    log.write_text(line + "\n")
     with Store.open(db) as store:
-        Ingester(store, load_settings(db=db, env={})).ingest([log])
+        Ingester(store, load_settings(db=db, env={}), forced=fmt).ingest([log])
         ((cause, evidence),) = store.con.execute("SELECT cause, evidence FROM conflicts").fetchall()
     assert cause == "gateway_conflict"
     assert evidence.startswith("the gateway answered 409 without reaching an upstream")

@@ -45,6 +45,7 @@ _VARIABLE_RE = {
     "request_time": r"\d+(?:\.\d+)?|-",
     "upstream_status": rf"(?:\d{{3}}|-)(?:{_LIST_SEP}(?:\d{{3}}|-))*",
     "upstream_response_time": rf"(?:[\d.]+|-)(?:{_LIST_SEP}(?:[\d.]+|-))*",
+    "upstream_addr": rf"[^\s\"]+(?:{_LIST_SEP}[^\s\"]+)*",
     "remote_addr": r"[^\s\"]+",
     "host": r"[^\s/\"]*",
     "http_host": r"[^\s/\"]*",
@@ -57,7 +58,8 @@ _CAPTURED = frozenset(
         *("time_local", "time_iso8601", "msec"),
         *("remote_addr", "http_x_forwarded_for", "http_x_real_ip"),
         *("request", "request_method", "request_uri", "uri", "args", "query_string"),
-        *("status", "upstream_status", "body_bytes_sent", "bytes_sent", "request_time"),
+        *("status", "upstream_status", "upstream_addr", "body_bytes_sent", "bytes_sent"),
+        "request_time",
         *("http_user_agent", "host", "http_host", "server_name"),
         *("http_x_request_id", "request_id", "req_id"),
     }
@@ -193,6 +195,12 @@ def _nginx_query(regex: str, captured: list[str], json_escaped: bool) -> LazyPar
             present = [fields[n] for n in names if n in fields]
             return pl.coalesce(present) if present else pl.lit(None, pl.String)
 
+        no_upstream = (
+            pl.col("_m").struct.field("upstream_addr").str.strip_chars() == "-"
+            if "upstream_addr" in captured
+            else pl.lit(False)
+        )
+
         lf = lf.with_columns(
             pl.coalesce(
                 [
@@ -211,9 +219,12 @@ def _nginx_query(regex: str, captured: list[str], json_escaped: bool) -> LazyPar
             first("host", "http_host", "server_name").alias("host"),
             first("http_user_agent").alias("user_agent"),
             valid_status(first("status")).alias("status"),
-            valid_status(first("upstream_status").str.extract(r"(\d{3})\D*$", 1)).alias(
-                "upstream_status"
-            ),
+            pl.coalesce(
+                valid_status(first("upstream_status").str.extract(r"(\d{3})\D*$", 1)),
+                # `$upstream_addr` logged as `-`: nginx answered without reaching an upstream
+                # (SPEC 5 rule 1), recorded as upstream status 0 like Envoy's `-` host.
+                pl.when(no_upstream).then(pl.lit(0)),
+            ).alias("upstream_status"),
             first("body_bytes_sent", "bytes_sent").cast(pl.Int64, strict=False).alias("bytes"),
             (first("request_time").cast(pl.Float64, strict=False) * 1000.0).alias("duration_ms"),
             first("http_x_request_id", "request_id", "req_id").alias("request_id"),
