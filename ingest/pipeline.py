@@ -83,6 +83,9 @@ class FileReport:
 class IngestReport:
     files: list[FileReport] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # 409 requests this ingest added to `conflicts`: a request logged by a gateway and by its
+    # service is two 409 lines (the files' counts) but one request.
+    new_conflicts: int = 0
 
     def total(self, attr: str) -> int:
         return sum(int(getattr(f, attr)) for f in self.files)
@@ -152,6 +155,7 @@ class Ingester:
         the next run explains them before it reads anything."""
         started = time.perf_counter()
         report = IngestReport()
+        before = self._conflict_count()
         self._deferred = self.classifier is not None
         try:
             with self.store.threads(1):
@@ -164,8 +168,13 @@ class Ingester:
             self._deferred = self._classify_later
         self.classify_pending()
         self.learn_folds()
+        report.new_conflicts = self._conflict_count() - before
         report.elapsed_s = time.perf_counter() - started
         return report
+
+    def _conflict_count(self) -> int:
+        row = self.store.con.execute("SELECT count(*) FROM conflicts").fetchone()
+        return int(row[0]) if row else 0
 
     def classify_pending(self) -> None:
         """Explain the 409s of every range committed but not yet classified (one transaction)."""

@@ -61,7 +61,7 @@ def print_ingest_report(report: IngestReport, out: TextIO) -> None:
             (f.path, f.status, fmt, _fmt_int(f.lines), _fmt_int(f.parsed), _fmt_int(f.rejected),
              _fmt_int(f.skipped), _fmt_int(f.conflicts))
         )  # fmt: skip
-    header = ("file", "status", "format", "lines", "parsed", "rejected", "skipped", "409s")
+    header = ("file", "status", "format", "lines", "parsed", "rejected", "skipped", "409 lines")
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]  # fmt: skip
     line = "  ".join(
@@ -77,8 +77,9 @@ def print_ingest_report(report: IngestReport, out: TextIO) -> None:
     print(
         f"\n{len(report.files)} files, {_fmt_int(lines)} lines: "
         f"{_fmt_int(report.total('parsed'))} parsed, {_fmt_int(report.total('rejected'))} rejected, "
-        f"{_fmt_int(report.total('skipped'))} skipped, {_fmt_int(report.total('conflicts'))} 409s "
-        f"in {report.elapsed_s:.2f} s ({_fmt_int(int(speed))} lines/s)",
+        f"{_fmt_int(report.total('skipped'))} skipped, {_fmt_int(report.total('conflicts'))} 409"
+        f" lines = {_fmt_int(report.new_conflicts)} new 409 requests"
+        f" in {report.elapsed_s:.2f} s ({_fmt_int(int(speed))} lines/s)",
         file=out,
     )
 

@@ -102,8 +102,7 @@ class Matcher:
             for i, e in enumerate(self.entries)
         ]  # fmt: skip
         found += [
-            (order[c], len(self.entries) + j, c, p, None)
-            for j, (c, p) in enumerate(self.keywords)
+            (order[c], len(self.entries) + j, c, p, None) for j, (c, p) in enumerate(self.keywords)
         ]
         return [(c, p, label) for _o, _i, c, p, label in sorted(found)]
 

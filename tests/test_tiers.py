@@ -178,9 +178,11 @@ def test_gateway_and_service_logs_ingested_as_files(tmp_path: Path) -> None:
     )
     db = tmp_path / "fleet.duckdb"
     with Store.open(db) as store:
-        Ingester(store, load_settings(db=db, env={})).ingest([svc_log, gw_log])
+        report = Ingester(store, load_settings(db=db, env={})).ingest([svc_log, gw_log])
         con = store.con
         assert con.execute("SELECT count(*) FROM conflicts").fetchone() == (2,)
+        # The summary: three 409 lines (the second service line is not one) are two requests.
+        assert (report.total("conflicts"), report.new_conflicts) == (3, 2)
         got = con.execute("SELECT cause, lines FROM conflicts ORDER BY ts").fetchall()
         assert got == [
             ("duplicate_create", [f"{gw_log}:1", f"{svc_log}:1"]),
