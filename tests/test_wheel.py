@@ -139,7 +139,7 @@ def test_the_installed_command_runs_from_site_packages(venv: Path, env: dict[str
     db = tmp_path / "cr.duckdb"
     ingest = run(exe, "ingest", LOG, "--db", db, cwd=tmp_path, env=env)
     assert ingest.returncode == 0, ingest.stderr
-    assert "1 files, " in ingest.stdout and " 409s in " in ingest.stdout
+    assert "1 files, " in ingest.stdout and " new 409 requests in " in ingest.stdout
     counted = run(
         exe, "sql", "SELECT count(*) AS n FROM conflicts", "--db", db, cwd=tmp_path, env=env
     )
