@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 
@@ -34,3 +35,12 @@ def counts(frame: pl.DataFrame) -> tuple[int, int, int]:
     rejected = int(frame["_reject"].is_not_null().sum())
     skipped = int(frame["_skip"].sum())
     return frame.height - rejected - skipped, skipped, rejected
+
+
+def query_db(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` on the database file `db`, opened read-only and closed again."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

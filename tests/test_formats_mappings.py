@@ -13,9 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 
 from conflictradar.ingest.errors import ConfigError
@@ -23,6 +21,7 @@ from conflictradar.ingest.formats import UnknownFormatError, get_format
 from conflictradar.ingest.pipeline import Ingester, expand_paths
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
+from tests.kit import query_db
 
 MAPPED = Path(__file__).resolve().parents[1] / "sample_logs" / "mapped"
 CONFIG = MAPPED / "conflictradar.toml"
@@ -35,19 +34,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_a_mapped_json_log_is_ingested_with_format_name(tmp_path: Path) -> None:
     db = tmp_path / "m.duckdb"
     proc = _run("ingest", str(MAPPED), "--config", str(CONFIG), "--format", "pino", "--db", str(db))
     assert proc.returncode == 0, proc.stderr
-    got = _query(
+    got = query_db(
         db,
         "SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%g'), host, client_ip, user_agent, method, path,"
         " query, status, duration_ms, request_id, message, format FROM requests ORDER BY line",
@@ -62,7 +53,7 @@ def test_a_mapped_json_log_is_ingested_with_format_name(tmp_path: Path) -> None:
          "cart 31 was modified by another request (version 7, expected 6)", "pino"),
     ]  # fmt: skip
     # The server's start-up line is skipped, and the 409 explained by its error text.
-    assert _query(db, "SELECT cause FROM conflicts") == [("version_mismatch",)]
+    assert query_db(db, "SELECT cause FROM conflicts") == [("version_mismatch",)]
     assert "3 parsed, 0 rejected, 1 skipped" in proc.stdout + proc.stderr
 
 
@@ -78,7 +69,7 @@ def test_a_resumed_file_keeps_its_mapping(tmp_path: Path) -> None:
     with Store.open(db) as store:  # no --format now: the file's stored format is used
         report = Ingester(store, settings).ingest(expand_paths([str(log)]))
     assert report.files[0].format == "pino"
-    assert _query(db, "SELECT count(*), max(status) FROM requests") == [(3, 409)]
+    assert query_db(db, "SELECT count(*), max(status) FROM requests") == [(3, 409)]
     # A config that no longer defines the mapping: that file is an error of its own, not a crash.
     log.write_text("".join(lines) + lines[1])
     with Store.open(db) as store:

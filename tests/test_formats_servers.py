@@ -36,13 +36,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 import pytest
 
 from conflictradar.ingest import detect, schema
 from conflictradar.ingest.formats import ParserState, UnknownFormatError, get_format
-from tests.kit import read_lines
+from tests.kit import query_db, read_lines
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "servers"
 SERVERS = Path(__file__).resolve().parents[1] / "sample_logs" / "servers"
@@ -218,18 +217,10 @@ def _ingest(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_every_409_of_the_server_samples_is_a_conflict(tmp_path: Path) -> None:
     db = tmp_path / "servers.duckdb"
     _ingest(db, str(SERVERS))
-    got = _query(
+    got = query_db(
         db,
         "SELECT regexp_extract(file, '[^/]+$'), method, path, status FROM conflicts ORDER BY 1",
     )
@@ -245,7 +236,7 @@ def test_every_409_of_the_server_samples_is_a_conflict(tmp_path: Path) -> None:
         ("uvicorn-cri.log", "DELETE", "/holds/88", 409),
         ("uvicorn-docker.log", "PUT", "/seats/14", 409),
     ]
-    rails = _query(db, "SELECT DISTINCT cause, message FROM conflicts WHERE format = 'rails'")
+    rails = query_db(db, "SELECT DISTINCT cause, message FROM conflicts WHERE format = 'rails'")
     assert rails == [
         (
             "version_mismatch",
@@ -253,12 +244,12 @@ def test_every_409_of_the_server_samples_is_a_conflict(tmp_path: Path) -> None:
         )
     ]
     formats = dict(
-        _query(db, "SELECT DISTINCT regexp_extract(file, '[^/]+$'), format FROM requests")
+        query_db(db, "SELECT DISTINCT regexp_extract(file, '[^/]+$'), format FROM requests")
     )
     # Times from the envelope are the runtime's; a bare uvicorn line's time is when it was read.
     assert formats["uvicorn-bare.log"] == "uvicorn (time read)"
     assert formats["uvicorn-docker.log"] == formats["uvicorn-cri.log"] == "uvicorn"
-    times = dict(_query(db, "SELECT regexp_extract(file, '[^/]+$'), max(ts)::VARCHAR FROM requests"
+    times = dict(query_db(db, "SELECT regexp_extract(file, '[^/]+$'), max(ts)::VARCHAR FROM requests"
                             " WHERE status = 409 GROUP BY 1"))  # fmt: skip
     assert times["uvicorn-docker.log"] == "2026-06-18 15:40:02.23+00"
     assert times["uvicorn-cri.log"] == "2026-06-19 08:10:02.23+00"
@@ -273,14 +264,14 @@ def test_compose_without_timestamps_takes_the_read_time(tmp_path: Path) -> None:
     )
     db = tmp_path / "c.duckdb"
     _ingest(db, str(log))
-    ((fmt, recent),) = _query(db, "SELECT format, ts > now() - INTERVAL 1 HOUR FROM requests")
+    ((fmt, recent),) = query_db(db, "SELECT format, ts > now() - INTERVAL 1 HOUR FROM requests")
     assert (fmt, recent) == ("uvicorn (time read)", True)
 
 
 def test_forced_apache_format_reads_request_id_and_duration(tmp_path: Path) -> None:
     db = tmp_path / "a.duckdb"
     _ingest(db, str(SERVERS / "apache-logformat.log"), "--format", "apache:" + ISSUE_APACHE)
-    got = _query(db, "SELECT line, request_id, duration_ms, format FROM requests ORDER BY line")
+    got = query_db(db, "SELECT line, request_id, duration_ms, format FROM requests ORDER BY line")
     assert got == [
         (1, "3f9c2a1e-7", 1.84, "apache"),
         (2, "3f9c2a1e-8", 12.044, "apache"),

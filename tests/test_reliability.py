@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -26,6 +25,7 @@ from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Batch, FileRecord, Store
 from conflictradar.ingest.tail import Tailer
 from conflictradar.ingest.timestamps import time_spans
+from tests.kit import query_db
 
 COMBINED = '10.0.0.{c} - - [20/Nov/{year}:08:00:{s:02d} +0000] "PUT /orders/{n}?seq={n} HTTP/1.1" {st} 5 "-" "c"'
 ECS = (
@@ -70,14 +70,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
-def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_the_rule_rejects_impossible_times_with_a_reason() -> None:
     now = datetime(2026, 12, 3, tzinfo=UTC)
     ts = pl.Series(
@@ -117,16 +109,16 @@ def test_impossible_times_alone_or_in_large_files_end_in_rejects(
         )
     else:
         assert done.stderr == ""
-    rejects = _rows(db, "SELECT line, reason FROM rejects ORDER BY line")
+    rejects = query_db(db, "SELECT line, reason FROM rejects ORDER BY line")
     assert [line for line, _ in rejects] == [n + 1 for n in poison]
     assert {reason for _, reason in rejects} <= {TOO_EARLY, TOO_LATE}
-    assert _rows(db, "SELECT count(*) FROM requests") == [(size - len(poison),)]
+    assert query_db(db, "SELECT count(*) FROM requests") == [(size - len(poison),)]
     # The database keeps taking new files, and explains their 409s.
     more = tmp_path / "more.log"
     _write(more, "combined", 700, ())
     done = _cli("ingest", str(more), "--db", str(db), "-q")
     assert done.returncode == 0, done.stderr
-    assert _rows(db, f"SELECT count(*) FROM conflicts WHERE file = '{more}'") == [(100,)]
+    assert query_db(db, f"SELECT count(*) FROM conflicts WHERE file = '{more}'") == [(100,)]
 
 
 def test_a_database_poisoned_by_an_older_version_keeps_working(tmp_path: Path) -> None:
@@ -144,8 +136,8 @@ def test_a_database_poisoned_by_an_older_version_keeps_working(tmp_path: Path) -
     _write(log, "combined", 700, ())
     done = _cli("ingest", str(log), "--db", str(db), "-q")
     assert done.returncode == 0, done.stderr
-    assert _rows(db, "SELECT count(*) FROM classify_pending") == [(0,)]
-    assert _rows(db, "SELECT count(*) FROM conflicts") == [(101,)]
+    assert query_db(db, "SELECT count(*) FROM classify_pending") == [(0,)]
+    assert query_db(db, "SELECT count(*) FROM conflicts") == [(101,)]
 
 
 def test_watch_stores_the_good_lines_written_after_impossible_ones(tmp_path: Path) -> None:
@@ -192,13 +184,13 @@ def test_watch_stores_the_good_lines_written_after_impossible_ones(tmp_path: Pat
         _, err = watch.communicate(timeout=60)
     assert watch.returncode == 0, err[-2000:]
     assert "reading failed" not in err
-    assert _rows(db, "SELECT line, reason FROM rejects ORDER BY file, line") == [
+    assert query_db(db, "SELECT line, reason FROM rejects ORDER BY file, line") == [
         (11, TOO_EARLY),
         (11, TOO_LATE),
     ]
 
 
-def test_a_batch_that_fails_to_commit_is_split_down_to_its_bad_rows(tmp_path: Path) -> None:
+def test_a_batch_that_fails_to_commit_is_split_down_to_its_badquery_db(tmp_path: Path) -> None:
     """Rows only the store refuses (a year Python cannot hold, as before the validity rule) are
     found by bisection: they become rejects with their raw text, every other row is stored."""
     db = tmp_path / "db.duckdb"

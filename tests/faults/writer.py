@@ -8,13 +8,13 @@ read every line again. Prints the number of lines written as JSON when done.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+
+from tests.rotation import rotate
 
 NODES = {"node-a.log": 2, "node-b.log": -5, "node-c.log": 0}  # UTC offsets in hours
 
@@ -56,16 +56,7 @@ def main() -> None:
         for name in NODES:
             if time.monotonic() >= next_rotation[name]:
                 rotations[name] += 1
-                live = folder / name
-                rotated = folder / f"{name}.{rotations[name]}"
-                handles[name].close()
-                if rotations[name] % 2:
-                    os.rename(live, rotated)  # rename + create
-                else:
-                    shutil.copyfile(live, rotated)  # copytruncate
-                    with live.open("r+") as fh:
-                        fh.truncate(0)
-                handles[name] = live.open("a")
+                rotate(folder, name, handles, rotations[name])
                 next_rotation[name] = time.monotonic() + rng.uniform(1.5, 4.0)
         time.sleep(0.01)
     for fh in handles.values():

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from tests.fuzz.mutations import mutate
+from tests.rotation import rotate
 
 FILES = {"gw-a.log": 2, "gw-b.log": -5, "svc.jsonl": 0}  # UTC offsets of the CLF files
 BURST_EVERY_S = 120.0
@@ -125,16 +125,7 @@ def main() -> None:
         for name in FILES:
             if time.monotonic() >= next_rotation[name]:
                 rotations[name] += 1
-                live = folder / name
-                rotated = folder / f"{name}.{rotations[name]}"
-                handles[name].close()
-                if rotations[name] % 2:
-                    os.rename(live, rotated)  # rename + create (logrotate's default)
-                else:
-                    shutil.copyfile(live, rotated)  # copytruncate
-                    with live.open("r+") as fh:
-                        fh.truncate(0)
-                handles[name] = live.open("a")
+                rotate(folder, name, handles, rotations[name])
                 next_rotation[name] = time.monotonic() + rng.uniform(*ROTATE_S)
         if time.monotonic() - last_summary >= 1.0:
             last_summary = time.monotonic()
