@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -19,14 +18,13 @@ from typing import TextIO
 
 from conflictradar.alerts.backtest import Backtest
 from conflictradar.alerts.backtest import run as run_replay
-from conflictradar.alerts.config import load_alert_config
+from conflictradar.alerts.config import AlertConfig, load_alert_config
 from conflictradar.alerts.detectors import window_text
 from conflictradar.alerts.engine import AlertEngine, Reads, utc_now
 from conflictradar.alerts.evaluation import Event
 from conflictradar.alerts.lifecycle import AlertState
 from conflictradar.alerts.notifications import iso, make_test_notification
 from conflictradar.alerts.outbox import DeliveryState, Settled
-from conflictradar.alerts.state import firing_count
 from conflictradar.ingest.errors import ConfigError, UsageError
 from conflictradar.ingest.reader import Reader
 from conflictradar.ingest.settings import Settings
@@ -35,12 +33,6 @@ from conflictradar.ingest.store import Store
 # `alerts check` exits with this while an alert is firing (docs/cli.md; 1 stays "error").
 EXIT_FIRING = 3
 
-FINAL = (
-    DeliveryState.DELIVERED,
-    DeliveryState.REJECTED,
-    DeliveryState.GAVE_UP,
-    DeliveryState.IN_DOUBT,
-)
 _RELATIVE = re.compile(r"^\s*-?\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*(?:ago)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -63,36 +55,11 @@ def parse_when(text: str, now: datetime, option: str = "--since") -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def parse_step(text: str) -> timedelta:
+def parse_step(text: str, option: str = "--step") -> timedelta:
     match = _RELATIVE.match(text) if not text.strip().startswith("-") else None
     if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"--step {text!r} is not a positive duration; use e.g. 30s, 1m or 5m")
+        raise UsageError(f"{option} {text!r} is not a positive duration; use e.g. 30s, 1m or 5m")
     return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
-
-
-def _settle(
-    engine: AlertEngine,
-    keys: set[str] | None,
-    wait_s: float,
-    clock: Callable[[], datetime],
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Settled]:
-    """Deliver what is due, then keep retrying the given deliveries (None: those attempted here)
-    until each is final or `wait_s` has passed; the last outcome of each."""
-    last: dict[str, Settled] = {}
-    deadline = time.monotonic() + wait_s
-    while True:
-        for s in engine.deliver(clock()):
-            if keys is None or s.key in keys:
-                last[s.key] = s
-        tracked = keys if keys is not None else set(last)
-        waiting = [k for k in tracked if k not in last or last[k].state not in FINAL]
-        left = deadline - time.monotonic()
-        if not waiting or left <= 0:
-            return last
-        nxt = engine.next_due()
-        delay = 0.01 if nxt is None else (nxt - clock()).total_seconds()
-        sleep(min(max(delay, 0.01), left))
 
 
 def _report(s: Settled, kind: str, out: TextIO) -> None:
@@ -118,16 +85,28 @@ def run_test(
 ) -> int:
     """Send a clearly marked test notification through every configured channel; 0 if all got it."""
     config = load_alert_config(settings, env)
+    _require_channels(config)
+    with AlertEngine(settings, store, config=config, clock=clock) as engine:
+        return send_test(engine, out, wait_s)
+
+
+def _require_channels(config: AlertConfig) -> None:
     if not config.channels:
         raise ConfigError(
             "no alert channels are configured; add an [alerts.channels.NAME] table "
             "with type and url_env to conflictradar.toml"
         )
-    with AlertEngine(settings, store, config=config, clock=clock) as engine:
-        now = clock()
-        n = make_test_notification(str(uuid.uuid4()), now, config.dashboard_url)
-        keys = engine.queue(n, now, max_age_s=wait_s)
-        results = _settle(engine, set(keys), wait_s + 1.0, clock)
+
+
+def send_test(engine: AlertEngine, out: TextIO, wait_s: float) -> int:
+    """`alerts test` on an engine (this process's, or the watcher's own): queue the test message
+    for every channel, wait up to `wait_s` for each delivery to settle, report; 0 if all got it."""
+    config = engine.config
+    _require_channels(config)
+    now = engine.clock()
+    n = make_test_notification(str(uuid.uuid4()), now, config.dashboard_url)
+    keys = engine.queue(n, now, max_age_s=wait_s)
+    results = engine.settle(set(keys), wait_s + 1.0)
     ok = True
     for channel, key in zip(config.channels, keys, strict=True):
         s = results.get(key)
@@ -168,10 +147,20 @@ def run_check(
     # Once, now: nobody evaluates again soon to announce an incident after a group wait.
     config = replace(config, grouping=replace(config.grouping, wait_s=0.0))
     with AlertEngine(settings, store, config=config, clock=clock, reads=reads) as engine:
-        events = engine.evaluate(now)
-        results = _settle(engine, None, wait_s, clock)
-        still_open = engine.open_deliveries()
-        firing = firing_count(store.con)
+        return check_now(engine, now, out, wait_s, own_outbox=True)
+
+
+def check_now(
+    engine: AlertEngine, now: datetime, out: TextIO, wait_s: float, *, own_outbox: bool
+) -> int:
+    """`alerts check` on an engine: evaluate at `now`, wait up to `wait_s` for deliveries, report.
+
+    `own_outbox`: this process sends everything due (the standalone command); otherwise (the
+    watcher's engine) its sender does, and this waits for what this evaluation queued."""
+    events, queued = engine.evaluate_queued(now)
+    results = engine.settle(None if own_outbox else queued, wait_s)
+    still_open = engine.open_deliveries()
+    firing = engine.firing()
     rules = ", ".join(r.name for r in engine.config.rules)
     out.write(f"evaluated {len(engine.config.rules)} rules at {iso(now)}: {rules}\n")
     for e in events:

@@ -1,9 +1,11 @@
 """Store -> alerts -> channels: evaluate the rules after each batch, deliver through the outbox.
 
 `AlertEngine(settings, store)` is what `watch` and `alerts check` use. `evaluate(now)` reads the
-counts and commits state changes, events and queued deliveries in one transaction on the store's
-connection. Delivery runs on the engine's own cursor: inline with `deliver(now)`, or on a
-background thread after `start()`, so a slow receiver never holds up ingest.
+counts and commits state changes, events and queued deliveries in one transaction, on a cursor of
+its own (one evaluation at a time), so the watcher can also evaluate or queue a test for an
+`alerts check` or `alerts test` asked over its serve port while its tailer writes. Delivery runs
+on another cursor: inline with `deliver(now)`, or on a background thread after `start()`, so a
+slow receiver never holds up ingest.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -27,11 +29,12 @@ from conflictradar.alerts.evaluation import Event, compose, step_rule, with_noti
 from conflictradar.alerts.incidents import advance_incidents, channel_groups
 from conflictradar.alerts.notifications import AlertItem, Notification
 from conflictradar.alerts.notifiers import Outcome, build_request, send
-from conflictradar.alerts.outbox import DeliveryState, Outbox, Pending, Settled, enqueue
+from conflictradar.alerts.outbox import FINAL, DeliveryState, Outbox, Pending, Settled, enqueue
 from conflictradar.alerts.schema import ensure_tables
 from conflictradar.alerts.secrets import redact
 from conflictradar.alerts.state import (
     drop_unknown_rules,
+    firing_count,
     load_incidents,
     load_tracks,
     record_events,
@@ -83,8 +86,11 @@ class AlertEngine:
         except duckdb.Error as exc:
             raise DatabaseError(f"cannot prepare the alerts tables in {store.path}: {exc}") from exc
         self._con = store.con.cursor()
-        with contextlib.suppress(duckdb.Error):  # refused when the watcher locked the config
-            self._con.execute("SET TimeZone = 'UTC'")
+        self._eval_con = store.con.cursor()
+        for con in (self._con, self._eval_con):
+            with contextlib.suppress(duckdb.Error):  # refused when the watcher locked the config
+                con.execute("SET TimeZone = 'UTC'")
+        self._evaluating = threading.Lock()  # one evaluation (or queueing) at a time
         self._outbox = Outbox(self._con)
         self._client = httpx.Client(follow_redirects=False)
         self._sending = threading.Lock()  # one deliver() at a time: nothing sent twice
@@ -98,13 +104,29 @@ class AlertEngine:
 
     # -- evaluation --------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A transaction on the engine's evaluation cursor, one at a time."""
+        with self._evaluating:
+            self._eval_con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._eval_con
+            except BaseException:
+                self._eval_con.execute("ROLLBACK")
+                raise
+            self._eval_con.execute("COMMIT")
+
     def evaluate(self, now: datetime) -> list[Event]:
         """Evaluate every rule at `now`; commit state, events and queued deliveries together."""
+        return self.evaluate_queued(now)[0]
+
+    def evaluate_queued(self, now: datetime) -> tuple[list[Event], list[str]]:
+        """`evaluate`, and the keys of the deliveries it queued."""
         events: list[Event] = []
-        queued = False
+        keys: list[str] = []
         groups = channel_groups(self.config.rules)
         reads = self.reads(now) if self.reads is not None else contextlib.nullcontext(None)
-        with reads as counted, self.store.transaction() as con:
+        with reads as counted, self._transaction() as con:
             src = counted if counted is not None else con
             first = first_minute(src)
             changes: list[tuple[str, AlertItem]] = []
@@ -124,13 +146,18 @@ class AlertEngine:
             record_events(con, events)
             for group, notification in messages:
                 channels = groups.channels(group, self.config.channels)
-                queued |= bool(enqueue(con, notification, channels, now, self.config.delivery))
+                keys.extend(enqueue(con, notification, channels, now, self.config.delivery))
         for e in events:
             if e.notify:
                 log.info("%s", e.message)
-        if queued:
+        if keys:
             self._wake.set()
-        return events
+        return events, keys
+
+    def firing(self) -> int:
+        """How many alerts (rule x scope value) are firing."""
+        with self._evaluating:
+            return firing_count(self._eval_con)
 
     def queue(
         self, notification: Notification, now: datetime, max_age_s: float | None = None
@@ -139,10 +166,42 @@ class AlertEngine:
         policy = self.config.delivery
         if max_age_s is not None:
             policy = replace(policy, max_age_s=max_age_s)
-        with self.store.transaction() as con:
+        with self._transaction() as con:
             keys = enqueue(con, notification, self.config.channels, now, policy)
         self._wake.set()
         return keys
+
+    def settle(
+        self,
+        keys: Collection[str] | None,
+        wait_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Settled]:
+        """Wait up to `wait_s` for the given deliveries (None: whatever is due now) to be final;
+        the last outcome of each. Without the sender thread this delivers inline, retries
+        included; with it (in `watch`) the thread delivers and this only watches the outbox."""
+        deadline = time.monotonic() + wait_s
+        if self._thread is not None and self._thread.is_alive() and keys is not None:
+            self._wake.set()
+            while True:
+                now = self._outbox.states(keys)
+                done = all(k in now and now[k].state in FINAL for k in keys)
+                if done or time.monotonic() >= deadline:
+                    return now
+                sleep(0.02)
+        last: dict[str, Settled] = {}
+        while True:
+            for s in self.deliver(self.clock()):
+                if keys is None or s.key in keys:
+                    last[s.key] = s
+            tracked = keys if keys is not None else set(last)
+            waiting = [k for k in tracked if k not in last or last[k].state not in FINAL]
+            left = deadline - time.monotonic()
+            if not waiting or left <= 0:
+                return last
+            nxt = self.next_due()
+            delay = 0.01 if nxt is None else (nxt - self.clock()).total_seconds()
+            sleep(min(max(delay, 0.01), left))
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -241,6 +300,8 @@ class AlertEngine:
     def close(self) -> None:
         self.stop()
         self._client.close()
+        with self._evaluating:
+            self._eval_con.close()
         self._con.close()
 
     def __enter__(self) -> AlertEngine:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -45,6 +46,12 @@ class DeliveryState(StrEnum):
     REJECTED = "rejected"  # a final answer (4xx, bad URL): not retried
     GAVE_UP = "gave_up"  # still failing when max_delivery_age ran out
     IN_DOUBT = "in_doubt"  # the process died mid-attempt and the channel cannot deduplicate
+
+
+# States a delivery does not leave.
+FINAL = frozenset(
+    {DeliveryState.DELIVERED, DeliveryState.REJECTED, DeliveryState.GAVE_UP, DeliveryState.IN_DOUBT}
+)
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,27 @@ class Outbox:
         rows = self._rows("SELECT count(*) FROM alert_outbox WHERE state IN ('queued', 'sending')")
         return int(rows[0][0]) if rows else 0
 
+    def states(self, keys: Collection[str]) -> dict[str, Settled]:
+        """Where the given deliveries stand now (for one sent by another thread)."""
+        rows = self._rows(
+            "SELECT key, channel, notification_id, attempts, state, last_status, last_error,"
+            " next_attempt_at FROM alert_outbox WHERE list_contains($keys, key)",
+            {"keys": list(keys)},
+        )
+        return {
+            key: Settled(
+                key,
+                channel,
+                nid,
+                int(attempts),
+                DeliveryState(state),
+                status,
+                error,
+                next_at if state == DeliveryState.QUEUED else None,
+            )
+            for key, channel, nid, attempts, state, status, error, next_at in rows
+        }
+
     def notification(self, notification_id: str) -> Notification:
         rows = self._rows("SELECT body FROM alert_notifications WHERE id = ?", [notification_id])
         if not rows:
@@ -221,9 +249,11 @@ class Outbox:
             state = DeliveryState.QUEUED
             if next_at > p.deadline:
                 state, next_at = DeliveryState.GAVE_UP, None
+                # The delivery's own age limit (a test message gets the command's --wait).
+                age = (p.deadline - p.created).total_seconds()
                 error = (
                     f"{error}; gave up after {attempt} attempts: max_delivery_age "
-                    f"({policy.max_age_s:g} s) reached"
+                    f"({age:g} s) reached"
                 )
         name = "retry" if state is DeliveryState.QUEUED else state.value
         ms = round(outcome.elapsed_s * 1000, 3)

@@ -132,10 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = p.add_subparsers(dest="alerts_command", required=True, parser_class=_Parser)
     a = alerts.add_parser("test", help="send a clearly marked test notification to every channel")
     _common(a)
+    a.add_argument("--wait", default="30s",
+                   help="keep retrying a failing delivery this long (default: 30s)")  # fmt: skip
     a = alerts.add_parser("check", help="evaluate the rules once, now, and deliver what fires")
     _common(a)
     a.add_argument("--lake", type=Path, metavar="DIR",
                    help="count from a Parquet lake (the alert state stays in --db)")  # fmt: skip
+    a.add_argument("--wait", default="30s",
+                   help="keep retrying a failing delivery this long (default: 30s)")  # fmt: skip
     a = alerts.add_parser(
         "backtest", help="replay history: which alerts would have fired, when, why"
     )
@@ -339,6 +343,7 @@ def cmd_dashboard(settings: Settings, host: str | None, port: int | None,
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
+    from conflictradar.alerts.actions import run_in_watcher
     from conflictradar.alerts.commands import (
         parse_step,
         parse_when,
@@ -360,6 +365,8 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
             reader = LakeReader(args.lake, settings.sql)
         return run_backtest(settings, reader, since, until, parse_step(args.step), args.html,
                             for_screen(sys.stdout), output=args.output)  # fmt: skip
+    wait_s = parse_step(args.wait, "--wait").total_seconds()
+    out = for_screen(sys.stdout)
     reads = None
     if args.alerts_command == "check" and args.lake is not None:
         from conflictradar.alerts.backtest import lookback
@@ -369,10 +376,17 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         rules = load_alert_config(settings, require_secrets=False).rules
         span = max((lookback(r) for r in rules), default=timedelta(hours=1))
         reads = lake_reads(args.lake, settings.sql, span)
+    else:
+        # While `watch` runs it owns the file: it does the test or check itself (alerts.actions).
+        # (--lake keeps its alert state in --db, which such a watcher holds: opening it below
+        # then says the database is locked.)
+        code = run_in_watcher(settings, args.alerts_command, out, wait_s)
+        if code is not None:
+            return code
     with Store.open(settings.db, wait_s=5.0) as store:
         if args.alerts_command == "test":
-            return run_test(settings, store, for_screen(sys.stdout))
-        return run_check(settings, store, now, for_screen(sys.stdout), reads=reads)
+            return run_test(settings, store, out, wait_s=wait_s)
+        return run_check(settings, store, now, out, wait_s=wait_s, reads=reads)
 
 
 def cmd_demo(

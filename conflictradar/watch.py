@@ -40,13 +40,16 @@ class WatchExtra(Protocol):
 
 
 def _alert_hook(
-    settings: Settings, store: Store
+    settings: Settings, store: Store, server: QueryServer
 ) -> tuple[Callable[[int], None], Callable[[], None]]:
     """The alert engine's per-batch evaluation and its shutdown. Deliveries run in the engine's
-    own sender thread, so a slow receiver never holds up ingest."""
+    own sender thread, so a slow receiver never holds up ingest. The engine also answers other
+    processes' `alerts test` and `alerts check` over the serve port (alerts.actions)."""
+    from conflictradar.alerts.actions import offer_actions
     from conflictradar.alerts.engine import AlertEngine
 
     engine = AlertEngine(settings, store).start()
+    offer_actions(server, engine)
 
     def evaluate(lines: int) -> None:
         try:
@@ -80,7 +83,7 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         ingester = Ingester(store, settings, forced=log_format, classify_later=True)
         server = QueryServer(store.con, settings.db, settings.sql)
         server.start()
-        hook, close_alerts = _alert_hook(settings, store) if alerts else (None, None)
+        hook, close_alerts = _alert_hook(settings, store, server) if alerts else (None, None)
         for extra in extras:
             extra.start(store, ingester, stop)
         last_maintenance = time.monotonic()

@@ -11,6 +11,11 @@ request headers from all connections without a thread each, drops a connection t
 sent its header within `HEADER_TIMEOUT_S`, keeps at most `MAX_PENDING` of them (a new one pushes
 out the oldest), and checks the token before reading a byte of the body. Only authenticated
 requests reach the fixed pool of `WORKERS` threads; user SQL runs one query at a time.
+
+Besides reads, the watcher does a few fixed actions for an authenticated caller when it offers
+them (`offer`; ingest.wire ACTIONS: an alerts test or check through its own alert engine). An
+action takes named parameters, never SQL: no other process can make the watcher write anything
+else.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +46,7 @@ from conflictradar.ingest.errors import (
 from conflictradar.ingest.sandbox import read_query, run_query, uncapped
 from conflictradar.ingest.settings import SqlSettings
 from conflictradar.ingest.wire import (
+    ACTIONS,
     HEADER_MAX,
     Header,
     ProtocolError,
@@ -60,6 +67,9 @@ WRITE_TIMEOUT_S = 60.0  # for the reader to take the answer
 MAX_PENDING = 128  # connections still sending their header
 WORKERS = 4  # threads answering authenticated requests
 MAX_QUEUED = 32  # authenticated requests waiting for a worker; more are told to retry
+
+# An action's answer: the table to stream back and extra header fields.
+Action = Callable[[Mapping[str, Any]], tuple[pa.Table, dict[str, object]]]
 
 
 def announce_starting(db: Path) -> None:
@@ -118,6 +128,32 @@ class QueryServer:
         self._queued = threading.BoundedSemaphore(WORKERS + MAX_QUEUED)
         self._user_sql = threading.Semaphore(1)
         self._cursor_lock = threading.Lock()
+        self._actions: dict[str, Action] = {}
+        self._acting = threading.Lock()  # one action at a time
+
+    def offer(self, op: str, action: Action) -> None:
+        """Answer the action `op` (one of wire.ACTIONS) by calling `action(params)` in this
+        process: a fixed thing the watcher does itself for an authenticated caller (an alerts
+        test or check through its own outbox), never SQL, so the SQL surface stays read-only."""
+        if op not in ACTIONS:
+            raise ValueError(f"{op!r} is not an action")
+        self._actions[op] = action
+
+    def _act(self, op: str, sql_text: str, params: Any) -> tuple[pa.Table, dict[str, object]]:
+        if sql_text or not isinstance(params, dict | None):
+            raise QueryRefusedError(f"{op} takes no SQL, only named parameters")
+        action = self._actions.get(op)
+        if action is None:
+            raise QueryRefusedError(
+                f"the watcher of {self.db} does not evaluate alerts (it runs with --no-alerts);"
+                " restart it without --no-alerts, or stop it, to test or check alerts"
+            )
+        if not self._acting.acquire(timeout=60.0):
+            raise QueryRefusedError("the watcher is busy with another alerts test or check")
+        try:
+            return action(params or {})
+        finally:
+            self._acting.release()
 
     @property
     def port(self) -> int:
@@ -288,4 +324,6 @@ class QueryServer:
                 return read_query(cur, sql_text, params), {}
             finally:
                 cur.close()
+        if op in ACTIONS:
+            return self._act(op, sql_text, params)
         raise DatabaseError(f"unknown operation {op[:40]!r}")

@@ -39,7 +39,7 @@ class ServedReader:
     token: str
 
     def _ask(
-        self, op: str, sql_text: str, params: object = None
+        self, op: str, sql_text: str, params: object = None, timeout_s: float | None = None
     ) -> tuple[pa.Table, dict[str, Any]]:
         try:
             message = encode_request(self.token, op, sql_text, params)
@@ -49,7 +49,9 @@ class ServedReader:
             with socket.create_connection(
                 (self.host, self.port), timeout=CONNECT_TIMEOUT_S
             ) as sock:
-                sock.settimeout(max(self.sql.timeout_s, INTERNAL_TIMEOUT_S) + 30)
+                wait = timeout_s if timeout_s is not None else max(self.sql.timeout_s,
+                                                                  INTERNAL_TIMEOUT_S)  # fmt: skip
+                sock.settimeout(wait + 30)
                 sock.sendall(message)
                 stream = sock.makefile("rb")
                 first = stream.readline(1 << 16)
@@ -70,6 +72,13 @@ class ServedReader:
 
     def query(self, sql: str, params: Any = None) -> pa.Table:
         return self._ask("query", sql, params)[0]
+
+    def act(
+        self, op: str, params: dict[str, Any], timeout_s: float
+    ) -> tuple[pa.Table, dict[str, Any]]:
+        """Ask the watcher to do the action `op` (ingest.wire ACTIONS), which may take up to
+        `timeout_s`; its table and answer header. Raises WatcherGone when it did not answer."""
+        return self._ask(op, "", params, timeout_s)
 
     def user_query(self, sql: str, capped: bool = True) -> QueryResult:
         started = time.perf_counter()

@@ -3,7 +3,8 @@ the serve file that says where to ask, the request frames and the query paramete
 
 A request is a header line of at most `HEADER_MAX` bytes, `{"token", "op", "size"}`, then
 `size` bytes (at most `BODY_MAX`) of JSON `{"sql", "params"}`: the server checks the token before
-it reads a byte of the body. The answer is one JSON line `{ok, kind?, error?, truncated?,
+it reads a byte of the body. An action (`ACTIONS`) sends an empty `sql` and its arguments as
+`params`. The answer is one JSON line `{ok, kind?, error?, truncated?,
 elapsed?}` followed, when ok, by an Arrow IPC stream.
 """
 
@@ -19,7 +20,10 @@ from typing import Any
 
 HEADER_MAX = 1024
 BODY_MAX = 1 << 20
-OPS = ("query", "user_query", "export")  # export: a user query without the row cap
+# Actions are not SQL: each asks the watcher to do one fixed thing itself (ingest.serve `offer`),
+# with flat parameters and an empty `sql`; the only writes another process can cause.
+ACTIONS = ("alert_test", "alert_check")
+OPS = ("query", "user_query", "export", *ACTIONS)  # export: a user query without the row cap
 # Parameters are flat: scalars, dates, and lists of those (list_contains($tables, ...)).
 PARAMS_MAX = 64
 LIST_MAX = 10_000
