@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 OPS = {"test": "alert_test", "check": "alert_check"}
 MAX_WAIT_S = 3600.0
-# Beyond the delivery wait: the evaluation itself and the answer's trip back.
-ANSWER_MARGIN_S = 30.0
+# Beyond the delivery wait: waiting for another action to finish (ingest.serve allows one at a
+# time, for up to 30 s), the evaluation itself and the answer's trip back.
+ANSWER_MARGIN_S = 90.0
 
 
 def offer_actions(server: QueryServer, engine: AlertEngine) -> None:

@@ -170,6 +170,13 @@ def check_now(
     kinds = {c.name: c.kind.value for c in engine.config.channels}
     for s in results.values():
         _report(s, kinds.get(s.channel, "?"), out)
+    held = [e for e in events if e.notify and e.notification_id is None]
+    if held and not own_outbox:  # the watcher's grouping: one message per incident, a bit later
+        wait = window_text(engine.config.grouping.wait_s)
+        out.write(
+            f"{len(held)} changes join an incident the watcher announces after group_wait"
+            f" ({wait}) or has announced already\n"
+        )
     if still_open:
         out.write(
             f"{still_open} deliveries are still queued; `conflictradar watch` or the next "

@@ -148,7 +148,7 @@ class QueryServer:
                 f"the watcher of {self.db} does not evaluate alerts (it runs with --no-alerts);"
                 " restart it without --no-alerts, or stop it, to test or check alerts"
             )
-        if not self._acting.acquire(timeout=60.0):
+        if not self._acting.acquire(timeout=30.0):
             raise QueryRefusedError("the watcher is busy with another alerts test or check")
         try:
             return action(params or {})
