@@ -201,14 +201,27 @@ class Ingester:
         return self.ingest_source(source, lambda: open_bytes(source.path, source.compressed))
 
     def ingest_source(
-        self, source: Source, opener: Opener, take_unterminated: bool = True
-    ) -> FileReport:
+        self, source: Source, opener: Opener, take_unterminated: bool = True,
+        classify_now: bool = False,
+    ) -> FileReport:  # fmt: skip
         """Read what is new in one file (resuming at its stored offset) into the store.
 
         `opener` returns a fresh binary reader over the file's content (a path or a kept file
         descriptor, for files followed across renames). A final line without a newline is read
         only when `take_unterminated`; if it is completed later it is re-read and replaced.
+        `classify_now` explains the batch's 409s in its own transaction even when classification
+        is deferred (watch: a look that reads a small append of one file needs one transaction,
+        not a commit and then a classification pass with its pending-range bookkeeping).
         """
+        if classify_now and self._deferred and self.classifier is not None:
+            self._deferred = False
+            try:
+                return self._ingest_source(source, opener, take_unterminated)
+            finally:
+                self._deferred = True
+        return self._ingest_source(source, opener, take_unterminated)
+
+    def _ingest_source(self, source: Source, opener: Opener, take_unterminated: bool) -> FileReport:
         report = FileReport(str(source.path))
         if not source.head:
             report.status = "unchanged"

@@ -443,6 +443,21 @@ class Store:
         return int(row[0]) if row else 1
 
     def _upsert_file(self, rec: FileRecord) -> None:
+        """Store a file's record: an UPDATE for a file already stored (every batch but a file's
+        first; the INSERT ... ON CONFLICT form cost ~7 ms a batch against ~1-2 ms), else an
+        INSERT."""
+        row = self.con.execute(
+            "UPDATE files SET path = ?, dev = ?, inode = ?, fp_len = ?, fp_hash = ?,"
+            " read_offset = ?, lines = ?, tail_start = ?, tail_line = ?, format = ?,"
+            " envelope = ?, parser_state = ?, compressed = ?, updated = now() WHERE file_id = ?",
+            [
+                rec.path, rec.dev, rec.inode, rec.fp_len, rec.fp_hash, rec.read_offset,
+                rec.lines, rec.tail_start, rec.tail_line, rec.format, rec.envelope,
+                rec.parser_state, rec.compressed, rec.file_id,
+            ],
+        ).fetchone()  # fmt: skip
+        if row and row[0]:
+            return
         self.con.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())"
             " ON CONFLICT (file_id) DO UPDATE SET path = excluded.path, dev = excluded.dev,"

@@ -284,9 +284,10 @@ class Tailer:
 
     def _read_followed(
         self, f: Followed, now: float, idle: float, take_unterminated: bool,
-        look: tuple[int, int, bool],
+        look: tuple[int, int, bool], alone: bool = False,
     ) -> int:  # fmt: skip
-        """Read what is new in one followed file; the lines committed."""
+        """Read what is new in one followed file; the lines committed. `alone`: the only file
+        this look reads, so a small append is explained in its own commit's transaction."""
         if f.compressed and idle < GZIP_SETTLE_S:
             return 0  # still being written by gzip/logrotate: read it once it is complete
         source = _source_of(f)
@@ -304,7 +305,12 @@ class Tailer:
                 return FdReader(fd, limit)  # type: ignore[return-value]
 
         try:
-            report = self.ingester.ingest_source(source, opener, take_unterminated)
+            small = (
+                not f.compressed and f.looked is not None
+                and 0 <= source.size - f.looked[0] <= self.ingester.settings.ingest.block_bytes
+            )  # fmt: skip
+            report = self.ingester.ingest_source(source, opener, take_unterminated,
+                                                 classify_now=alone and small)  # fmt: skip
         except Exception as exc:  # one bad file must not stop the others
             # Not tied to its lines (those become rejects): the database or the disk. Back
             # off, doubling up to RETRY_MAX_S, instead of hammering the same bytes.
@@ -335,6 +341,7 @@ class Tailer:
             self._scan()
         now = time.monotonic()
         total = 0
+        looks: list[tuple[tuple[int, int], Followed, float, tuple[int, int, bool]]] = []
         for key, f in list(self.followed.items()):
             if f.done or now < f.retry_at:
                 continue
@@ -347,9 +354,11 @@ class Tailer:
                 f.last_size, f.last_growth = st.st_size, now
             idle = now - f.last_growth
             take_unterminated = f.compressed or idle >= PARTIAL_LINE_WAIT_S
-            look = (st.st_size, st.st_mtime_ns, take_unterminated)
+            looks.append((key, f, idle, (st.st_size, st.st_mtime_ns, take_unterminated)))
+        changed = sum(1 for _, f, _, look in looks if look != f.looked)
+        for key, f, idle, look in looks:
             if look != f.looked:
-                total += self._read_followed(f, now, idle, take_unterminated, look)
+                total += self._read_followed(f, now, idle, look[2], look, alone=changed == 1)
             if not f.present and idle >= DRAIN_IDLE_S:
                 with contextlib.suppress(OSError):
                     os.close(f.fd)

@@ -77,6 +77,15 @@ WHERE x.sign <> 0 AND r.ts BETWEEN $a AND $b
 GROUP BY ALL
 """
 
+# Whether [a, b] holds anything the links depend on: a service line with a request id (a new
+# link) or a stored link (one that may go). Without either nothing can change, and this costs
+# a fraction of the comparison below (~1 ms against ~7 ms a batch, measured in `watch`).
+_ANY = """
+SELECT EXISTS (SELECT 1 FROM requests WHERE ts BETWEEN $a AND $b AND request_id IS NOT NULL
+                 AND list_contains($service_formats, format))
+    OR EXISTS (SELECT 1 FROM request_links WHERE ts BETWEEN $a AND $b)
+"""
+
 _SPAN = """
 SELECT min(least(ts, old_head_ts, new_head_ts)), max(greatest(ts, old_head_ts, new_head_ts))
 FROM ({changed})
@@ -107,6 +116,9 @@ class Tiers:
         The common case, nothing changed, is one read-only query; only a change materialises
         the new links (a temporary table) to write them."""
         p = self.params() | {"a": earlier(lo, self.window), "b": later(hi, self.window)}
+        any_row = con.execute(_ANY, _only(p, "a", "b", "service_formats")).fetchone()
+        if not any_row or not any_row[0]:
+            return None
         changed = _CHANGED.format(links=_LINKS)
         row = con.execute(_SPAN.format(changed=changed), p).fetchone()
         if not row or row[0] is None:

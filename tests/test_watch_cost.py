@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.sources import read_blocks
 from conflictradar.ingest.tail import FdReader
+from conflictradar.ingest.texts import Matcher
 from conflictradar.watch_stats import WatchStats
 from tests.test_watch import Harness, write
 
@@ -36,6 +39,19 @@ def _count(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     return calls
 
 
+def _count_classifications(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count classification passes over a range (in the batch's commit or after it)."""
+    calls: list[int] = []
+    real = Classifier.classify_range
+
+    def counted(self: Classifier, *args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Classifier, "classify_range", counted)
+    return calls
+
+
 def test_a_burst_of_small_appends_is_one_batch_and_one_classification(
     tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -44,7 +60,7 @@ def test_a_burst_of_small_appends_is_one_batch_and_one_classification(
     write(log, 0, 70)
     h.poll()
     reads = _count(monkeypatch, "ingest_source")
-    passes = _count(monkeypatch, "classify_pending")
+    passes = _count_classifications(monkeypatch)
     for n in range(70, 140):  # a writer flushing every line between two looks
         write(log, n, 1)
     assert h.poll() == 70
@@ -65,7 +81,7 @@ def test_a_look_that_finds_nothing_new_reads_and_classifies_nothing(
     write(log, 0, 30)
     h.poll()
     reads = _count(monkeypatch, "ingest_source")
-    passes = _count(monkeypatch, "classify_pending")
+    passes = _count_classifications(monkeypatch)
     for _ in range(5):
         assert h.poll() == 0
         assert h.tailer.poll_once(scan=False) == 0
@@ -119,3 +135,39 @@ def test_stats_report_lines_batches_latency_cpu_and_memory(
     # The next interval starts empty.
     after = stats.tick()
     assert after is not None and (after["lines"], after["batches"]) == (0, 0)
+
+
+def test_a_look_with_no_409_in_reach_skips_the_classification_query(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Successes after every 409's windows change no cause: the look stores them without the
+    classification query, and a later 409 is still explained from them."""
+    h = Harness(tmp_path, str(logs))
+    log = logs / "access.log"
+    line = '10.0.0.{c} - - [02/Jun/2025:10:{m:02d}:{s:02d} +0000] "PUT /orders/{n} HTTP/1.1" {st} 5 "-" "c"\n'
+    log.write_text("".join(line.format(c=n, m=0, s=n, n=n, st=409) for n in range(5)))
+    h.poll()
+    before = h.store.con.execute("SELECT * FROM conflicts ORDER BY line").fetchall()
+    minutes = h.store.con.execute("SELECT * FROM conflict_minutes ORDER BY ALL").fetchall()
+    assert len(before) == 5
+    queries: list[int] = []
+    real = Matcher.remember
+
+    def counted(self: Matcher, *args: Any, **kwargs: Any) -> int:
+        queries.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Matcher, "remember", counted)
+    with log.open("a") as fh:  # five minutes later: beyond every window of those 409s
+        fh.write("".join(line.format(c=9, m=5, s=n, n=100, st=200) for n in range(3)))
+    assert h.poll() == 3
+    assert queries == []
+    assert h.store.con.execute("SELECT * FROM conflicts ORDER BY line").fetchall() == before
+    assert h.store.con.execute("SELECT * FROM conflict_minutes ORDER BY ALL").fetchall() == minutes
+    with log.open("a") as fh:  # the same client's PUT again: a retry of one that succeeded
+        fh.write(line.format(c=9, m=5, s=10, n=100, st=409))
+    assert h.poll() == 1
+    assert queries == [1]
+    got = h.store.con.execute("SELECT cause FROM conflicts WHERE path = '/orders/100'").fetchall()
+    assert got == [("retry_after_success",)]
+    h.close()
