@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", metavar="ADDR",
                    help="serve Prometheus /metrics and /healthz on ADDR: PORT or HOST:PORT "
                         "(default: off; a bare PORT binds 127.0.0.1)")  # fmt: skip
+    p.add_argument("--lake", type=Path, metavar="DIR",
+                   help="also append each complete hour to the Parquet lake DIR (docs/lake.md)")  # fmt: skip
+    p.add_argument("--lake-host", metavar="NAME",
+                   help="with --lake: this host's name in the lake (default: the hostname)")  # fmt: skip
+    p.add_argument("--lake-lateness", type=float, default=300.0, metavar="SECONDS",
+                   help="with --lake: seal an hour once lines are this far past its end"
+                        " (default: 300)")  # fmt: skip
 
     p = sub.add_parser("dashboard", help="start the dashboard (Streamlit) on 127.0.0.1:8501")
     _common(p)
@@ -304,7 +311,8 @@ def cmd_sql(settings: Settings, query: str, out_format: str | None, output: Path
 
 
 def cmd_watch(settings: Settings, paths: list[str], log_format: str | None, alerts: bool,
-              verbose: int, metrics: str | None) -> int:  # fmt: skip
+              verbose: int, metrics: str | None, lake: Path | None = None,
+              lake_host: str | None = None, lake_lateness: float = 300.0) -> int:  # fmt: skip
     from conflictradar.logs import setup_logging
     from conflictradar.watch import WatchExtra, run_watch
 
@@ -314,6 +322,12 @@ def cmd_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         from conflictradar.metrics import MetricsEndpoint, parse_address
 
         extras.append(MetricsEndpoint(parse_address(metrics), settings))
+    if lake is not None:
+        from conflictradar.ingest.lake.seal import LakeSealer, default_host
+
+        if lake_lateness < 0:
+            raise UsageError("--lake-lateness must be 0 or more seconds")
+        extras.append(LakeSealer(lake, settings, lake_host or default_host(), lake_lateness))
     if "-" in paths:
         from conflictradar.spool import StdinFollower
 
@@ -411,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               args.lake, args.cluster)  # fmt: skip
         if args.command == "watch":
             return cmd_watch(_settings(args), args.paths, args.log_format, not args.no_alerts,
-                             args.verbose, args.metrics)  # fmt: skip
+                             args.verbose, args.metrics, args.lake, args.lake_host,
+                             args.lake_lateness)  # fmt: skip
         if args.command == "dashboard":
             return cmd_dashboard(_settings(args), args.host, args.port, args.lake, args.expose)
         if args.command == "alerts":

@@ -163,7 +163,7 @@ def _submit_work(client: Any, work: Work, lake: Path, ctx: Context) -> list[Any]
     ]
 
 
-def _hour_tasks(lake: Path, units: Sequence[Unit], max_rows: int = CLASSIFY_ROWS) -> list[HourTask]:
+def hour_tasks(lake: Path, units: Sequence[Unit], max_rows: int = CLASSIFY_ROWS) -> list[HourTask]:
     """Hours whose inputs (ranges with rows in the hour or the hours beside it) changed since
     their causes were last computed, grouped into runs of consecutive hours of up to about
     `max_rows` requests (one classification pass per run, not per hour)."""
@@ -323,7 +323,7 @@ def ingest_to_lake(
                 report.files.append(file_report)
                 units.extend(new)
         learn_lake_folds(lake, settings, units)
-        hour_tasks = _hour_tasks(lake, units)
+        explain = hour_tasks(lake, units)
         futures = [
             client.submit(
                 classify_hours,
@@ -332,13 +332,13 @@ def ingest_to_lake(
                 key=f"classify-{t.hours[0]}-{_digest(t.files)}",
                 retries=1,
             )
-            for t in hour_tasks
+            for t in explain
         ]
         client.gather(futures)
         # A killed worker's task may have left a temporary file; its re-run wrote the real one.
         remove_orphans(lake, units)
     report.elapsed_s = time.perf_counter() - started
-    return report, sum(len(t.hours) for t in hour_tasks)
+    return report, sum(len(t.hours) for t in explain)
 
 
 def run_lake_ingest(
