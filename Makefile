@@ -31,12 +31,14 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 # Figures and ratios against references measured in the same run (never asserted in tests).
+# The lake bench generates LAKE_LINES lines under /tmp (several GB at 20M; deleted afterwards).
+LAKE_LINES ?= 20000000
 bench: $(STAMP)
 	$(BIN)/python -u -m bench            # ingest, realistic and uniform files: vs wc -l, DuckDB scan, GoAccess
 	$(BIN)/python -u -m bench.watch      # watch: append->visible latency under readers; throughput
 	$(BIN)/python -u -m bench.watch_cost # watch cost: CPU% of a core, RSS, latency at 100/1k/10k lines/s
 	$(BIN)/python -u -m bench.dashboard  # dashboard: data-fetch time per page on 10M requests
-	$(BIN)/python -u -m bench.lake       # lake: Dask ingest on 1 and 2 workers vs one machine; reads
+	$(BIN)/python -u -m bench.lake --lines $(LAKE_LINES)  # lake: Dask ingest, 1 and 2 workers vs one machine; reads
 	$(BIN)/python -u -m bench.alerts     # alerts: 409 spike -> Slack-format receiver latency
 
 eval: $(STAMP)

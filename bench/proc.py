@@ -17,6 +17,7 @@ class Run:
     peak_rss_mb: float
     returncode: int
     stdout: str
+    cpu_s: float = 0.0  # user + system CPU of the child and the children it waited for
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
@@ -33,7 +34,8 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
         if proc.returncode != 0:
             tail = err.read().decode(errors="replace")[-500:]
             print(f"bench: {' '.join(cmd[:3])} failed ({proc.returncode}): {tail}", file=sys.stderr)
-    return Run(elapsed, usage.ru_maxrss / 1024, proc.returncode, stdout)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(elapsed, usage.ru_maxrss / 1024, proc.returncode, stdout, cpu)
 
 
 def ensure_debian_package(binary: str, package: str) -> str | None:

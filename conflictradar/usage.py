@@ -43,6 +43,7 @@ exits 1 when a path yields no request: format not recognised, or every line reje
   conflictradar watch /var/log/nginx/ /var/log/traefik/access.json
   conflictradar watch '/var/log/nginx/access.log*' --metrics 127.0.0.1:9409
   kubectl logs -f deploy/api | conflictradar watch -
+  conflictradar watch /var/log/nginx/ --lake /mnt/lake --lake-host gw-a   # + sealed hours
 
 `-` reads standard input (spooled next to the database, so a restart loses nothing that
 reached the spool) and stops once standard input ends and every line is stored.""",
@@ -67,6 +68,7 @@ exits 0 when every channel accepted the test message, 1 otherwise.""",
     "alerts check": f"""examples:
   conflictradar alerts check
   conflictradar alerts check || page-oncall   # non-zero: firing (3) or failed (1)
+  conflictradar alerts check --lake /mnt/lake --db /srv/lake-alerts.duckdb
 
 {EXIT_CODES}""",
     "alerts backtest": """examples:

@@ -228,42 +228,42 @@ def test_generated_multi_host_set_in_byte_ranges(cluster: Cluster, tmp_path: Pat
     assert _files(lake) == before
 
 
-def test_killed_worker_mid_job_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_killed_worker_mid_job_loses_and_doubles_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    """SIGKILL a worker process mid-task (its nanny starts a new one, as a supervisor would)."""
     from distributed import Client
 
     logs, lake, db = tmp_path / "logs", tmp_path / "lake", tmp_path / "one.duckdb"
     write_batch(logs, seed=11, lines=4_000, start_us=parse_start("2025-06-02T08:00:00Z"), hours=2)
     inputs = sorted(p for p in logs.iterdir() if p.suffix in (".log", ".jsonl"))
-    with dask_cluster(tmp_path / "dask", workers=2, nanny=False) as c:
-        outcome: dict[str, object] = {}
+    outcome: dict[str, object] = {}
 
-        def run() -> None:
-            try:
-                outcome["parsed"] = _lake(c.address, inputs, lake, split=32 << 10)[0]
-            except BaseException as exc:  # reported by the assertion below
-                outcome["error"] = exc
+    def run() -> None:
+        try:
+            outcome["parsed"] = _lake(cluster.address, inputs, lake, split=32 << 10)[0]
+        except BaseException as exc:  # reported by the assertion below
+            outcome["error"] = exc
 
-        job = threading.Thread(target=run)
-        with Client(c.address, timeout="30s") as client:
-            pids = client.run(os.getpid)
-            job.start()
-            victim = None
-            deadline = time.monotonic() + 300
-            while victim is None and time.monotonic() < deadline and job.is_alive():
-                # A worker in the middle of parsing a range (not just detecting formats).
-                busy = [
-                    w for w, keys in client.processing().items()
-                    if any(str(k).startswith("parse-") for k in keys)
-                ]  # fmt: skip
-                if busy:
-                    victim = busy[0]
-                    os.kill(pids[victim], signal.SIGKILL)
-                time.sleep(0.05)
-        job.join(300)
-        assert victim is not None, "the job ended before a worker could be killed mid-task"
-        assert not job.is_alive()
-        assert "error" not in outcome, outcome.get("error")
-        assert outcome["parsed"] == 4_000
+    job = threading.Thread(target=run)
+    with Client(cluster.address, timeout="30s") as client:
+        pids = client.run(os.getpid)
+        job.start()
+        victim = None
+        deadline = time.monotonic() + 300
+        while victim is None and time.monotonic() < deadline and job.is_alive():
+            # A worker in the middle of parsing a range (not just detecting formats).
+            busy = [
+                w for w, keys in client.processing().items()
+                if any(str(k).startswith("parse-") for k in keys)
+            ]  # fmt: skip
+            if busy:
+                victim = busy[0]
+                os.kill(pids[victim], signal.SIGKILL)
+            time.sleep(0.05)
+    job.join(300)
+    assert victim is not None, "the job ended before a worker could be killed mid-task"
+    assert not job.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["parsed"] == 4_000
     _one_machine(inputs, db)
     assert_same(lake, db)
     assert not list(layout.temp_files(lake))

@@ -192,8 +192,9 @@ def seal_hours(con: Any, lake: Path, settings: Settings, host: str,
 @dataclass
 class LakeSealer:
     """The `watch` extra (`conflictradar.watch.WatchExtra`) that seals hours into a lake, on a
-    thread of its own: a look at start, then every SEAL_EVERY_S while lines arrive, and on a
-    quiet host once the wall clock passes the end of its newest hour plus the allowance."""
+    thread of its own: a look once the first poll is stored, then at most every SEAL_EVERY_S
+    while lines arrive, and on a quiet host once the wall clock passes the end of its newest
+    hour plus the allowance."""
 
     lake: Path
     settings: Settings
@@ -209,6 +210,8 @@ class LakeSealer:
     _due: datetime | None = None  # when a quiet host's newest hour is complete
     _newest: datetime | None = None  # the newest row seen
     _looked: bool = False
+    _last_look: float = 0.0
+    _wake: threading.Event = field(default_factory=threading.Event)
 
     def start(self, store: Store, ingester: object, stop: threading.Event) -> None:
         self._store = store
@@ -216,33 +219,41 @@ class LakeSealer:
         self._thread.start()
 
     def on_batch(self, lines: int) -> None:
+        """Called after every poll: the first (the catch-up read at start) and then any batch
+        with lines at most every `every_s` wake the sealer at once."""
         if lines:
             self._fresh = True
             self._last_lines = time.monotonic()
+        if not self._looked or (lines and time.monotonic() - self._last_look >= self.every_s):
+            self._wake.set()
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(60.0)
 
     def _run(self) -> None:
+        self._wake.wait()  # the first poll's catch-up is in the database
         while not self._stop.is_set():
+            self._wake.clear()
             idle = time.monotonic() - self._last_lines >= self.lateness_s
             wall = datetime.now(UTC)
             if self._fresh or (idle and self._due is not None and wall >= self._due):
                 self._fresh = False
+                self._last_look = time.monotonic()
+                first, self._looked = not self._looked, True
                 try:
                     keys = self.look(idle, wall)
-                    if keys or not self._looked:
+                    if keys or first:
                         log.info("lake look", extra={"lake": str(self.lake), "sealed": keys})
-                    self._looked = True
                 except ConflictRadarError as exc:  # another writer has the lake: next time
                     log.warning("lake busy", extra={"lake": str(self.lake), "error": str(exc)})
                     self._fresh = True
                 except Exception as exc:  # sealing trouble must never stop ingest
                     log.error("lake seal failed", extra={"lake": str(self.lake), "error": str(exc)})
                     self._fresh = True
-            self._stop.wait(self.every_s)
+            self._wake.wait(self.every_s)
 
     def look(self, idle: bool, wall: datetime) -> list[str]:
         """Seal what is due; the hour keys written."""
