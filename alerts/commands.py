@@ -63,7 +63,7 @@ def parse_step(text: str, option: str = "--step") -> timedelta:
 
 
 def _report(s: Settled, kind: str, out: TextIO) -> None:
-    mark = {"delivered": "ok  ", "queued": "wait"}.get(s.state.value, "FAIL")
+    mark = {"delivered": "ok  ", "queued": "wait", "sending": "wait"}.get(s.state.value, "FAIL")
     detail = s.error or ""
     status = f"HTTP {s.status}" if s.status is not None and "HTTP" not in detail else ""
     if s.state is DeliveryState.QUEUED and s.next_attempt_at is not None:
@@ -159,6 +159,8 @@ def check_now(
     watcher's engine) its sender does, and this waits for what this evaluation queued."""
     events, queued = engine.evaluate_queued(now)
     results = engine.settle(None if own_outbox else queued, wait_s)
+    if not own_outbox:  # and what the watcher is still retrying, as a standalone check shows it
+        results = {**engine.open_states(), **results}
     still_open = engine.open_deliveries()
     firing = engine.firing()
     rules = ", ".join(r.name for r in engine.config.rules)

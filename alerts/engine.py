@@ -257,6 +257,10 @@ class AlertEngine:
     def next_due(self) -> datetime | None:
         return self._outbox.next_due()
 
+    def open_states(self) -> dict[str, Settled]:
+        """Where each delivery still queued or under way stands (its last attempt's outcome)."""
+        return self._outbox.open_states()
+
     def open_deliveries(self) -> int:
         """Deliveries still queued or under way."""
         return self._outbox.open_count()

@@ -195,10 +195,17 @@ class Outbox:
 
     def states(self, keys: Collection[str]) -> dict[str, Settled]:
         """Where the given deliveries stand now (for one sent by another thread)."""
+        return self._states("list_contains($keys, key)", {"keys": list(keys)})
+
+    def open_states(self) -> dict[str, Settled]:
+        """Where the deliveries still queued or under way stand, oldest first."""
+        return self._states("state IN ('queued', 'sending')")
+
+    def _states(self, where: str, params: object = None) -> dict[str, Settled]:
         rows = self._rows(
             "SELECT key, channel, notification_id, attempts, state, last_status, last_error,"
-            " next_attempt_at FROM alert_outbox WHERE list_contains($keys, key)",
-            {"keys": list(keys)},
+            f" next_attempt_at FROM alert_outbox WHERE {where} ORDER BY created, key",
+            params,
         )
         return {
             key: Settled(

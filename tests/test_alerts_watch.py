@@ -42,6 +42,7 @@ min_count = 5
 window = "5m"
 for = "0s"
 """
+RETRIED = "SELECT count(*) FROM deliveries WHERE outcome = 'retry'"
 LINE = '10.0.0.{n} - - [{ts}] "PUT /orders/{n} HTTP/1.1" {status} 5 "-" "sdk/1"\n'
 
 
@@ -133,13 +134,23 @@ def test_alerts_check_during_watch_answers_as_without_it(watch: Watch, receiver:
     assert quiet.returncode == 0, quiet.stderr
     assert "evaluated 1 rules at" in quiet.stdout and "409s now" in quiet.stdout
 
+    # The receiver down while a spike arrives: the watcher's own evaluation fires, its delivery
+    # fails and is retried; `check` says firing (3) and shows the failing delivery.
+    receiver.stop()
     watch.write([409] * 8)
-    # The watcher's own evaluation fires and delivers it.
+    assert wait_for(lambda: watch.count(RETRIED) >= 1, 60)
+    during = watch.cli("check", "--wait", "1s")
+    assert during.returncode == 3, during.stderr  # EXIT_FIRING
+    assert "1 alerts firing" in during.stdout
+    (failing,) = [line for line in during.stdout.splitlines() if " hook (webhook)" in line]
+    assert failing.startswith("wait hook (webhook): ") and "network error" in failing
+    # Up again: the watcher's retry delivers it, once.
+    receiver.start()
     assert wait_for(lambda: len(receiver.requests) == 1, 60)
     assert receiver.requests[0].json()["status"] == "firing"
     during = watch.cli("check")
-    assert during.returncode == 3, during.stderr  # EXIT_FIRING
-    assert "1 alerts firing" in during.stdout
+    assert during.returncode == 3, during.stderr
+    assert "1 alerts firing" in during.stdout and "no alert changed state" in during.stdout
 
     assert "Traceback" not in watch.stop()
     # The same database without the watcher: this process opens it and answers the same.
