@@ -28,6 +28,7 @@ lint: $(STAMP) mypy-tree
 	$(BIN)/mypy
 
 test: $(STAMP) lint
+	$(BIN)/python -m tests.system_packages   # Chromium, Prometheus, Alertmanager from Debian when missing
 	$(BIN)/python -m pytest -q
 
 # Figures and ratios against references measured in the same run (never asserted in tests).

@@ -3,8 +3,6 @@ alerts arrive through its API with our fingerprint, silences apply, and resolvin
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from conflictradar.alerts.outbox import DeliveryState
 from conflictradar.alerts.webhook import fingerprint
 from conflictradar.dashboard.server import stop_process
 from tests.kit import free_port
+from tests.system_packages import ensure
 from tests.test_alerts_kit import Db, db, utc_minute, wait_for
 
 __all__ = ["db"]
@@ -36,21 +35,7 @@ receivers:
 
 
 def alertmanager_binary() -> str | None:
-    found = shutil.which(PACKAGE) or shutil.which("alertmanager")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print(f"\ninstalling Debian package {PACKAGE} for the Alertmanager test ...", file=sys.stderr)
-    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", PACKAGE],
-        env=env,
-        capture_output=True,
-        timeout=600,
-    )
-    return shutil.which(PACKAGE) or shutil.which("alertmanager")
+    return ensure(PACKAGE)[PACKAGE]
 
 
 @pytest.fixture(scope="module")

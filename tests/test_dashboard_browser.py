@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -27,6 +26,7 @@ from conflictradar.dashboard.server import start_dashboard, stop_process
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.store import Store
 from tests.kit import free_port
+from tests.system_packages import ensure
 from tests.test_dashboard_data import build_db
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,22 +73,11 @@ READY_JS = """(() => {
 
 
 def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    install = "apt-get update && apt-get install -y chromium chromium-driver"
-    proc = subprocess.run(
-        ["sh", "-c", install],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-    )
-    found = shutil.which("chromium")
+    found = ensure("chromium")["chromium"]
     if not found:
         pytest.skip(
-            f"NO BROWSER TEST: chromium is missing and `{install}` failed "
-            f"(exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+            "NO BROWSER TEST: chromium is missing and could not be installed from Debian"
+            " (chromium, chromium-driver; see the reason printed above)"
         )
     return found
 

@@ -4,7 +4,6 @@ returns the 409 series by endpoint and cause with the same totals as `conflictra
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from conflictradar.ingest.errors import UsageError
 from conflictradar.ingest.metric_reads import MetricCounts
 from conflictradar.metrics import OTHER, EndpointLabels, LiveStats, StoreCollector, parse_address
 from tests.kit import free_port
+from tests.system_packages import ensure
 
 DATA = Path(__file__).resolve().parents[1] / "sample_logs" / "data"
 FILES = ("orders-gw-a.log", "orders-gw-b.log", "payments-apigw.jsonl", "documents-envoy.log")
@@ -27,17 +27,7 @@ PACKAGE = "prometheus"
 
 
 def prometheus_binary() -> str | None:
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print(f"\ninstalling Debian package {PACKAGE} for the metrics test ...", file=sys.stderr)
-    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", PACKAGE],
-                   env=env, capture_output=True, timeout=600)  # fmt: skip
-    return shutil.which("prometheus")
+    return ensure("prometheus")["prometheus"]
 
 
 def wait_until(check: object, timeout_s: float, what: str) -> object:
