@@ -16,3 +16,16 @@ def real_logs() -> Path:
     if not REAL_LOGS.is_dir():
         pytest.fail(f"real logs not found at {REAL_LOGS}: the repository must sit beside shared/")
     return REAL_LOGS
+
+
+# The longest test files, sent to a worker first under `make test`'s two pytest-xdist workers
+# (`--dist loadfile`): started last, the demo alone would leave one worker idle for minutes.
+SLOW_FIRST = ("test_demo.py", "test_watch_faults.py", "test_wheel.py", "test_dashboard_browser.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
