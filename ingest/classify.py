@@ -256,10 +256,11 @@ class Classifier:
             lo, hi = min(lo, changed[0]), max(hi, changed[1])
         hi = later(hi, self.window)
         bounds: dict[str, object] = {"lo": lo, "hi": hi}
-        conflicts, linked = self._range_holds(con, bounds)
+        conflicts, linked, texts = self._range_holds(con, bounds)
         if not conflicts:
             return  # no 409 to explain and none explained here: nothing can change
-        self.rules.matcher.remember(con, TEXTS_SQL, _used(TEXTS_SQL, self.params(lo, hi)))
+        if texts:  # else no text the query can meet: nothing to match
+            self.rules.matcher.remember(con, TEXTS_SQL, _used(TEXTS_SQL, self.params(lo, hi)))
         con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
         sql = self.sql if linked else self.sql_unlinked
         con.execute(f"INSERT INTO conflicts ({CONFLICT_COLUMNS}) " + sql, self.params(lo, hi, sql))
@@ -279,22 +280,25 @@ class Classifier:
 
     def _range_holds(
         self, con: duckdb.DuckDBPyConnection, bounds: dict[str, object]
-    ) -> tuple[bool, bool]:
+    ) -> tuple[bool, bool, bool]:
         """(whether [lo, hi] holds a 409 line or an explained 409, whether the query for it
-        can meet a link). Without a 409, explaining the range again deletes nothing, inserts
+        can meet a link, whether it can meet an error text). Without a 409, explaining the range again deletes nothing, inserts
         nothing and re-counts minutes unchanged: a batch of successes after the latest 409s'
         windows (most batches of a live log with few 409s) skips the classification query
         (~50 ms of planning alone). Without a link among the lines the query reads (from lo -
-        window) or heads in range, the query without links gives the same rows."""
+        window) or heads in range, the query without links gives the same rows. Without a
+        text among the lines it can join (TEXTS_SQL), there is no text to match first."""
         row = con.execute(
             "SELECT EXISTS (SELECT 1 FROM requests WHERE status = 409 AND ts BETWEEN $lo AND $hi)"
             " OR EXISTS (SELECT 1 FROM conflicts WHERE ts BETWEEN $lo AND $hi),"
             " EXISTS (SELECT 1 FROM request_links"
             " WHERE ts BETWEEN $lo - to_microseconds($window_us) AND $hi"
-            " OR head_ts BETWEEN $lo AND $hi)",
-            bounds | {"window_us": max(self.rules.retry_us, self.rules.race_us)},
-        ).fetchone()
-        return (bool(row[0]), bool(row[1])) if row else (True, True)
+            " OR head_ts BETWEEN $lo AND $hi),"
+            f" EXISTS ({TEXTS_SQL})",
+            bounds | {"window_us": max(self.rules.retry_us, self.rules.race_us),
+                      "join_us": self.rules.tiers.join_us},
+        ).fetchone()  # fmt: skip
+        return (bool(row[0]), bool(row[1]), bool(row[2])) if row else (True, True, True)
 
     def mark_pending(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
         """Record, in the batch's transaction, that [lo, hi] still needs classifying."""

@@ -14,7 +14,6 @@ from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.sources import read_blocks
 from conflictradar.ingest.tail import FdReader
-from conflictradar.ingest.texts import Matcher
 from conflictradar.watch_stats import WatchStats
 from tests.test_watch import Harness, write
 
@@ -150,14 +149,15 @@ def test_a_look_with_no_409_in_reach_skips_the_classification_query(
     before = h.store.con.execute("SELECT * FROM conflicts ORDER BY line").fetchall()
     minutes = h.store.con.execute("SELECT * FROM conflict_minutes ORDER BY ALL").fetchall()
     assert len(before) == 5
-    queries: list[int] = []
-    real = Matcher.remember
+    queries: list[int] = []  # classification queries run (their parameters are asked for)
+    real = Classifier.params
 
-    def counted(self: Matcher, *args: Any, **kwargs: Any) -> int:
-        queries.append(1)
+    def counted(self: Classifier, *args: Any, **kwargs: Any) -> dict[str, object]:
+        if len(args) > 2:
+            queries.append(1)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Matcher, "remember", counted)
+    monkeypatch.setattr(Classifier, "params", counted)
     with log.open("a") as fh:  # five minutes later: beyond every window of those 409s
         fh.write("".join(line.format(c=9, m=5, s=n, n=100, st=200) for n in range(3)))
     assert h.poll() == 3
