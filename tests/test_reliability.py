@@ -284,10 +284,11 @@ def test_a_classification_range_that_keeps_failing_is_quarantined(tmp_path: Path
         store.con.execute("INSERT INTO classify_pending SELECT min(ts), max(ts) FROM requests")
         classifier = Classifier(settings.classify)
         poisoned = "/orders/350"
-        classifier.sql = (
-            f"SELECT * FROM ({classifier.sql}) WHERE CASE WHEN path = '{poisoned}'"
-            " THEN error('the rule cannot handle this row') ELSE true END"
-        )
+        for form in ("sql", "sql_unlinked"):  # the query with and without the link joins
+            setattr(classifier, form, (
+                f"SELECT * FROM ({getattr(classifier, form)}) WHERE CASE WHEN path = '{poisoned}'"
+                " THEN error('the rule cannot handle this row') ELSE true END"
+            ))  # fmt: skip
         classifier.classify_pending(store.con)
         quarantined = store.con.execute("SELECT lo, hi, reason FROM classify_quarantine").fetchall()
         explained = store.con.execute("SELECT count(*) FROM conflicts").fetchone()
