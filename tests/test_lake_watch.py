@@ -16,6 +16,7 @@ from conflictradar.cli import main
 from conflictradar.dashboard.server import stop_process
 from conflictradar.ingest.lake import layout
 from conflictradar.ingest.lake.manifest import load_units
+from conflictradar.ingest.lake.seal import HourCount, due_hours
 from conflictradar.ingest.pipeline import Ingester, expand_paths
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.store import Store
@@ -155,3 +156,19 @@ def test_a_second_host_settles_the_causes_of_the_window(
         " GROUP BY 1 ORDER BY 1"
     )
     assert lake_sql(causes, lake, capsys).splitlines()[1:] == db_sql(one, causes).splitlines()
+
+
+def test_which_hours_are_due() -> None:
+    """Complete = the newest line is past the hour's end plus the allowance; on a quiet host,
+    the wall clock is. Sealed hours are due again only with more rows than were sealed."""
+    ten = int(HOUR.timestamp()) // 3600
+    counts = [HourCount(ten, 600), HourCount(ten + 1, 25)]
+    lateness = timedelta(seconds=60)
+    newest = HOUR + timedelta(hours=1, seconds=59)
+    wall = HOUR + timedelta(hours=5)
+    assert due_hours(counts, newest, wall, False, lateness, {}) == []
+    newest += timedelta(seconds=1)
+    assert due_hours(counts, newest, wall, False, lateness, {}) == [counts[0]]
+    assert due_hours(counts, newest, wall, False, lateness, {KEY: 600}) == []
+    assert due_hours(counts, newest, wall, False, lateness, {KEY: 599}) == [counts[0]]
+    assert due_hours(counts, newest, wall, True, lateness, {KEY: 600}) == [counts[1]]

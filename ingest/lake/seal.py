@@ -92,16 +92,20 @@ def seal_hour(con: Any, lake: Path, sid: str, host: str, index: int,
     """Write one hour of the database as a unit of the lake (files, then the record)."""
     lo, hi = _hour(index), _hour(index + 1)
     cols = ", ".join(REQUEST_COLUMNS)
-    requests = _frame(
-        con, f"SELECT {cols} FROM requests WHERE ts >= ? AND ts < ? ORDER BY ts, file, line",
-        [lo, hi],
-    )  # fmt: skip
-    lines = _frame(
-        con,
-        "SELECT file, line, ts, raw FROM conflict_lines WHERE ts >= ? AND ts < ?"
-        " ORDER BY ts, file, line",
-        [lo, hi],
-    )
+    con.execute("BEGIN TRANSACTION")  # one snapshot: a batch committed meanwhile is in neither
+    try:
+        requests = _frame(
+            con, f"SELECT {cols} FROM requests WHERE ts >= ? AND ts < ? ORDER BY ts, file, line",
+            [lo, hi],
+        )  # fmt: skip
+        lines = _frame(
+            con,
+            "SELECT file, line, ts, raw FROM conflict_lines WHERE ts >= ? AND ts < ?"
+            " ORDER BY ts, file, line",
+            [lo, hi],
+        )
+    finally:
+        con.execute("ROLLBACK")
     qualified = (pl.lit(f"{host}:") + pl.col("file")).alias("file")
     utc = pl.col("ts").dt.convert_time_zone("UTC")
     requests = requests.with_columns(qualified, utc)
