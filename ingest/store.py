@@ -446,16 +446,17 @@ class Store:
         """Store a file's record: an UPDATE for a file already stored (every batch but a file's
         first; the INSERT ... ON CONFLICT form cost ~7 ms a batch against ~1-2 ms), else an
         INSERT."""
+        values = [
+            rec.path, rec.dev, rec.inode, rec.fp_len, rec.fp_hash, rec.read_offset, rec.lines,
+            rec.tail_start, rec.tail_line, rec.format, rec.envelope, rec.parser_state,
+            rec.compressed,
+        ]  # fmt: skip
         row = self.con.execute(
             "UPDATE files SET path = ?, dev = ?, inode = ?, fp_len = ?, fp_hash = ?,"
             " read_offset = ?, lines = ?, tail_start = ?, tail_line = ?, format = ?,"
             " envelope = ?, parser_state = ?, compressed = ?, updated = now() WHERE file_id = ?",
-            [
-                rec.path, rec.dev, rec.inode, rec.fp_len, rec.fp_hash, rec.read_offset,
-                rec.lines, rec.tail_start, rec.tail_line, rec.format, rec.envelope,
-                rec.parser_state, rec.compressed, rec.file_id,
-            ],
-        ).fetchone()  # fmt: skip
+            [*values, rec.file_id],
+        ).fetchone()
         if row and row[0]:
             return
         self.con.execute(
@@ -467,12 +468,8 @@ class Store:
             " format = excluded.format, envelope = excluded.envelope,"
             " parser_state = excluded.parser_state, compressed = excluded.compressed,"
             " updated = now()",
-            [
-                rec.file_id, rec.path, rec.dev, rec.inode, rec.fp_len, rec.fp_hash,
-                rec.read_offset, rec.lines, rec.tail_start, rec.tail_line, rec.format,
-                rec.envelope, rec.parser_state, rec.compressed,
-            ],
-        )  # fmt: skip
+            [rec.file_id, *values],
+        )
 
     # -- batches ---------------------------------------------------------------------------
 
