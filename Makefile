@@ -29,7 +29,7 @@ lint: $(STAMP) mypy-tree
 
 test: $(STAMP) lint
 	$(BIN)/python -m tests.system_packages   # Chromium, Prometheus, Alertmanager from Debian when missing
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile   # two workers: much of the suite waits on subprocesses
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder   # two workers, longest files first (tests/conftest.py)
 
 # Figures and ratios against references measured in the same run (never asserted in tests).
 # The lake bench generates LAKE_LINES lines under /tmp (several GB at 20M; deleted afterwards).
