@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 import polars as pl
 
 from conflictradar.ingest import endpoints, envelopes
+from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.formats import Format, ParserState
 from conflictradar.ingest.lines import newline_positions, split_lines
 from conflictradar.ingest.schema import empty, stray_times, time_problem
 from conflictradar.ingest.settings import Settings
-from conflictradar.ingest.store import REQUEST_COLUMNS, Store, minute_rollup
+from conflictradar.ingest.store import Store, minute_rollup
 from conflictradar.ingest.timestamps import local_zone
 
 RAW_LIMIT = 2048  # characters of a rejected line kept in `rejects.raw`

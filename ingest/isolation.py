@@ -18,10 +18,11 @@ import duckdb
 import polars as pl
 
 from conflictradar.ingest.blocks import RAW_LIMIT, Parsed
+from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.errors import DatabaseLockedError
 from conflictradar.ingest.lines import newline_positions, split_lines
 from conflictradar.ingest.schema import empty
-from conflictradar.ingest.store import REQUEST_COLUMNS, AfterInsert, Batch, Store, minute_rollup
+from conflictradar.ingest.store import AfterInsert, Batch, Store, minute_rollup
 
 log = logging.getLogger("conflictradar.ingest")
 

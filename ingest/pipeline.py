@@ -44,12 +44,7 @@ from conflictradar.ingest.sources import (
     open_bytes,
     read_blocks,
 )
-from conflictradar.ingest.store import (
-    AfterInsert,
-    Batch,
-    FileRecord,
-    Store,
-)
+from conflictradar.ingest.store import AfterInsert, Batch, FileRecord, Store
 
 # One-shot ingest marks each batch's time range pending and explains the 409s in bulk, after
 # this many rows and at the end: one pass over a long range costs far less than a pass per

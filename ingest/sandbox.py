@@ -38,9 +38,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from conflictradar.ingest.database import connect
 from conflictradar.ingest.errors import DatabaseError, QueryRefusedError
 from conflictradar.ingest.settings import SqlSettings
-from conflictradar.ingest.store import connect
 
 Params = Sequence[object] | Mapping[str, object] | None
 

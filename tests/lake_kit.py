@@ -16,9 +16,9 @@ import duckdb
 import polars as pl
 
 from conflictradar.dashboard.server import stop_process
+from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.lake.reader import LakeReader
 from conflictradar.ingest.settings import SqlSettings
-from conflictradar.ingest.store import REQUEST_COLUMNS
 from tests.kit import free_port
 
 DASK = str(Path(sys.executable).with_name("dask"))

@@ -20,8 +20,9 @@ import pytest
 
 from conflictradar.ingest.alert_settings import parse_alert_settings
 from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.settings import Settings
-from conflictradar.ingest.store import REQUEST_COLUMNS, Store
+from conflictradar.ingest.store import Store
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ import pytest
 
 from conflictradar.ingest.catalogue import CATALOGUE, Entry, systems
 from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.settings import ClassifySettings, load_settings
-from conflictradar.ingest.store import REQUEST_COLUMNS, Store
+from conflictradar.ingest.store import Store
 from conflictradar.ingest.texts import Matcher, normalise, normalised
 from tests.test_classify import Req, rows
 

@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 
 from conflictradar.ingest.classify import Classifier, keyword_pattern
+from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.settings import ClassifySettings, load_settings
-from conflictradar.ingest.store import REQUEST_COLUMNS, Store
+from conflictradar.ingest.store import Store
 
 T0 = datetime(2025, 6, 2, 10, 0, 0, tzinfo=UTC)
 UA = "sdk/1.0"

@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from conflictradar.ingest.causes import CAUSES
+from conflictradar.ingest.database import DDL
 from conflictradar.ingest.endpoints import Fold
 from conflictradar.ingest.errors import DatabaseError
 from conflictradar.ingest.lake import layout
@@ -35,7 +36,6 @@ from conflictradar.ingest.sandbox import (
     uncapped,
 )
 from conflictradar.ingest.settings import SqlSettings
-from conflictradar.ingest.store import DDL
 
 Params = Sequence[object] | Mapping[str, object] | None
 HIVE_TYPES = {"date": "DATE", "hour": "INTEGER", "source": "VARCHAR"}

@@ -31,13 +31,14 @@ from typing import Any
 
 import polars as pl
 
+from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.errors import ConflictRadarError
 from conflictradar.ingest.lake import layout
 from conflictradar.ingest.lake.cluster import hour_tasks, lake_lock
 from conflictradar.ingest.lake.manifest import Unit, commit_unit, load_units, unit_record
 from conflictradar.ingest.lake.tasks import classify_hours
 from conflictradar.ingest.settings import Settings
-from conflictradar.ingest.store import REQUEST_COLUMNS, Store, minute_rollup
+from conflictradar.ingest.store import Store, minute_rollup
 
 log = logging.getLogger("conflictradar.watch.lake")
 

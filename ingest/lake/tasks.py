@@ -19,13 +19,14 @@ import polars as pl
 
 from conflictradar.ingest.blocks import Context, Parsed, parse_block
 from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.database import DDL, REQUEST_COLUMNS
 from conflictradar.ingest.errors import InputError
 from conflictradar.ingest.formats import ParserState, get_format
 from conflictradar.ingest.lake import layout
 from conflictradar.ingest.lake.manifest import Unit, commit_unit
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.sources import fingerprint, open_bytes, read_blocks
-from conflictradar.ingest.store import DDL, REQUEST_COLUMNS, minute_rollup
+from conflictradar.ingest.store import minute_rollup
 
 COUNT_CHUNK = 16 << 20
 
