@@ -151,7 +151,7 @@ def test_demo_pages_once_per_spike_and_resolves(tmp_path: Path, receiver: Receiv
         msgs, spikes, _ = run_demo(tmp_path, receiver, FULL_CONFIG, 150, 2.0, 99,
                                    FULL_MINUTES * 60)  # fmt: skip
     else:
-        msgs, spikes, _ = run_demo(tmp_path, receiver, COMPRESSED_CONFIG, 60, 1.0, 1, 270)
+        msgs, spikes, _ = run_demo(tmp_path, receiver, COMPRESSED_CONFIG, 120, 1.0, 1, 330)
         spikes = spikes[:1]
     for m in msgs:
         print(m.at.isoformat(timespec="seconds"), m.status, m.text[:200])
