@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -44,3 +46,12 @@ def query_db(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def check_golden(target: Path, got: list[dict[str, Any]]) -> None:
+    """`got` equals the golden file `target` (one row per line, so a diff points at the log
+    line that changed); with UPDATE_GOLDEN=1 the file is rewritten first."""
+    if os.environ.get("UPDATE_GOLDEN"):
+        text = ",\n ".join(json.dumps(r, ensure_ascii=False) for r in got)
+        target.write_text(f"[\n {text}\n]\n")
+    assert got == json.loads(target.read_text())

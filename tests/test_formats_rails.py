@@ -19,7 +19,6 @@ Golden files in tests/golden/servers (regenerate with `UPDATE_GOLDEN=1`, then re
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from conflictradar.ingest.formats import ParserState, get_format
 from conflictradar.ingest.pipeline import Ingester, expand_paths
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
-from tests.kit import read_lines
+from tests.kit import check_golden, read_lines
 from tests.test_formats_servers import rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "servers"
@@ -55,12 +54,7 @@ def test_golden(name: str) -> None:
     lines = read_lines(GOLDEN / f"{name}.log")
     frame = parse([line or "" for line in lines])
     assert frame.height == len(lines)
-    got = rows(frame)
-    target = GOLDEN / f"{name}.json"
-    if os.environ.get("UPDATE_GOLDEN"):
-        text = ",\n ".join(json.dumps(r, ensure_ascii=False) for r in got)
-        target.write_text(f"[\n {text}\n]\n")
-    assert got == json.loads(target.read_text())
+    check_golden(GOLDEN / f"{name}.json", rows(frame))
 
 
 def test_one_request_row_on_the_completed_line_the_rest_skipped() -> None:

@@ -29,7 +29,6 @@ then read the diff. Where each input line comes from:
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import pytest
 
 from conflictradar.ingest import detect, schema
 from conflictradar.ingest.formats import ParserState, UnknownFormatError, get_format
-from tests.kit import query_db, read_lines
+from tests.kit import check_golden, query_db, read_lines
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "servers"
 SERVERS = Path(__file__).resolve().parents[1] / "sample_logs" / "servers"
@@ -82,12 +81,7 @@ def test_golden(name: str) -> None:
     lines = read_lines(GOLDEN / f"{name}.log")
     frame = parse(CASES[name], lines)
     assert frame.height == len(lines)
-    got = rows(frame)
-    target = GOLDEN / f"{name}.json"
-    if os.environ.get("UPDATE_GOLDEN"):
-        text = ",\n ".join(json.dumps(r, ensure_ascii=False) for r in got)
-        target.write_text(f"[\n {text}\n]\n")
-    assert got == json.loads(target.read_text())
+    check_golden(GOLDEN / f"{name}.json", rows(frame))
 
 
 @pytest.mark.parametrize("spec", sorted(CASES.values()))

@@ -19,6 +19,7 @@ from conflictradar.ingest.served_reader import connect_served
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 from conflictradar.ingest.tail import Tailer
+from tests.watcher import wait_for
 
 LINE = '10.0.0.{c} - - [02/Jun/2025:10:00:{s:02d} +0000] "PUT /orders/{n}?seq={n} HTTP/1.1" {st} 5 "-" "c"\n'
 
@@ -175,15 +176,6 @@ def _start_watch(db: Path, *paths: Path) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _wait_for(cond, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def test_watch_serves_reads_refuses_a_second_watch_and_stops_cleanly(tmp_path: Path,
                                                                     logs: Path) -> None:  # fmt: skip
     db = tmp_path / "w.duckdb"
@@ -191,14 +183,14 @@ def test_watch_serves_reads_refuses_a_second_watch_and_stops_cleanly(tmp_path: P
     proc = _start_watch(db, logs)
     try:
         settings = load_settings(db=db, env={})
-        _wait_for(lambda: connect_served(db, settings.sql, wait_s=0) is not None)
+        wait_for(lambda: connect_served(db, settings.sql, wait_s=0) is not None, timeout=30.0)
 
         def rows() -> int:
             return int(open_reader(settings).query("SELECT count(*) FROM requests")[0][0].as_py())
 
-        _wait_for(lambda: rows() == 50)
+        wait_for(lambda: rows() == 50, timeout=30.0)
         write(logs / "access.log", 50, 25)
-        _wait_for(lambda: rows() == 75)
+        wait_for(lambda: rows() == 75, timeout=30.0)
         second = subprocess.run(
             [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(db)],
             capture_output=True, text=True, timeout=60,
