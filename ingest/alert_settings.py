@@ -201,6 +201,14 @@ def _duration(value: object, key: str, *, zero_ok: bool = False) -> float:
     return seconds
 
 
+def _minutes(value: object, where: str, why: str = "") -> float:
+    """A duration in whole minutes: windows are read from the per-minute rollups."""
+    seconds = _duration(value, where)
+    if seconds % 60:
+        raise ConfigError(f"{where} = {value!r} must be whole minutes{why}")
+    return seconds
+
+
 def _whole(value: object, key: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{key} = {value!r} must be a whole number >= {minimum}")
@@ -306,19 +314,10 @@ def _rule(index: int, raw: object, channel_names: tuple[str, ...], seen: set[str
     if "detector" in table:
         rule = replace(rule, detector=_choice(table["detector"], f"{where}.detector", DetectorKind))
     if "window" in table:
-        window = _duration(table["window"], f"{where}.window")
-        if window % 60:
-            raise ConfigError(
-                f'{where}.window = {table["window"]!r} must be whole minutes (e.g. "1m", '
-                '"5m"): past windows are read from the per-minute rollups'
-            )
-        rule = replace(rule, window_s=window)
+        why = ' (e.g. "1m", "5m"): past windows are read from the per-minute rollups'
+        rule = replace(rule, window_s=_minutes(table["window"], f"{where}.window", why))
     if "short_window" in table:
-        short = _duration(table["short_window"], f"{where}.short_window")
-        if short % 60:
-            raise ConfigError(
-                f"{where}.short_window = {table['short_window']!r} must be whole minutes"
-            )
+        short = _minutes(table["short_window"], f"{where}.short_window")
         rule = replace(rule, short_window_s=short)
     if rule.short_window_s > rule.window_s:
         rule = replace(rule, short_window_s=rule.window_s)
@@ -342,11 +341,7 @@ def _rule(index: int, raw: object, channel_names: tuple[str, ...], seen: set[str
     if "min_history" in table:
         rule = replace(rule, min_history=_whole(table["min_history"], f"{where}.min_history", 1))
     if "history_step" in table:
-        step = _duration(table["history_step"], f"{where}.history_step")
-        if step % 60:
-            raise ConfigError(
-                f"{where}.history_step = {table['history_step']!r} must be whole minutes"
-            )
+        step = _minutes(table["history_step"], f"{where}.history_step")
         rule = replace(rule, history_step_s=step)
     if "deviation" in table:
         rule = replace(rule, deviation=_number(table["deviation"], f"{where}.deviation", "3.5"))
