@@ -24,16 +24,19 @@ AGENTS = np.array(
 )
 
 
+def clf_stamps(start: int, n: int) -> pl.Series:
+    """CLF times of lines start..start+n, 200 a second from 2025-06-02 08:00 UTC."""
+    base = np.datetime64("2025-06-02T08:00:00")
+    secs = (np.arange(start, start + n) // 200).astype("timedelta64[s]")
+    return pl.Series((base + secs).astype("datetime64[us]")).dt.strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
 def write_combined(path: Path, lines: int, seed: int = 1, chunk: int = 500_000) -> Path:
     rng = np.random.default_rng(seed)
-    base = np.datetime64("2025-06-02T08:00:00")
     with path.open("wb") as fh:
         for start in range(0, lines, chunk):
             n = min(chunk, lines - start)
-            secs = (np.arange(start, start + n) // 200).astype("timedelta64[s]")
-            ts = pl.Series((base + secs).astype("datetime64[us]")).dt.strftime(
-                "%d/%b/%Y:%H:%M:%S +0000"
-            )
+            ts = clf_stamps(start, n)
             ids = rng.integers(1, 200_000, n)
             tpl = PATHS[rng.integers(0, len(PATHS), n)]
             frame = pl.DataFrame(

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from bench.gen_combined import clf_stamps
+
 # (path template, methods it is called with): ids are substituted for {}.
 SHAPES = (
     ("/api/v2/orders/{}", ("GET", "GET", "PUT", "PATCH", "DELETE")),
@@ -108,15 +110,10 @@ def now_stamps(n: int, at: datetime | None = None) -> pl.Series:
 def write_realistic(path: Path, lines: int, seed: int = 1, chunk: int = 500_000) -> Path:
     """`lines` lines, 200 a second from 2025-06-02 08:00 UTC."""
     traffic = Traffic(seed)
-    base = np.datetime64("2025-06-02T08:00:00")
     with path.open("wb") as fh:
         for start in range(0, lines, chunk):
             n = min(chunk, lines - start)
-            secs = (np.arange(start, start + n) // 200).astype("timedelta64[s]")
-            stamps = pl.Series((base + secs).astype("datetime64[us]")).dt.strftime(
-                "%d/%b/%Y:%H:%M:%S +0000"
-            )
-            fh.write(traffic.lines(n, stamps))
+            fh.write(traffic.lines(n, clf_stamps(start, n)))
     return path
 
 
