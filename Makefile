@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -u -m bench.watch      # watch: append->visible latency under readers; throughput
 	$(BIN)/python -u -m bench.watch_cost # watch cost: CPU% of a core, RSS, latency at 100/1k/10k lines/s
 	$(BIN)/python -u -m bench.dashboard  # dashboard: data-fetch time per page on 10M requests
+	$(BIN)/python -u -m bench.dashboard_live  # dashboard: each page's render time in Chromium, demo's watcher live
 	$(BIN)/python -u -m bench.lake --lines $(LAKE_LINES)  # lake: Dask ingest, 1 and 2 workers vs one machine; reads
 	$(BIN)/python -u -m bench.alerts     # alerts: 409 spike -> Slack-format receiver latency
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from conflictradar.dashboard import data
 from conflictradar.dashboard.filters import sidebar
 from conflictradar.dashboard.frame import sidebar_state
 from conflictradar.dashboard.sandbox import exposed
 
+data.start_timing()
 # Bound off loopback (`dashboard --expose`), nobody is authenticated: no SQL page at all.
 sql_page = [] if exposed() else [st.Page("views/sql.py", title="SQL", icon=":material/terminal:")]
 st.set_page_config(page_title="conflictradar", page_icon=":material/radar:", layout="wide")
@@ -27,3 +29,4 @@ page = st.navigation(
 )
 sidebar(*sidebar_state())
 page.run()
+data.record_timing(page.title)

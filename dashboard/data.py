@@ -8,7 +8,10 @@ version, so an ingest commit shows up at the next refresh and an idle database i
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
 
+from conflictradar.dashboard.launch import TIMINGS_ENV
 from conflictradar.ingest import alert_reads, confidence_reads, reads
 from conflictradar.ingest.reader import Reader, open_reader
 from conflictradar.ingest.reads import DataStatus
@@ -30,6 +34,7 @@ LOCK_WAIT_S = 2.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
+_spent = threading.local()  # this script thread's reads: [count, misses, seconds]
 
 
 def settings() -> Settings:
@@ -66,7 +71,10 @@ def _cached(
 ) -> object:
     module, _, function = name.rpartition(".")
     read = getattr(READ_MODULES[module], function)
-    return read(reader(settings()), *args, **dict(kwargs))
+    out = read(reader(settings()), *args, **dict(kwargs))
+    if hasattr(_spent, "reads"):
+        _spent.reads[1] += 1
+    return out
 
 
 def fetch(
@@ -79,5 +87,29 @@ def fetch(
     s = settings()
     key = (str(s.db.resolve()), str(s.config_path))
     name = f"{read.__module__}.{read.__name__}"
+    started = time.perf_counter()
     out = _cached(name, *key, version, tuple(args), tuple(sorted(kwargs.items())))
+    if hasattr(_spent, "reads"):
+        _spent.reads[0] += 1
+        _spent.reads[2] += time.perf_counter() - started
     return out  # type: ignore[return-value]
+
+
+def start_timing() -> None:
+    """Count this run's reads from here on (with TIMINGS_ENV set)."""
+    if os.environ.get(TIMINGS_ENV):
+        _spent.reads = [0, 0, 0.0]
+        _spent.started = time.perf_counter()
+
+
+def record_timing(page: str) -> None:
+    """Append this run's script and read times to TIMINGS_ENV's file."""
+    path = os.environ.get(TIMINGS_ENV)
+    if not path or not hasattr(_spent, "reads"):
+        return
+    count, misses, reads_s = _spent.reads
+    line = {"at": time.time(), "page": page, "script_s": time.perf_counter() - _spent.started,
+            "reads": count, "misses": misses, "reads_s": reads_s}  # fmt: skip
+    del _spent.reads
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")

@@ -74,7 +74,7 @@ def command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "conflictradar.dashboard.launch",  # `streamlit run`, with the pages' imports warmed
         "run",
         str(APP),
         "--server.address",

@@ -26,7 +26,7 @@ from tests.kit import free_port
 
 def test_command_runs_the_app_headless_on_the_given_address() -> None:
     cmd = command("127.0.0.1", 8765)
-    assert cmd[1:5] == ["-m", "streamlit", "run", str(APP)]
+    assert cmd[1:5] == ["-m", "conflictradar.dashboard.launch", "run", str(APP)]
     pairs = dict(zip(cmd[5::2], cmd[6::2], strict=True))
     assert pairs["--server.address"] == "127.0.0.1" and pairs["--server.port"] == "8765"
     assert pairs["--server.headless"] == "true"

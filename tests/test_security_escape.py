@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 from markdown_it import MarkdownIt
 
+from bench.browser import Browser
 from conflictradar.alerts.evaluation import Event
 from conflictradar.alerts.lifecycle import AlertState
 from conflictradar.alerts.plot import backtest_figure, write_html
@@ -28,7 +29,7 @@ from conflictradar.alerts.rules import Scope
 from conflictradar.dashboard import charts, panels
 from conflictradar.ingest import escape
 from conflictradar.ingest.store import Store
-from tests.test_dashboard_browser import Browser, browser  # noqa: F401  (the fixture)
+from tests.test_dashboard_browser import browser  # noqa: F401  (the fixture)
 
 LINK = '<a href="https://evil.example/x">click me</a>'
 PAYLOADS = [
@@ -161,7 +162,7 @@ def test_error_sentences_on_a_terminal_are_inert(evil_db: Path) -> None:
 
 def _links_and_text(b: Browser, page: Path) -> tuple[int, str]:
     b.call("Page.navigate", url=page.as_uri())
-    b.wait_for(".js-plotly-plot .main-svg", "")
+    b.wait_for(".js-plotly-plot .main-svg")
     links = b.eval(
         "Array.from(document.querySelectorAll('.js-plotly-plot a'))"
         ".filter(a => (a.getAttribute('href') || a.getAttribute('xlink:href') || '')"

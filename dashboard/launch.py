@@ -1,0 +1,44 @@
+"""`python -m conflictradar.dashboard.launch run APP ...`: `streamlit run`, with the pages' heavy
+imports warmed in the background while the server starts.
+
+Streamlit imports a page's modules on the first run of its script, so without this the first
+visitor of a fresh dashboard waits for polars, DuckDB, pyarrow and plotly's figure classes
+(1-2 s of CPU on a small machine) on top of the page itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+# When set, each full run of a page appends one JSON line to this file: its script time and the
+# time its reads took (dashboard.data; bench.dashboard_live splits a page's time with it).
+TIMINGS_ENV = "CONFLICTRADAR_PAGE_TIMINGS"  # not a settings section: ignored there
+
+
+def warm() -> None:
+    """Import what the pages use and build one figure (plotly loads its validators lazily).
+
+    Only modules without Streamlit caches: those must be created once the runtime exists."""
+    try:
+        import duckdb  # noqa: F401
+        import polars as pl
+        import pyarrow  # noqa: F401
+
+        from conflictradar.dashboard import charts
+        from conflictradar.ingest import alert_reads, confidence_reads, reads  # noqa: F401
+
+        charts.cause_share(pl.DataFrame({"cause": ["unknown"], "conflicts": [1]})).to_json()
+    except Exception:  # warming is best effort: the pages import these anyway
+        pass
+
+
+def main() -> None:
+    threading.Thread(target=warm, name="conflictradar-warm", daemon=True).start()
+    from streamlit.web.cli import main as streamlit_main
+
+    sys.exit(streamlit_main(prog_name="streamlit"))
+
+
+if __name__ == "__main__":
+    main()
