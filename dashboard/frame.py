@@ -23,6 +23,9 @@ from conflictradar.ingest.settings import Settings
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# The status the entry script read for the sidebar, handed to the page body of the same run so
+# a page view asks for it once (a live fragment's later runs read it afresh).
+RUN_STATUS_KEY = "_run_status"
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,11 @@ def ago(then: datetime | None, now: datetime) -> str:
 
 def sidebar_state() -> tuple[FilterOptions | None, DataStatus | None]:
     """Options for the sidebar's filters; (None, None) while there is nothing to filter."""
+    st.session_state.pop(RUN_STATUS_KEY, None)
     try:
         s = data.settings()
         status = data.status(s)
+        st.session_state[RUN_STATUS_KEY] = status
         if not status.has_schema or status.requests == 0:
             return None, status
         return data.fetch(filter_options, status.version), status
@@ -63,15 +68,16 @@ def sidebar_state() -> tuple[FilterOptions | None, DataStatus | None]:
         return None, None
 
 
-def _load(now: datetime) -> View | None:
-    """The view, or None after showing the state that stands in for it."""
+def _load(now: datetime, known: DataStatus | None = None) -> View | None:
+    """The view, or None after showing the state that stands in for it; `known`: the status
+    this run already read."""
     try:
         s = data.settings()
     except ConfigError as exc:
         st.error(f"The settings cannot be used: {exc}")
         return None
     try:
-        status = data.status(s)
+        status = known or data.status(s)
     except DatabaseLockedError:
         _locked()
         return None
@@ -137,10 +143,13 @@ def page(title: str, about: str, body: Callable[[View], None], *, refresh: bool 
     st.title(title)
     st.caption(about)
     run_every = data.REFRESH_S if refresh and filters.current().live else None
+    # The entry script's status serves this run only; the fragment's timed runs read their own.
+    known: list[DataStatus] = [x] if isinstance(x := st.session_state.pop(RUN_STATUS_KEY, None),
+                                               DataStatus) else []  # fmt: skip
 
     @st.fragment(run_every=run_every)
     def content() -> None:
-        view = _load(datetime.now(UTC))
+        view = _load(datetime.now(UTC), known.pop() if known else None)
         if view is None:
             return
         _freshness(view)

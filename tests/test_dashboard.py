@@ -226,7 +226,7 @@ def test_hotspots_drill_down_lists_the_conflicts_behind_a_pick(app: App, sample_
     text = shown_text(at)
     assert f"{n:,} conflicts" in text
     assert "**Evidence:** lost a race" in text and "**Remediation:**" in text
-    assert any('HTTP/1.1" 409' in c.value for c in at.code)  # the raw line
+    assert any('HTTP/1.1" 409' in t.value for t in at.text)  # the raw line
     at.selectbox(key="drill_path").select("/orders/7").run()
     n = raw(sample_db, "SELECT count(*) FROM conflicts WHERE path = '/orders/7'")[0][0]
     assert f"{n:,} conflicts" in shown_text(at)
