@@ -196,19 +196,20 @@ def run_dashboard(settings: Settings, host: str, port: int, open_browser: bool =
     """`conflictradar dashboard`: serve until Ctrl-C or the server stops; returns the exit code."""
     warning = check_exposure(host, expose)
     proc, url = start_dashboard(settings, host, port, open_browser=open_browser)
-    if warning:
-        print(warning, file=sys.stderr)
-    print(
-        f"conflictradar dashboard: {url}  (database {settings.db.resolve()}; Ctrl-C stops)",
-        file=sys.stderr,
-    )
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    # A supervisor's SIGTERM must not leave the Streamlit child behind.
+    # A supervisor's SIGTERM must not leave the Streamlit child behind; caught from before the
+    # ready line, so a SIGTERM sent as soon as it is printed stops cleanly too.
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
+        if warning:
+            print(warning, file=sys.stderr)
+        print(
+            f"conflictradar dashboard: {url}  (database {settings.db.resolve()}; Ctrl-C stops)",
+            file=sys.stderr,
+        )
         code = proc.wait()
     except KeyboardInterrupt:
         return 0
