@@ -54,6 +54,33 @@ class Parsed:
     time_read: bool = False  # some rows carry the time they were read, not a logged one
 
 
+def concat_parsed(parts: Sequence[Parsed]) -> Parsed:
+    """Consecutive parsed pieces of one file as one (the rows of all, the position of the last)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def frames(name: str) -> pl.DataFrame:
+        return pl.concat([getattr(p, name) for p in parts], how="vertical_relaxed")
+
+    folds: list[endpoints.Fold] = []
+    for part in parts:
+        folds += [f for f in part.folds if f not in folds]
+    last = parts[-1]
+    return Parsed(
+        requests=frames("requests"),
+        minutes=frames("minutes"),
+        folds=tuple(folds),
+        rejects=frames("rejects"),
+        conflict_lines=frames("conflict_lines"),
+        lines=sum(p.lines for p in parts),
+        skipped=sum(p.skipped for p in parts),
+        end=last.end,
+        unterminated=last.unterminated,
+        last_line_start=last.last_line_start,
+        time_read=any(p.time_read for p in parts),
+    )
+
+
 def parse_block(
     data: bytes | bytearray,
     start: int,

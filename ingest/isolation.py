@@ -17,7 +17,7 @@ from typing import BinaryIO
 import duckdb
 import polars as pl
 
-from conflictradar.ingest.blocks import RAW_LIMIT, Parsed
+from conflictradar.ingest.blocks import RAW_LIMIT, Parsed, concat_parsed
 from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.errors import DatabaseLockedError
 from conflictradar.ingest.lines import newline_positions, split_lines
@@ -73,20 +73,7 @@ def parse_isolated(parse: ParseFn, data: bytes | bytearray, start: int, first_li
                           [(i, n) for i, n in oversize if i < half], True, path)  # fmt: skip
     right = parse_isolated(parse, data[cut:], start + cut, first_line + left.lines, unterminated,
                            [(i - half, n) for i, n in oversize if i >= half], final, path)  # fmt: skip
-    return Parsed(
-        requests=pl.concat([left.requests, right.requests], how="vertical_relaxed"),
-        minutes=pl.concat([left.minutes, right.minutes], how="vertical_relaxed"),
-        folds=left.folds + tuple(f for f in right.folds if f not in left.folds),
-        rejects=pl.concat([left.rejects, right.rejects], how="vertical_relaxed"),
-        conflict_lines=pl.concat(
-            [left.conflict_lines, right.conflict_lines], how="vertical_relaxed"
-        ),
-        lines=left.lines + right.lines,
-        skipped=left.skipped + right.skipped,
-        end=right.end,
-        unterminated=right.unterminated,
-        last_line_start=right.last_line_start,
-    )
+    return concat_parsed([left, right])
 
 
 def _rejected(data: bytes | bytearray, start: int, line: int, unterminated: bool, path: str,
