@@ -119,7 +119,7 @@ def parse_block(
     # but an envelope's time fills in here, and a parser that skips `finish` must not slip by.
     reject = parsed.select(pl.coalesce(pl.col("_reject"), time_problem(pl.col("ts")))).to_series()
     # Blank lines are counted as skipped, never rejected; a cut line is never skipped.
-    skip = parsed["_skip"] | ~texts.str.contains(r"\S")
+    skip = parsed["_skip"] | (texts.str.strip_chars_start().str.len_bytes() == 0)
     if oversize:
         idx = [i for i, _ in oversize]
         reasons = [f"line of {n} bytes is longer than the limit; cut" for _, n in oversize]

@@ -180,7 +180,12 @@ class Store:
             _create(path)
         # Row order on disk carries no meaning here (every read orders explicitly); letting
         # DuckDB write batches in any order makes ingest ~30% cheaper (measured: bench).
-        config: dict[str, Any] = {"preserve_insertion_order": False}
+        # A bulk insert compresses each row group as it fills, not five at a time: one-shot
+        # ingest's commits then cost little, and the writer's work overlaps the parsing.
+        config: dict[str, Any] = {
+            "preserve_insertion_order": False,
+            "write_buffer_row_group_count": 1,
+        }
         spill = None
         if sandboxed:
             spill = Path(tempfile.mkdtemp(prefix="conflictradar-spill-"))
@@ -374,39 +379,80 @@ class Store:
         (ingest.isolation bisects a failing batch with it).
         """
         try:
-            with self.transaction() as con:
-                if batch.drop_line is not None:
-                    # Take the stored partial line back out of the rollup before deleting it.
-                    con.execute(
-                        "INSERT INTO request_minutes SELECT date_trunc('minute', ts), file, host,"
-                        " endpoint, method, status, -count(*), -sum(bytes), -sum(duration_ms)"
-                        " FROM requests WHERE file = ? AND line = ? GROUP BY ALL",
-                        list(batch.drop_line),
-                    )
-                    for table in ("requests", "rejects", "conflict_lines", "conflicts"):
-                        con.execute(f"DELETE FROM {table} WHERE file = ? AND line = ?",
-                                    list(batch.drop_line))  # fmt: skip
-                if batch.requests.height:
-                    _append(con, "requests", batch.requests.select(_VARYING_COLUMNS),
-                            _REQUEST_SELECT, [batch.file.path, batch.file.format])  # fmt: skip
-                    minutes = batch.minutes
-                    if minutes is None:
-                        minutes = minute_rollup(batch.requests)
-                    _append(con, "request_minutes", minutes)
-                if batch.rejects.height:
-                    _append(con, "rejects", batch.rejects.select("file", "line", "reason", "raw"))
-                if batch.conflict_lines.height:
-                    _append(con, "conflict_lines",
-                            batch.conflict_lines.select("file", "line", "ts", "raw"))  # fmt: skip
-                self._upsert_file(batch.file)
-                if after is not None and batch.requests.height:
-                    # Once per run of nearby times: a stray old or future line must not widen
-                    # the range re-explained to everything stored in between.
-                    for lo, hi in time_spans(batch.requests["ts"]):
-                        after(con, lo, hi)
+            with self.transaction():
+                self._drop_line(batch.drop_line)
+                self._add_rows(batch)
+                self._close_rows(batch.file, batch.requests["ts"], after)
                 if rollback:
                     raise _Trial
         except _Trial:
             pass
         except duckdb.Error as exc:
             raise translate(exc, self.path) from exc
+
+    # One batch's rows in pieces (one-shot ingest adds each parsed block as it comes, and
+    # commits a few together): begin_rows, add_rows per piece, then commit_rows or
+    # rollback_rows. What commits is what commit_batch of all the pieces would commit.
+
+    def begin_rows(self, drop_line: tuple[str, int] | None) -> None:
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+            self._drop_line(drop_line)
+        except duckdb.Error as exc:
+            self.rollback_rows()
+            raise translate(exc, self.path) from exc
+
+    def add_rows(self, batch: Batch) -> None:
+        """`batch`'s rows, rejects, 409 lines and rollup (not its file record or drop_line)."""
+        try:
+            self._add_rows(batch)
+        except duckdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def commit_rows(self, file: FileRecord, ts: pl.Series, after: AfterInsert | None) -> None:
+        """The file's record and `after` over the times `ts` of every row added, then commit."""
+        try:
+            self._close_rows(file, ts, after)
+            self.con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def rollback_rows(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.con.execute("ROLLBACK")
+
+    def _drop_line(self, drop_line: tuple[str, int] | None) -> None:
+        if drop_line is None:
+            return
+        # Take the stored partial line back out of the rollup before deleting it.
+        self.con.execute(
+            "INSERT INTO request_minutes SELECT date_trunc('minute', ts), file, host,"
+            " endpoint, method, status, -count(*), -sum(bytes), -sum(duration_ms)"
+            " FROM requests WHERE file = ? AND line = ? GROUP BY ALL",
+            list(drop_line),
+        )
+        for table in ("requests", "rejects", "conflict_lines", "conflicts"):
+            self.con.execute(f"DELETE FROM {table} WHERE file = ? AND line = ?", list(drop_line))
+
+    def _add_rows(self, batch: Batch) -> None:
+        con = self.con
+        if batch.requests.height:
+            _append(con, "requests", batch.requests.select(_VARYING_COLUMNS),
+                    _REQUEST_SELECT, [batch.file.path, batch.file.format])  # fmt: skip
+            minutes = batch.minutes
+            if minutes is None:
+                minutes = minute_rollup(batch.requests)
+            _append(con, "request_minutes", minutes)
+        if batch.rejects.height:
+            _append(con, "rejects", batch.rejects.select("file", "line", "reason", "raw"))
+        if batch.conflict_lines.height:
+            _append(con, "conflict_lines",
+                    batch.conflict_lines.select("file", "line", "ts", "raw"))  # fmt: skip
+
+    def _close_rows(self, file: FileRecord, ts: pl.Series, after: AfterInsert | None) -> None:
+        self._upsert_file(file)
+        if after is not None and ts.len():
+            # Once per run of nearby times: a stray old or future line must not widen
+            # the range re-explained to everything stored in between.
+            for lo, hi in time_spans(ts):
+                after(self.con, lo, hi)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conflictradar.ingest import pipeline
+from conflictradar.ingest.errors import DatabaseError
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
@@ -33,25 +34,28 @@ def _log(count: int) -> str:
     return "".join(out)
 
 
-def _ingest(db: Path, log: Path, commit_rows: int, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Ingest with 4 KB blocks; returns how many transactions stored rows."""
+def _ingest(
+    db: Path, log: Path, commit_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, int]:
+    """Ingest with 4 KB blocks; returns how many batches were committed alone (commit_batch)
+    and how many transactions held pieces of several blocks (commit_rows)."""
     monkeypatch.setattr(pipeline, "COMMIT_ROWS", commit_rows)
-    commits = 0
-    original = Store.commit_batch
+    counts = {"commit_batch": 0, "commit_rows": 0}
+    for name in counts:
+        original = getattr(Store, name)
 
-    def counted(self: Store, *args: object, **kwargs: object) -> None:
-        nonlocal commits
-        commits += 1
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        def counted(self: Store, *args: object, _f: object = original, _n: str = name) -> None:
+            counts[_n] += 1
+            _f(self, *args)  # type: ignore[operator]
 
-    monkeypatch.setattr(Store, "commit_batch", counted)
+        monkeypatch.setattr(Store, name, counted)
     settings = load_settings(db=db, env={})
     settings = replace(settings, ingest=replace(settings.ingest, block_bytes=4096),
                        endpoints=replace(settings.endpoints, fold_threshold=30))  # fmt: skip
     with Store.open(db) as store:
         report = Ingester(store, settings).ingest([log])
     assert report.total("lines") == 1200
-    return commits
+    return counts["commit_batch"], counts["commit_rows"]
 
 
 TABLES = {
@@ -66,18 +70,10 @@ TABLES = {
 }
 
 
-def test_blocks_committed_together_store_what_blocks_committed_alone_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    log = tmp_path / "access.log"
-    log.write_text(_log(1200))
-    alone, together = tmp_path / "alone.duckdb", tmp_path / "together.duckdb"
-    per_block = _ingest(alone, log, 0, monkeypatch)
-    merged = _ingest(together, log, 300, monkeypatch)
-    assert per_block >= 25 and merged < per_block / 3
-    with Store.open(together) as store:
+def assert_same_tables(db: Path, other: Path) -> None:
+    with Store.open(db) as store:
         con = store.con
-        con.execute(f"ATTACH '{alone}' AS alone (READ_ONLY)")
+        con.execute(f"ATTACH '{other}' AS alone (READ_ONLY)")
         for table, cols in TABLES.items():
             group = " GROUP BY ALL" if "sum(" in cols else ""
             ours = f"SELECT {cols} FROM {table}{group}"
@@ -89,8 +85,50 @@ def test_blocks_committed_together_store_what_blocks_committed_alone_store(
                 f" UNION ALL ({theirs} EXCEPT ALL {ours}))"
             ).fetchone()
             assert diff == (0,), table
+
+
+def test_blocks_committed_together_store_what_blocks_committed_alone_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(_log(1200))
+    alone, together = tmp_path / "alone.duckdb", tmp_path / "together.duckdb"
+    per_block, grouped = _ingest(alone, log, 0, monkeypatch)
+    assert per_block >= 25 and grouped == 0
+    alone_commits, merged = _ingest(together, log, 300, monkeypatch)
+    assert alone_commits == 0 and 2 < merged < 10
+    assert_same_tables(together, alone)
+    with Store.open(together) as store:
+        con = store.con
         got = con.execute(
             "SELECT count(*), string_agg(DISTINCT endpoint), (SELECT count(*) FROM rejects),"
             " (SELECT count(*) FROM endpoint_folds), (SELECT read_offset FROM files) FROM requests"
         ).fetchone()
     assert got == (1200 - 13, "/users/{id}/orders/{id}", 13, 1, log.stat().st_size)
+
+
+@pytest.mark.parametrize("failing", ["add_rows", "commit_rows"])
+def test_a_piece_the_open_transaction_refuses_is_committed_with_isolation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """When adding a block to the open transaction (or committing it) fails for a reason of
+    the data, nothing of that transaction stays: its blocks are committed by the isolating
+    path, once each."""
+    log = tmp_path / "access.log"
+    log.write_text(_log(1200))
+    alone, together = tmp_path / "alone.duckdb", tmp_path / "together.duckdb"
+    _ingest(alone, log, 0, monkeypatch)
+    calls = 0
+    original = getattr(Store, failing)
+
+    def refusing(self: Store, *args: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise DatabaseError("database x: Conversion Error: refused")
+        original(self, *args)
+
+    monkeypatch.setattr(Store, failing, refusing)
+    isolated, _ = _ingest(together, log, 300, monkeypatch)
+    assert calls > 2 and isolated == 1  # one batch went through isolation, the rest did not
+    assert_same_tables(together, alone)
