@@ -192,9 +192,8 @@ def test_demo_from_the_wheel_passes_the_browser_check(
                 break
         assert url.startswith("http://127.0.0.1:"), demo.stderr.read() if demo.stderr else ""
         problems: dict[str, list[str]] = {}
-        for name, path, title in PAGES:
-            browser.call("Page.navigate", url=f"{url}/{path}?live=false")
-            browser.wait_page(title)
+        for name, path, title, plots in PAGES:
+            browser.open(f"{url}/{path}?live=false", title, plots)
             errors = browser.eval(ERRORS_JS) or []
             if errors:
                 problems[name] = errors
