@@ -109,6 +109,10 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
     Key("watch", "retention_days", "number",
         "Rows older than this many days are pruned while watching; `0` keeps everything.",
         lambda s: s.watch.retention_days),
+    Key("watch", "threads", "integer",
+        "DuckDB threads of `watch`: its batches and the reads it serves to the dashboard and "
+        "`sql`. `1` costs least while following live traffic; raise it when heavy queries go "
+        "through a running watcher.", lambda s: s.watch.threads),
 )  # fmt: skip
 
 ALERT_KEYS: tuple[Key[AlertConfig], ...] = (

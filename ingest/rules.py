@@ -156,6 +156,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def without_texts(rules: tuple[Rule, ...] = RULES) -> tuple[Rule, ...]:
+    """The rules as they apply to requests with no error text and no other line (`etext` and
+    `other` NULL: a range without texts or links): the rules that need either never hold, and
+    the note is empty. `select_sql` over these gives the same rows for such requests, from a
+    query DuckDB plans in about half the time (the live watcher's small ranges)."""
+    return tuple(
+        Rule(r.cause, r.condition,
+             r.evidence.replace(NOTE_INFERRED, "'; no error text'").replace(NOTE, "''"),
+             r.confidence)  # fmt: skip
+        for r in rules
+        if "etext" not in r.condition and "other" not in r.condition
+    )
+
+
 def select_sql(rules: tuple[Rule, ...] = RULES) -> str:
     """`rule, cause, evidence, confidence` columns over the `labelled` relation: the first rule
     whose condition holds decides all three."""
@@ -166,8 +180,10 @@ def select_sql(rules: tuple[Rule, ...] = RULES) -> str:
     )
     evidence = " ".join(f"WHEN {i} THEN {r.evidence}" for i, r in enumerate(rules))
     confidence = " ".join(f"WHEN {i} THEN '{r.confidence.value}'" for i, r in enumerate(rules))
+    note = f", {NOTE_SQL} AS note" if any(NOTE in r.evidence or NOTE_INFERRED in r.evidence
+                                          for r in rules) else ""  # fmt: skip
     return (
         f"SELECT *, CASE rule {causes} END AS cause, CASE rule {evidence} END AS evidence,"
         f" CASE rule {confidence} END AS confidence"
-        f" FROM (SELECT *, CASE {first} END AS rule, {NOTE_SQL} AS note FROM labelled)"
+        f" FROM (SELECT *, CASE {first} END AS rule{note} FROM labelled)"
     )

@@ -127,6 +127,10 @@ class DashboardSettings:
 class WatchSettings:
     poll_interval_s: float = 1.0
     retention_days: float = 0.0  # 0 keeps everything
+    # DuckDB threads of the watcher's connection: its batches and the reads it serves. One
+    # thread costs least for the small batches of live traffic (a second thread is woken for
+    # every statement: measured 15.3% against 18.5% of a core at 100 lines/s).
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -315,8 +319,10 @@ def _dashboard(table: Mapping[str, Any]) -> DashboardSettings:
 
 
 def _watch(table: Mapping[str, Any]) -> WatchSettings:
-    _expect_keys(table, {"poll_interval", "retention_days"}, "watch")
+    _expect_keys(table, {"poll_interval", "retention_days", "threads"}, "watch")
     out = WatchSettings()
+    if "threads" in table:
+        out = replace(out, threads=_int(table["threads"], "watch.threads", 1, 256))
     if "poll_interval" in table:
         out = replace(out, poll_interval_s=parse_duration(table["poll_interval"],
                                                           "watch.poll_interval"))  # fmt: skip

@@ -162,7 +162,7 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, wait_s: float = 0.0, sandboxed: bool = False,
-             memory_limit: str | None = None) -> Store:  # fmt: skip
+             memory_limit: str | None = None, threads: int | None = None) -> Store:  # fmt: skip
         """Open for writing. `sandboxed` also closes DuckDB's doors to files, network and
         extensions (the watcher, which answers other processes' queries, runs that way); its
         spill directory is a fresh private one, since a sandboxed connection may still read
@@ -192,6 +192,8 @@ class Store:
             config |= {**WRITER_SANDBOX, "temp_directory": str(spill)}
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
+        if threads is not None:
+            config["threads"] = threads
         try:
             con = connect(path, read_only=False, wait_s=wait_s, config=config)
         except BaseException:

@@ -42,7 +42,7 @@ RETRY_MAX_S = 60.0
 # How often the followed files are looked at (see Tailer.run): the pace of batches, and so of
 # commits and classification passes, whatever the rate of writes. It bounds append -> visible
 # at about this plus one batch's work (target: p95 <= 1 s).
-LOOK_EVERY_S = 0.6
+LOOK_EVERY_S = 0.8
 
 OnBatch = Callable[[int], None]  # lines ingested in this poll (0 included)
 
