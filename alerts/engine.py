@@ -57,6 +57,7 @@ Reads = Callable[[datetime], contextlib.AbstractContextManager[duckdb.DuckDBPyCo
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
+
 # The sender thread's longest sleep with nothing queued (a safety net: enqueues wake it).
 IDLE_WAIT_S = 30.0
 

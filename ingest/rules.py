@@ -156,15 +156,18 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _no_note(evidence: str) -> str:
+    """Evidence SQL with the error text's note as it is without a text."""
+    return evidence.replace(NOTE_INFERRED, "'; no error text'").replace(NOTE, "''")
+
+
 def without_texts(rules: tuple[Rule, ...] = RULES) -> tuple[Rule, ...]:
     """The rules as they apply to requests with no error text and no other line (`etext` and
     `other` NULL: a range without texts or links): the rules that need either never hold, and
     the note is empty. `select_sql` over these gives the same rows for such requests, from a
     query DuckDB plans in about half the time (the live watcher's small ranges)."""
     return tuple(
-        Rule(r.cause, r.condition,
-             r.evidence.replace(NOTE_INFERRED, "'; no error text'").replace(NOTE, "''"),
-             r.confidence)  # fmt: skip
+        Rule(r.cause, r.condition, _no_note(r.evidence), r.confidence)
         for r in rules
         if "etext" not in r.condition and "other" not in r.condition
     )
