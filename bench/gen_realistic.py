@@ -107,6 +107,14 @@ def now_stamps(n: int, at: datetime | None = None) -> pl.Series:
     return pl.Series([stamp] * n, dtype=pl.String)
 
 
+def past_stamps(n: int, per_second: int) -> pl.Series:
+    """CLF times of n lines written `per_second` a second, the last one in the second before
+    now (a log the watcher finds when it starts, not a burst of n lines in one second)."""
+    end = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "s")
+    secs = ((n - 1 - np.arange(n)) // per_second + 1).astype("timedelta64[s]")
+    return pl.Series((end - secs).astype("datetime64[us]")).dt.strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
 def write_realistic(path: Path, lines: int, seed: int = 1, chunk: int = 500_000) -> Path:
     """`lines` lines, 200 a second from 2025-06-02 08:00 UTC."""
     traffic = Traffic(seed)

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.gen_realistic import Traffic, now_stamps
+from bench.gen_realistic import Traffic, now_stamps, past_stamps
 from conflictradar.dashboard.server import stop_process
 from conflictradar.ingest.reader import open_reader
 from conflictradar.ingest.settings import Settings, load_settings
@@ -102,7 +102,8 @@ def watcher(seed: int) -> Iterator[tuple[subprocess.Popen[bytes], Path, Settings
         db = Path(tmp) / "w.duckdb"
         log = logs / "access.log"
         traffic = Traffic(seed)
-        log.write_bytes(traffic.lines(BACKFILL_LINES, now_stamps(BACKFILL_LINES)))
+        # The log as the watcher finds it: the last BACKFILL_LINES / 100 seconds at 100 lines/s.
+        log.write_bytes(traffic.lines(BACKFILL_LINES, past_stamps(BACKFILL_LINES, 100)))
         proc = subprocess.Popen(
             [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(db)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
