@@ -44,12 +44,15 @@ RETRY_MAX_S = 60.0
 # commits and classification passes, whatever the rate of writes. It bounds append -> visible
 # at about this plus one batch's work (target: p95 <= 1 s).
 LOOK_EVERY_S = 0.8
-# A look costs a fixed toll per file it reads (parse setup, a commit) whatever the lines: many
-# files each growing by a line or two (the demo: 10 lines/s over nine files) would cost a fifth
-# of a core at one look every LOOK_EVERY_S. So looks are spaced to keep their CPU under
-# LOOK_BUDGET of one core, never further apart than MAX_LOOK_S (the wait a line may then see).
-LOOK_BUDGET = 0.06
-MAX_LOOK_S = 2.0
+# Reading a file costs a fixed toll (parse setup, a commit: ~10-30 ms) however few lines it
+# brings: many files each growing by a line or two (the demo: 10 lines/s over eight files) cost
+# a quarter of a core at one look every LOOK_EVERY_S. So while the files a look reads bring
+# fewer than TRICKLE_LINES lines each, looks are spaced to keep their CPU under LOOK_BUDGET of
+# one core, never further apart than MAX_LOOK_S (the longest a line then waits). Busier files
+# keep the LOOK_EVERY_S pace: their cost is their lines, and their latency matters.
+TRICKLE_LINES = 50
+LOOK_BUDGET = 0.05
+MAX_LOOK_S = 5.0
 
 OnBatch = Callable[[int], None]  # lines ingested in this poll (0 included)
 
@@ -60,10 +63,12 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def look_pace(look_cpu_s: float) -> float:
-    """Seconds from one look's start to the next: LOOK_EVERY_S, stretched up to MAX_LOOK_S so
-    that a look costing `look_cpu_s` of CPU keeps the looks under LOOK_BUDGET of a core. One
-    file at 100 or 1,000 lines/s costs ~15-40 ms a look and keeps the 0.8 s pace."""
+def look_pace(look_cpu_s: float, lines: int, files: int) -> float:
+    """Seconds from the start of a look that cost `look_cpu_s` of CPU and read `lines` lines
+    from `files` files to the start of the next: LOOK_EVERY_S, or for trickling files up to
+    MAX_LOOK_S, so that looks stay under LOOK_BUDGET of a core."""
+    if files == 0 or lines >= TRICKLE_LINES * files:
+        return LOOK_EVERY_S
     return min(MAX_LOOK_S, max(LOOK_EVERY_S, look_cpu_s / LOOK_BUDGET))
 
 
@@ -191,6 +196,8 @@ class Tailer:
         self.wake = threading.Event()
         self._observer: object | None = None
         self.last_look_s = 0.0  # how long the latest look took (read, commit, classify)
+        self.last_lines = 0  # lines the latest look read
+        self.last_files = 0  # files it read them from
 
     # -- filesystem events -------------------------------------------------------------------
 
@@ -262,7 +269,8 @@ class Tailer:
                 # batch: a writer flushing every few ms costs one batch per look, not one per
                 # write. A look that finds a backlog reads all of it, so the pace caps the
                 # number of batches, never the throughput.
-                stop.wait(max(0.0, look_pace(cpu_seconds() - cpu) - (time.monotonic() - started)))
+                pace = look_pace(cpu_seconds() - cpu, self.last_lines, self.last_files)
+                stop.wait(max(0.0, pace - (time.monotonic() - started)))
         finally:
             self.stop_events()
             self.close()
@@ -377,9 +385,12 @@ class Tailer:
             take_unterminated = f.compressed or idle >= PARTIAL_LINE_WAIT_S
             looks.append((key, f, idle, (st.st_size, st.st_mtime_ns, take_unterminated)))
         changed = sum(1 for _, f, _, look in looks if look != f.looked)
+        files = 0
         for key, f, idle, look in looks:
             if look != f.looked:
-                total += self._read_followed(f, now, idle, look[2], look, alone=changed == 1)
+                lines = self._read_followed(f, now, idle, look[2], look, alone=changed == 1)
+                total += lines
+                files += lines > 0
             if not f.present and idle >= DRAIN_IDLE_S:
                 with contextlib.suppress(OSError):
                     os.close(f.fd)
@@ -390,6 +401,7 @@ class Tailer:
             # as one batch per file, is explained in one pass over the range it touched.
             self.ingester.classify_pending()
         self.last_look_s = time.monotonic() - started
+        self.last_lines, self.last_files = total, files
         if self.on_batch is not None:
             self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
         return total

@@ -20,6 +20,11 @@ from conflictradar.ingest.schema import UTC_TS
 _LOCAL_ZONE: contextvars.ContextVar[str] = contextvars.ContextVar("local_zone", default="UTC")
 
 
+def current_zone() -> str:
+    """The zone `local_zone` set (UTC outside any)."""
+    return _LOCAL_ZONE.get()
+
+
 @contextmanager
 def local_zone(name: str) -> Iterator[None]:
     """Read offsetless timestamps as wall time in the IANA zone `name` inside the block."""

@@ -8,6 +8,7 @@ everything after the extraction is polars expressions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import polars as pl
@@ -15,7 +16,13 @@ import polars as pl
 from conflictradar.ingest import schema
 from conflictradar.ingest.formats import ParserState
 from conflictradar.ingest.formats.jsonpaths import extract_present
-from conflictradar.ingest.timestamps import parse_clf, parse_epoch, parse_iso
+from conflictradar.ingest.timestamps import (
+    current_zone,
+    local_zone,
+    parse_clf,
+    parse_epoch,
+    parse_iso,
+)
 
 
 class Keys:
@@ -183,6 +190,18 @@ _HTTP_HINT = (
 Build = Callable[[Keys], tuple[dict[str, pl.Expr], pl.Expr]]
 
 
+@functools.lru_cache(maxsize=256)
+def _built(
+    build: Build, available: frozenset[str] | None, zone: str
+) -> tuple[Keys, tuple[dict[str, pl.Expr], pl.Expr]]:
+    """`build` over the keys `available` (None: every key, to learn which it reads), once per
+    format, set of keys present and local zone: building a JSON format's expressions cost a few
+    thousand Python calls, ~10 ms a block, which `watch` paid for every file every look."""
+    keys_ = Keys(set(available) if available is not None else None)
+    with local_zone(zone):
+        return keys_, build(keys_)
+
+
 def parse_records(
     lines: pl.Series,
     name: str,
@@ -190,17 +209,15 @@ def parse_records(
     augment: Callable[[pl.DataFrame, pl.Series], pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Extract the keys `build` reads, evaluate its columns, set `_reject` / `_skip`."""
-    wanted = Keys()
-    build(wanted)
     text = lines.cast(pl.String).fill_null("")
-    values = extract_present(text, list(wanted.used))
+    values = extract_present(text, list(_built(build, None, current_zone())[0].used))
     read = [c for c in values.columns if c != "_json"]
     values = values.with_columns(
         pl.when(pl.col(p).is_in(schema.ABSENT)).then(None).otherwise(pl.col(p)).alias(p)
         for p in read
     )
-    k = Keys(set(read))
-    columns, is_record = build(k)
+    _, (columns, is_record) = _built(build, frozenset(read), current_zone())
+    columns = dict(columns)  # the cached dict stays as built
     if augment is not None:
         values = augment(values, text)
     if "duration_ms" in columns:  # whole nanoseconds: no float noise from unit conversions
