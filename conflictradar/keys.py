@@ -113,6 +113,10 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
         "DuckDB threads of `watch`: its batches and the reads it serves to the dashboard and "
         "`sql`. `1` costs least while following live traffic; raise it when heavy queries go "
         "through a running watcher.", lambda s: s.watch.threads),
+    Key("watch", "memory_limit", "size",
+        "DuckDB memory limit of `watch`, reads it serves included (they spill to disk beyond "
+        "it). Small keeps the watcher's memory flat: DuckDB otherwise keeps what it wrote "
+        "cached, growing with the rows ingested.", lambda s: s.watch.memory_limit),
 )  # fmt: skip
 
 ALERT_KEYS: tuple[Key[AlertConfig], ...] = (

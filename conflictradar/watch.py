@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Protocol
@@ -74,14 +75,16 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
     announce_starting(settings.db)
     try:
         store = Store.open(settings.db, wait_s=30.0, sandboxed=True,
-                           memory_limit=settings.sql.memory_limit,
+                           memory_limit=settings.watch.memory_limit,
                            threads=settings.watch.threads)  # fmt: skip
     except BaseException:
         withdraw(settings.db)
         raise
     with store:
         ingester = Ingester(store, settings, forced=log_format, classify_later=True)
-        server = QueryServer(store.con, settings.db, settings.sql)
+        # Served queries run inside the watcher's DuckDB, under its memory limit.
+        served = replace(settings.sql, memory_limit=settings.watch.memory_limit)
+        server = QueryServer(store.con, settings.db, served)
         server.start()
         hook, close_alerts = _alert_hook(settings, store, server) if alerts else (None, None)
         for extra in extras:

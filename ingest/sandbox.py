@@ -274,6 +274,7 @@ def _timed_out(sql: SqlSettings) -> QueryRefusedError:
 
 def _too_big(sql: SqlSettings) -> QueryRefusedError:
     return QueryRefusedError(
-        f"the query needed more than the {sql.memory_limit} memory limit (sql.memory_limit);"
+        f"the query needed more than the {sql.memory_limit} memory limit (sql.memory_limit;"
+        " watch.memory_limit when a running `watch` serves it);"
         " aggregate more or select fewer rows"
     )
