@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
+from conflictradar.ingest import tail
 from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.sources import read_blocks
@@ -171,3 +174,40 @@ def test_a_look_with_no_409_in_reach_skips_the_classification_query(
     got = h.store.con.execute("SELECT cause FROM conflicts WHERE path = '/orders/100'").fetchall()
     assert got == [("retry_after_success",)]
     h.close()
+
+
+def test_looks_over_trickling_files_are_spaced_to_a_cpu_budget() -> None:
+    """A file that brings its lines in bulk keeps the 0.8 s pace whatever the look cost (its
+    latency matters, and its cost is its lines); files that trickle a few lines each are looked
+    at further apart, so their fixed toll stays under LOOK_BUDGET of a core, up to MAX_LOOK_S."""
+    busy = tail.look_pace(0.5, lines=800, files=1)
+    assert busy == tail.LOOK_EVERY_S
+    assert tail.look_pace(0.0, lines=0, files=0) == tail.LOOK_EVERY_S  # nothing read
+    cheap = tail.look_pace(0.01, lines=8, files=8)
+    assert cheap == tail.LOOK_EVERY_S  # cheap enough at the fastest pace
+    toll = 0.15  # eight small files, ~19 ms each
+    spaced = tail.look_pace(toll, lines=16, files=8)
+    assert tail.LOOK_EVERY_S < spaced < tail.MAX_LOOK_S
+    assert toll / spaced == pytest.approx(tail.LOOK_BUDGET)
+    assert tail.look_pace(5.0, lines=16, files=8) == tail.MAX_LOOK_S
+
+
+def test_json_expressions_are_built_once_per_format_and_key_set(logs: Path) -> None:
+    """The JSON formats' expression trees are cached, per local zone too: the same lines read in
+    another `[ingest] timezone` still get that zone's times."""
+    from conflictradar.ingest.formats import ParserState, get_format
+    from conflictradar.ingest.formats.jsonrecords import _built
+    from conflictradar.ingest.timestamps import local_zone
+
+    fmt = get_format("json", ())
+    line = '{"time": "2025-06-02T08:00:00", "method": "PUT", "path": "/a", "status": 409}'
+    lines = pl.Series([line, line])
+    _built.cache_clear()
+    first = fmt.parse(lines, ParserState())
+    hits = _built.cache_info().hits
+    again = fmt.parse(lines, ParserState())
+    assert _built.cache_info().hits > hits
+    assert first.equals(again)
+    with local_zone("Europe/Berlin"):
+        berlin = fmt.parse(lines, ParserState())
+    assert berlin["ts"][0] == first["ts"][0] - timedelta(hours=2)
