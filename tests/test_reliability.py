@@ -284,7 +284,7 @@ def test_a_classification_range_that_keeps_failing_is_quarantined(tmp_path: Path
         store.con.execute("INSERT INTO classify_pending SELECT min(ts), max(ts) FROM requests")
         classifier = Classifier(settings.classify)
         poisoned = "/orders/350"
-        for form in ("sql", "sql_unlinked"):  # the query with and without the link joins
+        for form in ("sql", "sql_unlinked", "sql_plain"):  # every form of the query
             setattr(classifier, form, (
                 f"SELECT * FROM ({getattr(classifier, form)}) WHERE CASE WHEN path = '{poisoned}'"
                 " THEN error('the rule cannot handle this row') ELSE true END"
