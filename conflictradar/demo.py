@@ -9,6 +9,7 @@ alerts stay quiet between the injected spikes and page once for each.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from conflictradar.ingest.errors import ConflictRadarError
@@ -81,6 +83,11 @@ def print_summary(settings: Settings, out: TextIO) -> None:
         print_table(reader.user_query(sql).table, "table", out)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup finish
+    raise KeyboardInterrupt
+
+
 def run_demo(
     settings: Settings,
     out: TextIO,
@@ -115,6 +122,10 @@ def run_demo(
                 "stop": stop},
     )  # fmt: skip
     dashboard = None
+    # A TERM (a timeout, a service manager) stops the demo like Ctrl-C: without this, Python
+    # dies on the spot and leaves its watcher and dashboard running.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
         got = _wait_for_rows(settings, lines, timeout_s=180)
         print(f"conflictradar demo: watch has ingested {got:,} lines; live traffic now flows at"
@@ -142,5 +153,7 @@ def run_demo(
         if dashboard is not None:
             stop_process(dashboard)
         stop_process(watch, 30)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     print(f"conflictradar demo: stopped; the data stays in {work}", file=sys.stderr)
     return 0
