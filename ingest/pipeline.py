@@ -21,7 +21,8 @@ from typing import BinaryIO
 import polars as pl
 
 from conflictradar.ingest import detect, endpoints, envelopes, isolation
-from conflictradar.ingest.blocks import Parsed, concat_parsed, load_context, parse_block
+from conflictradar.ingest.batches import COMMIT_ROWS, BatchWriter, Hooks, Piece
+from conflictradar.ingest.blocks import Parsed, load_context, parse_block
 from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.errors import InputError
 from conflictradar.ingest.formats import (
@@ -50,9 +51,6 @@ from conflictradar.ingest.store import AfterInsert, Batch, FileRecord, Store
 # this many rows and at the end: one pass over a long range costs far less than a pass per
 # batch (measured on 2M lines: classifying per batch on a second thread cost +0.8 s of CPU).
 CLASSIFY_EVERY_ROWS = 4_000_000
-# One-shot ingest commits once this many rows are read (four of DuckDB's row groups), not per
-# block: see `_read`.
-COMMIT_ROWS = 4 * 122_880
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".py", ".toml", ".yaml", ".yml", ".csv"}
 
 Progress = Callable[[int], None]  # bytes read since the last call
@@ -288,7 +286,7 @@ class Ingester:
     ) -> None:  # fmt: skip
         cfg = self.settings.ingest
         drop = (rec.path, rec.tail_line) if retail and rec.tail_line is not None else None
-        stage: queue.Queue[tuple[Parsed, int, str, int, int] | BaseException | None]
+        stage: queue.Queue[Piece | BaseException | None]
         stage = queue.Queue(maxsize=2)
         abort = threading.Event()
 
@@ -333,8 +331,8 @@ class Ingester:
                         line += parsed.lines
                         if abort.is_set():
                             break
-                        stage.put((parsed, block.end - block.start, state.dumps(), bstart,
-                                   line - parsed.lines))  # fmt: skip
+                        stage.put(Piece(parsed, block.end - block.start, state.dumps(), bstart,
+                                        line - parsed.lines))  # fmt: skip
                         if not source.compressed and block.end >= source.size:
                             # What the file held when this look began: a file written as fast
                             # as it is read must not hold the caller (watch's poll, its other
@@ -342,95 +340,18 @@ class Ingester:
                             break
                     if pending and take_unterminated:
                         parsed = parse(pending, pending_start, line, False, (), True)
-                        stage.put((parsed, 0, state.dumps(), pending_start, line))
+                        stage.put(Piece(parsed, 0, state.dumps(), pending_start, line))
                 stage.put(None)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 stage.put(exc)
 
         worker = threading.Thread(target=produce, name="conflictradar-parse", daemon=True)
         worker.start()
-        head = source.head[:FP_BYTES]
-        lines_so_far = first_line - 1
-        # One-shot ingest commits several blocks at once: DuckDB stores a commit of a few row
-        # groups far more cheaply than one of ~1.4 (measured on 2M realistic lines: 2.8 against
-        # 5.2 s of CPU). Each block's rows go into the open transaction as they come, so the
-        # writer's work still overlaps the parsing; a batch is still committed whole or not at
-        # all, and if any piece fails the rows held are committed by `_commit` (isolation).
-        commit_rows = COMMIT_ROWS if self._one_shot else 0
-        held: list[tuple[Parsed, int, str, int, int]] = []
-        held_format = rec.format  # what the held rows' `format` says (one value per commit)
-        open_tx = False  # every held piece is in the store's open transaction
 
-        def close_tx() -> None:
-            nonlocal open_tx
-            if open_tx:
-                self.store.rollback_rows()
-                open_tx = False
-
-        def hold(item: tuple[Parsed, int, str, int, int]) -> None:
-            nonlocal open_tx, held_format
-            parsed = item[0]
-            label = time_read_label(fmt.name) if parsed.time_read else held_format
-            if held and label != held_format:
-                commit_held()  # rows stored before and after the label keep their own
-            if not held:
-                held_format = label
-            held.append(item)
-            if not commit_rows:
-                return
-            piece = Batch(parsed.requests, parsed.rejects, parsed.conflict_lines,
-                          replace(rec, format=held_format), None, parsed.minutes)  # fmt: skip
-            try:
-                if len(held) == 1:
-                    self.store.begin_rows(drop)
-                    open_tx = True
-                if open_tx:
-                    self.store.add_rows(piece)
-            except Exception as exc:
-                close_tx()  # the held rows are committed with isolation instead
-                if isolation.systemic(exc):
-                    raise
-            if sum(h[0].requests.height for h in held) >= commit_rows:
-                commit_held()
-
-        def commit_held() -> None:
-            nonlocal rec, drop, lines_so_far, open_tx
-            if not held:
-                return
-            parsed = concat_parsed([h[0] for h in held])
-            nbytes = sum(h[1] for h in held)
-            state_json, block_start, block_line = held[-1][2], held[0][3], held[0][4]
-            held.clear()
-            lines_so_far += parsed.lines
-            rec = replace(
-                rec,
-                read_offset=parsed.end,
-                lines=lines_so_far,
-                tail_start=parsed.last_line_start if parsed.unterminated else None,
-                tail_line=lines_so_far if parsed.unterminated else None,
-                fp_len=len(head),
-                fp_hash=fingerprint(head),
-                parser_state=state_json,
-                format=held_format,
-            )
-            batch = Batch(parsed.requests, parsed.rejects, parsed.conflict_lines, rec, drop,
-                          parsed.minutes)  # fmt: skip
-            raw_of = isolation.raw_reader(opener, block_start, parsed.end, block_line)
-            if open_tx:
-                try:
-                    self.store.commit_rows(rec, batch.requests["ts"], self._classify_hook())
-                    open_tx = False
-                except Exception as exc:
-                    close_tx()
-                    if isolation.systemic(exc):
-                        raise
-                    batch = self._commit(batch, raw_of)
-            else:
-                batch = self._commit(batch, raw_of)
+        def committed(rec: FileRecord, parsed: Parsed, batch: Batch, nbytes: int) -> None:
             # Keep the cache current after every commit: a later failure must not make
             # the next look resume from an older offset.
             self.records = [r for r in self.records if r.file_id != rec.file_id] + [rec]
-            drop = None
             report.lines += parsed.lines
             report.parsed += batch.requests.height
             report.rejected += batch.rejects.height
@@ -445,13 +366,23 @@ class Ingester:
                 if self.unclassified >= CLASSIFY_EVERY_ROWS:
                     self.classify_pending()
 
+        head = source.head[:FP_BYTES]
+        hooks = Hooks(
+            classify=self._classify_hook,
+            commit_isolated=self._commit,
+            raw_reader=lambda a, b, line: isolation.raw_reader(opener, a, b, line),
+            committed=committed,
+        )
+        writer = BatchWriter(self.store, rec, drop, head, first_line - 1,
+                             time_read_label(fmt.name), COMMIT_ROWS if self._one_shot else 0,
+                             hooks)  # fmt: skip
         try:
             while True:
                 item = stage.get()
                 if item is None:
                     break
                 if isinstance(item, BaseException):
-                    commit_held()  # what was read before the failure is sound
+                    writer.flush()  # what was read before the failure is sound
                     if isinstance(item, OSError | EOFError):
                         raise InputError(f"cannot read {source.path}: {item}") from item
                     raise item
@@ -459,20 +390,18 @@ class Ingester:
                     # Truncated and rewritten while we read (copytruncate): these bytes may
                     # belong to the new content. Commit nothing of them (what was held was
                     # read before the check that passed for it); the next look starts afresh.
-                    commit_held()
+                    writer.flush()
                     report.status = "changed"
                     break
-                if item[0].folds:
+                if item.parsed.folds:
                     # Rows held were templated without these folds: store them first, so
                     # recording the folds re-templates them with everything else stored.
-                    commit_held()
-                    self._record_folds(item[0].folds)
-                hold(item)
-                if not commit_rows:
-                    commit_held()
-            commit_held()
+                    writer.flush()
+                    self._record_folds(item.parsed.folds)
+                writer.add(item)
+            writer.flush()
         finally:
-            close_tx()  # only open here when something failed: nothing of it is committed
+            writer.close()
             abort.set()
             while worker.is_alive() or not stage.empty():  # let the producer finish
                 with contextlib.suppress(queue.Empty):
