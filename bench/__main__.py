@@ -34,6 +34,10 @@ def _median(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
+def _median_cpu(runs: list[Run]) -> float:
+    return sorted(r.cpu_s for r in runs)[len(runs) // 2]
+
+
 def _row(name: str, run: Run, lines: int, ref: float) -> str:
     rate = lines / run.seconds if run.seconds else 0.0
     return (f"{name:<44} {run.seconds:8.2f} s {rate:>12,.0f} lines/s {run.peak_rss_mb:8.0f} MB"
@@ -52,28 +56,33 @@ def bench_ingest(kind: str, lines: int, repeats: int) -> None:
     print(f"\n== ingest, {kind} file: {lines:,} lines of nginx combined ({size_mb:.0f} MB),"
           f" {log.name} ==")  # fmt: skip
     print(f"{'what':<44} {'time':>10} {'throughput':>20} {'peak RSS':>11}   speed vs conflictradar")
-    # The machine is noisy (runs vary by up to 40%): alternate the two variants, keep medians.
-    runs: dict[str, list[Run]] = {"with": [], "without": []}
+    scan_cmd = [py, "-c", (
+        "import duckdb,sys; print(duckdb.sql(\"SELECT count(*) FROM read_csv(?, header=false, "
+        "columns={'l':'VARCHAR'}, delim=chr(1), quote='', escape='', auto_detect=false)\", "
+        "params=[sys.argv[1]]).fetchall())"), str(log)]  # fmt: skip
+    # The machine is noisy (runs vary by up to 40%): alternate the variants and the reference
+    # scan, keep medians (one scan alone moved the ratio by 2x on a loaded machine).
+    runs: dict[str, list[Run]] = {"with": [], "without": [], "scan": []}
+    loads = [os.getloadavg()[0]]
     for _ in range(repeats):
         runs["with"].append(measure([py, "-m", "bench.run_ingest", str(db), str(log)]))
+        runs["scan"].append(measure(scan_cmd))
         runs["without"].append(
             measure([py, "-m", "bench.run_ingest", str(db), str(log), "--no-classify"])
         )
-    ours, noclass = _median(runs["with"]), _median(runs["without"])
+        loads.append(os.getloadavg()[0])
+    ours, noclass, scan = _median(runs["with"]), _median(runs["without"]), _median(runs["scan"])
     stats = json.loads(ours.stdout or "{}")
     stats_nc = json.loads(noclass.stdout or "{}")
     print(f"(medians of {repeats} alternating runs; all runs, with classification: "
           + ", ".join(f"{r.seconds:.2f} s" for r in runs["with"]) + "; without: "
-          + ", ".join(f"{r.seconds:.2f} s" for r in runs["without"]) + ")")  # fmt: skip
+          + ", ".join(f"{r.seconds:.2f} s" for r in runs["without"]) + "; DuckDB scan: "
+          + ", ".join(f"{r.seconds:.2f} s" for r in runs["scan"]) + ")")  # fmt: skip
     ref = ours.seconds
     print(_row("conflictradar ingest (auto-detect, classify)", ours, lines, ref))
     print(_row("conflictradar ingest without classification", noclass, lines, ref))
     wc = measure(["wc", "-l", str(log)])
     print(_row("wc -l", wc, lines, ref))
-    scan = measure([py, "-c", (
-        "import duckdb,sys; print(duckdb.sql(\"SELECT count(*) FROM read_csv(?, header=false, "
-        "columns={'l':'VARCHAR'}, delim=chr(1), quote='', escape='', auto_detect=false)\", "
-        "params=[sys.argv[1]]).fetchall())"), str(log)])  # fmt: skip
     print(_row("DuckDB count(*) of the file as one column", scan, lines, ref))
     goaccess = ensure_debian_package("goaccess", "goaccess")
     ga: Run | None = None
@@ -94,6 +103,10 @@ def bench_ingest(kind: str, lines: int, repeats: int) -> None:
         over = (with_c - without_c) / without_c * 100 if without_c else 0.0
         print(f"classification adds {over:+.1f}% to ingest time "
               f"({with_c:.2f} s vs {without_c:.2f} s without, in-process; target <= 25%)")  # fmt: skip
+    print(f"CPU (user+sys, medians): ingest {_median_cpu(runs['with']):.2f} s, without"
+          f" classification {_median_cpu(runs['without']):.2f} s, DuckDB scan"
+          f" {_median_cpu(runs['scan']):.2f} s; machine load (1 min) during the runs"
+          f" {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores")  # fmt: skip
     vs_scan = ours.seconds / scan.seconds if scan.seconds else float("inf")
     print(f"\n{kind}: conflictradar took {vs_scan:.1f}x DuckDB's one-column scan of the same file"
           f" (target <= 10x: {'met' if vs_scan <= 10 else 'NOT met'})", end="")  # fmt: skip
