@@ -44,7 +44,7 @@ CHROME_FLAGS = (
 )
 # The dashboard's pages: (name, URL path, title, Plotly charts drawn when it is ready).
 PAGES = (
-    ("overview", "", "Overview", 3),
+    ("overview", "", "Overview", 2),
     ("hotspots", "hotspots", "Hotspots", 2),
     ("causes", "causes", "Causes", 3),
     ("explorer", "explorer", "Explorer", 0),

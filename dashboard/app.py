@@ -27,6 +27,7 @@ page = st.navigation(
         st.Page("views/alerts.py", title="Alerts", icon=":material/notifications:"),
     ]
 )
-sidebar(*sidebar_state())
-page.run()
+with data.batch():  # the run's reads share one reader
+    sidebar(*sidebar_state())
+    page.run()
 data.record_timing(page.title)

@@ -12,7 +12,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -21,7 +22,8 @@ import streamlit as st
 
 from conflictradar.dashboard.launch import TIMINGS_ENV
 from conflictradar.ingest import alert_reads, confidence_reads, reads
-from conflictradar.ingest.reader import Reader, open_reader
+from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.reader import Reader, open_reader, reading_batch
 from conflictradar.ingest.reads import DataStatus
 from conflictradar.ingest.settings import Settings, load_settings
 
@@ -45,7 +47,33 @@ def settings() -> Settings:
     return replace(s, db=Path(lake)) if lake else s
 
 
+_batch = threading.local()  # this script thread's reading batch, while one is open
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """The reads of one run (a page view, a refresh) share one reader: reading the file, they
+    open it once instead of once per query. Nested batches join the outer one."""
+    if getattr(_batch, "reader", None) is not None or os.environ.get("CONFLICTRADAR_LAKE"):
+        yield
+        return
+    try:
+        s = settings()
+    except ConfigError:  # the page says so itself
+        yield
+        return
+    with reading_batch(s, patience_s=LOCK_WAIT_S) as r:
+        _batch.reader = (s.db, r)
+        try:
+            yield
+        finally:
+            _batch.reader = None
+
+
 def reader(s: Settings) -> Reader:
+    held = getattr(_batch, "reader", None)
+    if held is not None and held[0] == s.db:
+        return held[1]
     if os.environ.get("CONFLICTRADAR_LAKE"):  # `dashboard --lake DIR`: s.db is the lake
         from conflictradar.ingest.lake.reader import lake_reader
 

@@ -149,15 +149,20 @@ def page(title: str, about: str, body: Callable[[View], None], *, refresh: bool 
 
     @st.fragment(run_every=run_every)
     def content() -> None:
-        view = _load(datetime.now(UTC), known.pop() if known else None)
-        if view is None:
-            return
-        _freshness(view)
-        try:
-            body(view)
-        except DatabaseLockedError:
-            _locked()
-        except DatabaseError as exc:
-            st.warning(f"{exc}.", icon=":material/database:")
+        with data.batch():  # a timed refresh runs only this: its reads share one reader too
+            _content(body, known.pop() if known else None)
 
     content()
+
+
+def _content(body: Callable[[View], None], known: DataStatus | None) -> None:
+    view = _load(datetime.now(UTC), known)
+    if view is None:
+        return
+    _freshness(view)
+    try:
+        body(view)
+    except DatabaseLockedError:
+        _locked()
+    except DatabaseError as exc:
+        st.warning(f"{exc}.", icon=":material/database:")

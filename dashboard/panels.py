@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,17 @@ def code(value: object) -> str:
 
 
 def download(df: pl.DataFrame, name: str, key: str) -> None:
+    # The CSV is written when the button is clicked, not on every run, and the click does not
+    # rerun the page.
     st.download_button(
         f"Download CSV ({df.height:,} rows)",
-        csv(df),
+        partial(csv, df),
         file_name=f"{name}.csv",
         mime="text/csv",
         key=f"csv_{key}",
         icon=":material/download:",
         type="tertiary",
+        on_click="ignore",
     )
 
 
@@ -71,11 +75,13 @@ def table(
     hide: tuple[str, ...] = (),
     on_select: Callable[[], None] | None = None,
     plain: bool = False,
+    columns: Mapping[str, Any] | None = None,
 ) -> list[int]:
     """A dataframe with CSV download; with `select`, the selected row positions.
 
     `on_select` runs (before the next run) when the user selects a row. `plain` keeps the
-    column names as they are (a user's query), only formatting times.
+    column names as they are (a user's query), only formatting times. `columns`: column
+    configs that replace the shared ones.
     """
     shown = df.drop([c for c in hide if c in df.columns])
     kwargs: dict[str, Any] = {
@@ -83,6 +89,7 @@ def table(
         "width": "stretch",
         "column_config": {} if plain else {k: v for k, v in COLUMNS.items() if k in shown},
     }
+    kwargs["column_config"].update(columns or {})
     for col, dtype in shown.schema.items():  # every time in UTC, to the second
         if isinstance(dtype, pl.Datetime) and col not in kwargs["column_config"]:
             kwargs["column_config"][col] = TIME

@@ -1,7 +1,8 @@
 """The read API every other package goes through: `open_reader(settings)` -> a `Reader`.
 
 Readers never hold the database file: each query opens a short-lived, read-only, sandboxed
-connection (retrying while a writer holds the lock) and closes it. When `conflictradar watch`
+connection (retrying while a writer holds the lock) and closes it; `reading_batch` shares one
+for a page view's few reads (well under a second) and closes it after them. When `conflictradar watch`
 runs, it owns the file and answers the same queries itself (ingest.serve); the reader then asks
 it (ingest.served_reader) instead of opening the file. Either way every query passes the fences
 of ingest.sandbox.
@@ -10,8 +11,9 @@ of ingest.sandbox.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -69,36 +71,53 @@ def as_frame(table: pa.Table) -> pl.DataFrame:
 
 @dataclass
 class DirectReader:
-    """Opens the file read-only for each call: never blocks a writer for longer than a query."""
+    """Opens the file read-only for each call: never blocks a writer for longer than a query.
+
+    With `keep`, the first call's connection serves the next ones until `close()`: for a short
+    batch of reads (a dashboard page view: about ten queries in well under a second), which then
+    pay for one open instead of ten."""
 
     path: Path
     sql: SqlSettings
     wait_s: float = 10.0
+    keep: bool = False
+    _con: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
 
     def exists(self) -> bool:
         return self.path.exists()
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        return open_readonly(self.path, self.sql, wait_s=self.wait_s)
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._con is not None:
+            yield self._con
+            return
+        con = open_readonly(self.path, self.sql, wait_s=self.wait_s)
+        if self.keep:
+            self._con = con
+            yield con
+            return
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def close(self) -> None:
+        if self._con is not None:
+            con, self._con = self._con, None
+            con.close()
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
         check_statement(sql)  # before opening: a refusal never waits for the file
-        con = self._open()
-        try:
+        with self._connection() as con:
             return read_query(con, sql, params)
-        finally:
-            con.close()
 
     def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
         return as_frame(self.query(sql, params))
 
     def user_query(self, sql: str, capped: bool = True) -> QueryResult:
         check_statement(sql)
-        con = self._open()
-        try:
+        with self._connection() as con:
             return run_query(con, sql, self.sql if capped else uncapped(self.sql))
-        finally:
-            con.close()
 
 
 @dataclass
@@ -109,18 +128,28 @@ class AutoReader:
     path: Path
     sql: SqlSettings
     patience_s: float = 60.0
+    keep: bool = False  # read the file on one connection until close() (DirectReader.keep)
+    _direct: DirectReader | None = field(default=None, repr=False)
 
     def exists(self) -> bool:
         return self.path.exists()
 
+    def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+
     def _call(self, op: Callable[[_Queries], T]) -> T:
         deadline = time.monotonic() + self.patience_s
         while True:
-            served = connect_served(self.path, self.sql)
+            # A held connection keeps any watcher out: no need to look for one meanwhile.
+            held = self._direct is not None and self._direct._con is not None
+            served = None if held else connect_served(self.path, self.sql)
             try:
                 if served is not None:
                     return op(served)
-                return op(DirectReader(self.path, self.sql, wait_s=2.0))
+                if self._direct is None or not self.keep:
+                    self._direct = DirectReader(self.path, self.sql, wait_s=2.0, keep=self.keep)
+                return op(self._direct)
             except (WatcherGone, DatabaseLockedError):
                 if time.monotonic() >= deadline:
                     raise DatabaseLockedError(
@@ -146,6 +175,17 @@ def open_reader(settings: Settings, patience_s: float = 60.0) -> Reader:
     that serves no reads (a one-shot ingest) or a watcher is starting.
     """
     return AutoReader(settings.db, settings.sql, patience_s)
+
+
+@contextmanager
+def reading_batch(settings: Settings, patience_s: float = 60.0) -> Iterator[AutoReader]:
+    """A reader for a short batch of reads (a page view) that opens the file at most once:
+    closed, and the file let go, when the block ends."""
+    reader = AutoReader(settings.db, settings.sql, patience_s, keep=True)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 __all__ = ["AutoReader", "DirectReader", "Params", "QueryRefusedError", "Reader", "open_reader"]

@@ -29,6 +29,7 @@ import json
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -100,10 +101,26 @@ def _parsing() -> Iterator[duckdb.DuckDBPyConnection]:
         yield _parser[0]
 
 
+# Texts already found to be one reading SELECT, and that statement: the verdict depends on the
+# text alone, and the dashboard and alerts send the same few texts (values go as parameters)
+# again and again, so each is parsed once, not on every read.
+_passed: OrderedDict[str, str] = OrderedDict()
+PASSED_MAX = 256  # texts remembered
+PASSED_MAX_CHARS = 16_384  # longer texts are checked every time
+
+
 def check_statement(text: str) -> str:
     """The single reading SELECT in `text`, or a QueryRefusedError saying why not."""
     with _parsing() as con:
-        return _check(con, text)
+        if (known := _passed.get(text)) is not None:
+            _passed.move_to_end(text)
+            return known
+        statement = _check(con, text)
+        if len(text) <= PASSED_MAX_CHARS:
+            _passed[text] = statement
+            if len(_passed) > PASSED_MAX:
+                _passed.popitem(last=False)
+        return statement
 
 
 def _check(con: duckdb.DuckDBPyConnection, text: str) -> str:
