@@ -46,7 +46,7 @@ CHROME_FLAGS = (
 PAGES = (
     ("overview", "", "Overview", 2),
     ("hotspots", "hotspots", "Hotspots", 2),
-    ("causes", "causes", "Causes", 3),
+    ("causes", "causes", "Causes", 2),
     ("explorer", "explorer", "Explorer", 0),
     ("sql", "sql", "SQL", 0),
     ("alerts", "alerts", "Alerts", 0),

@@ -22,8 +22,10 @@ def warm() -> None:
     Only modules without Streamlit caches: those must be created once the runtime exists."""
     try:
         import duckdb  # noqa: F401
+        import pandas  # noqa: F401  (Streamlit's tables convert through it)
         import polars as pl
         import pyarrow  # noqa: F401
+        import pytz  # noqa: F401  (times in tables)
 
         from conflictradar.dashboard import charts
         from conflictradar.ingest import alert_reads, confidence_reads, reads  # noqa: F401

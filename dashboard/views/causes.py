@@ -17,11 +17,13 @@ def body(view: View) -> None:
     left, right = st.columns([2, 3], gap="large")
     with left:
         st.subheader("Share")
-        st.plotly_chart(charts.cause_share(shares), key="cause_share")
+        # Bars in the table, not a donut beside it: the same shares, one Plotly figure less.
+        bars = st.column_config.ProgressColumn("share", format="percent", min_value=0.0,
+                                               max_value=1.0)  # fmt: skip
+        table(shares, "cause_shares", hide=("title",), columns={"share": bars})  # in the CSV
     with right:
         st.subheader("Trend")
         st.plotly_chart(charts.cause_trend(view.fetch(reads.timeline, f)), key="cause_trend")
-    table(shares, "cause_shares")
     st.subheader("How sure")
     st.caption(
         "**certain**: a status, a competing request or a recognised error text proves the cause;"

@@ -84,7 +84,9 @@ def body(view: View) -> None:
         "its conflicts below."
     )
     st.plotly_chart(charts.heatmap(heat), key="heat", on_select=_on_heat, selection_mode="points")
-    tree = view.fetch(reads.endpoint_causes, f)
+    # The 12 busiest endpoints: a treemap box costs the browser text fitting, and smaller boxes
+    # than these are unreadable anyway (the heatmap and the pickers reach every endpoint).
+    tree = view.fetch(reads.endpoint_causes, f, top=12)
     resources = view.fetch(reads.top_resources, f)
     clients = view.fetch(reads.top_clients, f)
     left, right = st.columns(2, gap="large")
