@@ -1,5 +1,5 @@
 """`python -m conflictradar.dashboard.launch run APP ...`: `streamlit run`, with the pages' heavy
-imports warmed in the background while the server starts.
+imports warmed before the server starts.
 
 Streamlit imports a page's modules on the first run of its script, so without this the first
 visitor of a fresh dashboard waits for polars, DuckDB, pyarrow and plotly's figure classes
@@ -9,7 +9,6 @@ visitor of a fresh dashboard waits for polars, DuckDB, pyarrow and plotly's figu
 from __future__ import annotations
 
 import sys
-import threading
 
 # When set, each full run of a page appends one JSON line to this file: its script time and the
 # time its reads took (dashboard.data; bench.dashboard_live splits a page's time with it).
@@ -36,9 +35,11 @@ def warm() -> None:
 
 
 def main() -> None:
-    threading.Thread(target=warm, name="conflictradar-warm", daemon=True).start()
     from streamlit.web.cli import main as streamlit_main
 
+    # Before the server starts, not beside it: plotly's lazily built classes are not safe to
+    # build from two threads at once (Streamlit's own import builds its theme with them).
+    warm()
     sys.exit(streamlit_main(prog_name="streamlit"))
 
 
