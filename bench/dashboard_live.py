@@ -96,11 +96,11 @@ def start_demo(
     raise SystemExit(f"the demo stopped before printing its URL (code {demo.wait()})")
 
 
-def child(demo: int, needle: str) -> int:
+def child(demo: int, *needles: str) -> int:
     for pid in tree(demo)[1:]:
-        if needle in cmdline(pid):
+        if any(needle in cmdline(pid) for needle in needles):
             return pid
-    raise SystemExit(f"no {needle!r} process under the demo")
+    raise SystemExit(f"no {needles[0]!r} process under the demo")
 
 
 def server_side(timings: Path, seen: int, title: str) -> tuple[int, float, float]:
@@ -165,7 +165,7 @@ def main() -> None:
     timings = Path(tempfile.mkdtemp(prefix="conflictradar-bench-")) / "timings.jsonl"
     demo, url = start_demo(args.backfill, 3600, timings)
     try:
-        clocks = Clocks(child(demo.pid, " watch "), child(demo.pid, "dashboard.launch"), 0)
+        clocks = Clocks(child(demo.pid, " watch "), child(demo.pid, "dashboard.launch", "streamlit run"), 0)
         time.sleep(args.settle)
         with chromium(exe) as (b, browser):
             clocks.browser = browser.pid
