@@ -165,7 +165,9 @@ def main() -> None:
     timings = Path(tempfile.mkdtemp(prefix="conflictradar-bench-")) / "timings.jsonl"
     demo, url = start_demo(args.backfill, 3600, timings)
     try:
-        clocks = Clocks(child(demo.pid, " watch "), child(demo.pid, "dashboard.launch", "streamlit run"), 0)
+        clocks = Clocks(
+            child(demo.pid, " watch "), child(demo.pid, "dashboard.launch", "streamlit run"), 0
+        )
         time.sleep(args.settle)
         with chromium(exe) as (b, browser):
             clocks.browser = browser.pid
