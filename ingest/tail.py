@@ -198,6 +198,8 @@ class Tailer:
         self.last_look_s = 0.0  # how long the latest look took (read, commit, classify)
         self.last_lines = 0  # lines the latest look read
         self.last_files = 0  # files it read them from
+        self.last_conflicts = 0  # 409 lines among them
+        self._conflicts = 0
 
     # -- filesystem events -------------------------------------------------------------------
 
@@ -350,6 +352,7 @@ class Tailer:
                                                "retry_in_s": wait})  # fmt: skip
             return 0
         f.failures = 0
+        self._conflicts += report.conflicts
         if report.lines:
             log.info("batch", extra={"path": str(f.path), "lines": report.lines,
                                      "parsed": report.parsed, "rejected": report.rejected,
@@ -386,6 +389,7 @@ class Tailer:
             looks.append((key, f, idle, (st.st_size, st.st_mtime_ns, take_unterminated)))
         changed = sum(1 for _, f, _, look in looks if look != f.looked)
         files = 0
+        self._conflicts = 0
         for key, f, idle, look in looks:
             if look != f.looked:
                 lines = self._read_followed(f, now, idle, look[2], look, alone=changed == 1)
@@ -401,7 +405,7 @@ class Tailer:
             # as one batch per file, is explained in one pass over the range it touched.
             self.ingester.classify_pending()
         self.last_look_s = time.monotonic() - started
-        self.last_lines, self.last_files = total, files
+        self.last_lines, self.last_files, self.last_conflicts = total, files, self._conflicts
         if self.on_batch is not None:
             self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
         return total

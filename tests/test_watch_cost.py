@@ -3,6 +3,7 @@ pass for a burst of small appends, reads sized to what was appended, and the `wa
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from datetime import timedelta
@@ -211,3 +212,29 @@ def test_json_expressions_are_built_once_per_format_and_key_set(logs: Path) -> N
     with local_zone("Europe/Berlin"):
         berlin = fmt.parse(lines, ParserState())
     assert berlin["ts"][0] == first["ts"][0] - timedelta(hours=2)
+
+
+def test_alerts_are_evaluated_every_10_s_and_sooner_when_409s_surge() -> None:
+    from conflictradar.watch import AlertPace
+
+    pace = AlertPace()
+    assert pace.due(0.0, 0)  # the first look evaluates
+    # Steady 409 traffic (4 a look, a look every 0.8 s): only every EVERY_S.
+    t, fired = 0.0, []
+    for _ in range(60):
+        t += 0.8
+        if pace.due(t, 4):
+            fired.append(t)
+    assert fired and all(b - a >= AlertPace.EVERY_S - 0.8 for a, b in itertools.pairwise(fired))
+    # A surge (10x) is judged within GAP_S, not up to EVERY_S later.
+    surge_at = t + 0.8
+    t = surge_at
+    while not pace.due(t, 40):
+        t += 0.8
+    assert t - surge_at <= AlertPace.GAP_S + 0.8
+    # A burst on a quiet log is judged at once (once GAP_S has passed since the last one).
+    quiet = AlertPace()
+    assert quiet.due(0.0, 0)
+    assert not quiet.due(5.0, 0)
+    assert not quiet.due(5.8, 3)  # fewer than EARLY_MIN
+    assert quiet.due(6.6, 12)
