@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -30,9 +31,10 @@ class AlertPace:
     """When `watch` evaluates the alert rules. An evaluation costs 20-35 ms: every 2 s, as
     before, that was ~1.5% of a core on its own at 100 lines/s. So the rules are evaluated every
     EVERY_S, lines or not (alerts also resolve as time passes), and sooner, at most every GAP_S,
-    when 409s arrive faster than lately: at least EARLY_MIN since the last evaluation and twice
-    what the last minute's 409 rate predicts. A burst on a quiet log is judged within a look or
-    two; steady 409 traffic waits for the next evaluation, which would see nothing new."""
+    when 409s arrive faster than usual: at least EARLY_MIN since the last evaluation and twice
+    what the last minute's typical look (the median: bursts do not raise it) predicts. A burst
+    is judged within a look or two; steady 409 traffic waits for the next evaluation, which
+    would see nothing new."""
 
     EVERY_S = 10.0
     GAP_S = 2.0
@@ -49,10 +51,11 @@ class AlertPace:
         self.unevaluated += conflicts
         while self.recent and self.recent[0][0] < now - self.RATE_S:
             self.recent.popleft()
-        span = now - self.recent[0][0] if self.recent else 0.0
-        rate = sum(n for _, n in self.recent) / span if span >= self.GAP_S else 0.0
-        if conflicts:
-            self.recent.append((now, conflicts))
+        rate = 0.0
+        if len(self.recent) >= 3:
+            span = (self.recent[-1][0] - self.recent[0][0]) / (len(self.recent) - 1)
+            rate = statistics.median(n for _, n in self.recent) / max(span, 1e-3)
+        self.recent.append((now, conflicts))
         since = now - self.last
         spiking = self.unevaluated >= max(self.EARLY_MIN, 2 * rate * min(since, self.RATE_S))
         if since >= self.EVERY_S or (since >= self.GAP_S and spiking):

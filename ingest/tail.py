@@ -199,6 +199,7 @@ class Tailer:
         self.last_lines = 0  # lines the latest look read
         self.last_files = 0  # files it read them from
         self.last_conflicts = 0  # 409 lines among them
+        self.last_cpu_s = 0.0  # CPU the latest look's reading took (all threads)
         self._conflicts = 0
 
     # -- filesystem events -------------------------------------------------------------------
@@ -265,13 +266,12 @@ class Tailer:
                 if scan:
                     self.wake.clear()
                     last_scan = started
-                cpu = cpu_seconds()
                 self.poll_once(scan=scan)
                 # The writes that arrive between two looks are read by the next one, as one
                 # batch: a writer flushing every few ms costs one batch per look, not one per
                 # write. A look that finds a backlog reads all of it, so the pace caps the
                 # number of batches, never the throughput.
-                pace = look_pace(cpu_seconds() - cpu, self.last_lines, self.last_files)
+                pace = look_pace(self.last_cpu_s, self.last_lines, self.last_files)
                 stop.wait(max(0.0, pace - (time.monotonic() - started)))
         finally:
             self.stop_events()
@@ -368,7 +368,7 @@ class Tailer:
     def poll_once(self, scan: bool = True) -> int:
         """Scan the watched places (unless `scan` is false), read what is new in every
         followed file, commit and classify; returns lines ingested."""
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_seconds()
         if scan:
             self._scan()
         now = time.monotonic()
@@ -405,6 +405,9 @@ class Tailer:
             # as one batch per file, is explained in one pass over the range it touched.
             self.ingester.classify_pending()
         self.last_look_s = time.monotonic() - started
+        # The reading's own cost (what spacing the looks saves), not the alert evaluation or
+        # upkeep that `on_batch` runs after it.
+        self.last_cpu_s = cpu_seconds() - cpu
         self.last_lines, self.last_files, self.last_conflicts = total, files, self._conflicts
         if self.on_batch is not None:
             self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
