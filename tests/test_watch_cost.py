@@ -179,15 +179,18 @@ def test_a_look_with_no_409_in_reach_skips_the_classification_query(
 
 def test_looks_over_trickling_files_are_spaced_to_a_cpu_budget() -> None:
     """A file that brings its lines in bulk keeps the 0.8 s pace whatever the look cost (its
-    latency matters, and its cost is its lines); files that trickle a few lines each are looked
+    latency matters, and its cost is its lines); several files that trickle a few lines each are looked
     at further apart, so their fixed toll stays under LOOK_BUDGET of a core, up to MAX_LOOK_S."""
     busy = tail.look_pace(0.5, lines=800, files=1)
     assert busy == tail.LOOK_EVERY_S
+    assert tail.look_pace(0.5, lines=800, files=4) == tail.LOOK_EVERY_S
+    # One file keeps the pace even when it trickles: its toll is bounded, its latency matters.
+    assert tail.look_pace(0.5, lines=12, files=1) == tail.LOOK_EVERY_S
     assert tail.look_pace(0.0, lines=0, files=0) == tail.LOOK_EVERY_S  # nothing read
     cheap = tail.look_pace(0.01, lines=8, files=8)
     assert cheap == tail.LOOK_EVERY_S  # cheap enough at the fastest pace
-    toll = 0.15  # eight small files, ~19 ms each
-    spaced = tail.look_pace(toll, lines=16, files=8)
+    toll = 0.06  # four small files, ~15 ms each
+    spaced = tail.look_pace(toll, lines=8, files=4)
     assert tail.LOOK_EVERY_S < spaced < tail.MAX_LOOK_S
     assert toll / spaced == pytest.approx(tail.LOOK_BUDGET)
     assert tail.look_pace(5.0, lines=16, files=8) == tail.MAX_LOOK_S
