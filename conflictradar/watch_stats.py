@@ -7,14 +7,18 @@ interval, so it reads the same on a busy machine as on an idle one.
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from pathlib import Path
-
-from conflictradar.ingest.tail import cpu_seconds
 
 log = logging.getLogger("conflictradar.watch")
 
 STATS_EVERY_S = 60.0
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb() -> float | None:

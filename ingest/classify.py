@@ -103,24 +103,26 @@ def _classify_sql(rules: Rules, linked: bool = True, texts: bool = True) -> str:
     sql = _linked_sql(rules)
     if linked:
         return sql
-    unlinked = {
+    sql = _replace_once(sql, {
         _ANTI_C: "",
         _ANTI_OK: "",
         sql[sql.index("members AS (") : sql.index("ok AS (")]: "",
         _PER_REQUEST_JOIN: f"    CROSS JOIN {_NO_MEMBERS} p\n",
-    }
-    for old, new in unlinked.items():
-        assert sql.count(old) == 1, old
-        sql = sql.replace(old, new)
+    })  # fmt: skip
     if not texts:
-        plain = {
+        sql = _replace_once(sql, {
             sql[sql.index("WITH c AS (") : sql.index("ok AS (")]: _PLAIN_C,
             sql[sql.index("labelled AS (") :]: _PLAIN_LABELLED
             + f"SELECT {CONFLICT_COLUMNS} FROM ({select_sql(without_texts())})\n",
-        }
-        for old, new in plain.items():
-            assert sql.count(old) == 1, old
-            sql = sql.replace(old, new)
+        })  # fmt: skip
+    return sql
+
+
+def _replace_once(sql: str, replacements: dict[str, str]) -> str:
+    """`sql` with each key, found exactly once, replaced by its value."""
+    for old, new in replacements.items():
+        assert sql.count(old) == 1, old
+        sql = sql.replace(old, new)
     return sql
 
 
@@ -313,10 +315,10 @@ class Classifier:
         self, con: duckdb.DuckDBPyConnection, bounds: dict[str, object]
     ) -> tuple[bool, bool, bool]:
         """(whether [lo, hi] holds a 409 line or an explained 409, whether the query for it
-        can meet a link, whether it can meet an error text). Without a 409, explaining the range again deletes nothing, inserts
-        nothing and re-counts minutes unchanged: a batch of successes after the latest 409s'
-        windows (most batches of a live log with few 409s) skips the classification query
-        (~50 ms of planning alone). Without a link among the lines the query reads (from lo -
+        can meet a link, whether it can meet an error text). Without a 409, explaining the
+        range again deletes nothing, inserts nothing and re-counts minutes unchanged: a batch
+        of successes after the latest 409s' windows (most batches of a live log with few 409s)
+        skips the classification query (~50 ms of planning alone). Without a link among the lines the query reads (from lo -
         window) or heads in range, the query without links gives the same rows. Without a
         text among the lines it can join (TEXTS_SQL), there is no text to match first."""
         row = con.execute(

@@ -16,7 +16,6 @@ import glob
 import gzip
 import logging
 import os
-import resource
 import stat
 import threading
 import time
@@ -56,12 +55,6 @@ LOOK_BUDGET = 0.03
 MAX_LOOK_S = 5.0
 
 OnBatch = Callable[[int], None]  # lines ingested in this poll (0 included)
-
-
-def cpu_seconds() -> float:
-    """This process's CPU time so far (all threads: the parse thread works for the look too)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def look_pace(look_cpu_s: float, lines: int, files: int) -> float:
@@ -201,7 +194,6 @@ class Tailer:
         self.last_files = 0  # files it read them from
         self.last_conflicts = 0  # 409 lines among them
         self.last_cpu_s = 0.0  # CPU the latest look's reading took (its thread)
-        self._conflicts = 0
 
     # -- filesystem events -------------------------------------------------------------------
 
@@ -317,14 +309,15 @@ class Tailer:
     def _read_followed(
         self, f: Followed, now: float, idle: float, take_unterminated: bool,
         look: tuple[int, int, bool], alone: bool = False,
-    ) -> int:  # fmt: skip
-        """Read what is new in one followed file; the lines committed. `alone`: the only file
-        this look reads, so a small append is explained in its own commit's transaction."""
+    ) -> tuple[int, int]:  # fmt: skip
+        """Read what is new in one followed file; the lines committed, and the 409 lines among
+        them. `alone`: the only file this look reads, so a small append is explained in its own
+        commit's transaction."""
         if f.compressed and idle < GZIP_SETTLE_S:
-            return 0  # still being written by gzip/logrotate: read it once it is complete
+            return 0, 0  # still being written by gzip/logrotate: read it once it is complete
         source = _source_of(f)
         if source is None:
-            return 0
+            return 0, 0
         opener: Callable[[], BinaryIO]
         fd = f.fd
         if f.compressed:
@@ -351,9 +344,8 @@ class Tailer:
             f.retry_at = now + wait
             log.error("reading failed", extra={"path": str(f.path), "error": str(exc),
                                                "retry_in_s": wait})  # fmt: skip
-            return 0
+            return 0, 0
         f.failures = 0
-        self._conflicts += report.conflicts
         if report.lines:
             log.info("batch", extra={"path": str(f.path), "lines": report.lines,
                                      "parsed": report.parsed, "rejected": report.rejected,
@@ -364,7 +356,7 @@ class Tailer:
             f.done = True
         if report.status in ("ok", "unchanged", "unrecognized"):
             f.looked = look  # read to the end as it was: nothing to do until it changes
-        return report.lines
+        return report.lines, report.conflicts
 
     def poll_once(self, scan: bool = True) -> int:
         """Scan the watched places (unless `scan` is false), read what is new in every
@@ -391,13 +383,13 @@ class Tailer:
             take_unterminated = f.compressed or idle >= PARTIAL_LINE_WAIT_S
             looks.append((key, f, idle, (st.st_size, st.st_mtime_ns, take_unterminated)))
         changed = sum(1 for _, f, _, look in looks if look != f.looked)
-        files = 0
-        self._conflicts = 0
+        files = conflicts = 0
         for key, f, idle, look in looks:
             if look != f.looked:
-                lines = self._read_followed(f, now, idle, look[2], look, alone=changed == 1)
+                lines, found = self._read_followed(f, now, idle, look[2], look, alone=changed == 1)
                 total += lines
                 files += lines > 0
+                conflicts += found
             if not f.present and idle >= DRAIN_IDLE_S:
                 with contextlib.suppress(OSError):
                     os.close(f.fd)
@@ -411,7 +403,7 @@ class Tailer:
         # The reading's own cost (what spacing the looks saves), not the alert evaluation or
         # upkeep that `on_batch` runs after it.
         self.last_cpu_s = time.thread_time() - cpu
-        self.last_lines, self.last_files, self.last_conflicts = total, files, self._conflicts
+        self.last_lines, self.last_files, self.last_conflicts = total, files, conflicts
         if self.on_batch is not None:
             self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
         return total
