@@ -22,7 +22,7 @@ from conflictradar.ingest.causes import Cause
 from conflictradar.ingest.rules import select_sql, without_texts
 from conflictradar.ingest.settings import ClassifySettings
 from conflictradar.ingest.texts import Matcher, keyword_pattern
-from conflictradar.ingest.tiers import Tiers, tier_sql
+from conflictradar.ingest.tiers import ANY_SQL, Tiers, tier_sql
 from conflictradar.ingest.timestamps import later
 
 __all__ = ["Classifier", "Rules", "cause_names", "keyword_pattern"]
@@ -244,6 +244,18 @@ WHERE ts BETWEEN $lo - to_microseconds($join_us) AND $hi + to_microseconds($join
 """
 
 
+@dataclass(frozen=True)
+class Holds:
+    """What a range's 409s are explained from (`Classifier._range_holds`)."""
+
+    lo: datetime
+    hi: datetime  # the batch's last time + the window: the 409s it can change end there
+    conflicts: bool  # a 409 line, or an explained 409, lies in [lo, hi]
+    linked: bool  # the query can meet a link
+    texts: bool  # the query can meet an error text
+    relink: bool  # the batch can change which lines form a request
+
+
 def _used(sql: str, params: dict[str, object]) -> dict[str, object]:
     """The parameters `sql` names (DuckDB refuses unused named parameters)."""
     names = set(re.findall(r"\$([a-z_][a-z0-9_]*)", sql))
@@ -263,12 +275,16 @@ class Classifier:
     def window(self) -> timedelta:
         return self.rules.window
 
+    @property
+    def window_us(self) -> int:
+        return max(self.rules.retry_us, self.rules.race_us)
+
     def params(self, lo: datetime, hi: datetime, sql: str | None = None) -> dict[str, object]:
         """The parameters of `sql` (default: the classification query) for [lo, hi]."""
         p: dict[str, object] = {
             "lo": lo,
             "hi": hi,
-            "window_us": max(self.rules.retry_us, self.rules.race_us),
+            "window_us": self.window_us,
             "retry_us": self.rules.retry_us,
             "race_us": self.rules.race_us,
             # Bucket widths: the window itself (at least 1 µs, for a window of 0).
@@ -284,18 +300,19 @@ class Classifier:
     def classify_range(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
         """Join the lines of [lo, hi] into requests, then replace the causes of every 409
         request from lo to hi + window, widened to the requests whose lines changed."""
-        changed = self.rules.tiers.relink(con, lo, hi)
-        if changed is not None:
-            lo, hi = min(lo, changed[0]), max(hi, changed[1])
-        hi = later(hi, self.window)
-        bounds: dict[str, object] = {"lo": lo, "hi": hi}
-        conflicts, linked, texts = self._range_holds(con, bounds)
-        if not conflicts:
+        holds = self._range_holds(con, lo, hi)
+        if holds.relink:
+            changed = self.rules.tiers.relink(con, lo, hi, checked=True)
+            if changed is not None:  # links changed: what the range holds is read again
+                holds = self._range_holds(con, min(lo, changed[0]), max(hi, changed[1]))
+        if not holds.conflicts:
             return  # no 409 to explain and none explained here: nothing can change
-        if texts:  # else no text the query can meet: nothing to match
+        lo, hi = holds.lo, holds.hi
+        bounds: dict[str, object] = {"lo": lo, "hi": hi}
+        if holds.texts:  # else no text the query can meet: nothing to match
             self.rules.matcher.remember(con, TEXTS_SQL, _used(TEXTS_SQL, self.params(lo, hi)))
-        con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
-        sql = self.sql if linked else self.sql_unlinked if texts else self.sql_plain
+        con.execute("DELETE FROM conflicts WHERE ts BETWEEN $lo AND $hi", bounds)
+        sql = self.sql if holds.linked else self.sql_unlinked if holds.texts else self.sql_plain
         con.execute(f"INSERT INTO conflicts ({CONFLICT_COLUMNS}) " + sql, self.params(lo, hi, sql))
         # Re-aggregate the whole minutes touched, from every conflict stored in them.
         con.execute(
@@ -311,27 +328,32 @@ class Classifier:
             bounds,
         )
 
-    def _range_holds(
-        self, con: duckdb.DuckDBPyConnection, bounds: dict[str, object]
-    ) -> tuple[bool, bool, bool]:
-        """(whether [lo, hi] holds a 409 line or an explained 409, whether the query for it
-        can meet a link, whether it can meet an error text). Without a 409, explaining the
-        range again deletes nothing, inserts nothing and re-counts minutes unchanged: a batch
-        of successes after the latest 409s' windows (most batches of a live log with few 409s)
-        skips the classification query (~50 ms of planning alone). Without a link among the lines the query reads (from lo -
-        window) or heads in range, the query without links gives the same rows. Without a
-        text among the lines it can join (TEXTS_SQL), there is no text to match first."""
+    def _range_holds(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> Holds:
+        """What the 409s of a batch of times [lo, hi] are explained from, in one query (a look
+        of the live watcher runs it on every append): the range to explain, [lo, hi + window];
+        whether it holds a 409 line or an explained 409; whether the query for it can meet a
+        link and an error text; and whether the batch can change which lines form a request
+        (`Tiers.relink` must run first, and this be asked again).
+
+        Without a 409, explaining the range again deletes nothing, inserts nothing and
+        re-counts minutes unchanged: a batch of successes after the latest 409s' windows skips
+        the classification query. Without a link among the lines the query reads (from lo -
+        window) or heads in range, the query without links gives the same rows. Without a text
+        among the lines it can join (TEXTS_SQL), there is no text to match first."""
+        end = later(hi, self.window)
         row = con.execute(
             "SELECT EXISTS (SELECT 1 FROM requests WHERE status = 409 AND ts BETWEEN $lo AND $hi)"
             " OR EXISTS (SELECT 1 FROM conflicts WHERE ts BETWEEN $lo AND $hi),"
             " EXISTS (SELECT 1 FROM request_links"
             " WHERE ts BETWEEN $lo - to_microseconds($window_us) AND $hi"
             " OR head_ts BETWEEN $lo AND $hi),"
-            f" EXISTS ({TEXTS_SQL})",
-            bounds | {"window_us": max(self.rules.retry_us, self.rules.race_us),
-                      "join_us": self.rules.tiers.join_us},
+            f" EXISTS ({TEXTS_SQL}), ({ANY_SQL})",
+            {"lo": lo, "hi": end, "window_us": self.window_us,
+             "join_us": self.rules.tiers.join_us} | self.rules.tiers.reach(lo, hi),
         ).fetchone()  # fmt: skip
-        return (bool(row[0]), bool(row[1]), bool(row[2])) if row else (True, True, True)
+        if row is None:
+            return Holds(lo, end, True, True, True, True)
+        return Holds(lo, end, *(bool(v) for v in row))
 
     def mark_pending(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
         """Record, in the batch's transaction, that [lo, hi] still needs classifying."""

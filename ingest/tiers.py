@@ -80,7 +80,10 @@ GROUP BY ALL
 # Whether [a, b] holds anything the links depend on: a service line with a request id (a new
 # link) or a stored link (one that may go). Without either nothing can change, and this costs
 # a fraction of the comparison below (~1 ms against ~7 ms a batch, measured in `watch`).
-_ANY = """
+# Whether a batch of times [a + window, b - window] can change a request's lines: a line that can
+# join another (a service line with a request id) or a link within reach. Also a column of the
+# classifier's first query of a range (one query, not two, for logs without request ids).
+ANY_SQL = """
 SELECT EXISTS (SELECT 1 FROM requests WHERE ts BETWEEN $a AND $b AND request_id IS NOT NULL
                  AND list_contains($service_formats, format))
     OR EXISTS (SELECT 1 FROM request_links WHERE ts BETWEEN $a AND $b)
@@ -106,19 +109,26 @@ class Tiers:
     def params(self) -> dict[str, object]:
         return {"join_us": self.join_us, "service_formats": list(self.service_formats)}
 
+    def reach(self, lo: datetime, hi: datetime) -> dict[str, object]:
+        """ANY_SQL's parameters for a batch of times [lo, hi]."""
+        return {"a": earlier(lo, self.window), "b": later(hi, self.window),
+                "service_formats": list(self.service_formats)}  # fmt: skip
+
     def relink(
-        self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime
+        self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, checked: bool = False
     ) -> tuple[datetime, datetime] | None:
         """Re-join the lines a batch of times [lo, hi] can affect, correct the rollup for every
         line whose membership changed, and return the span of lines and heads whose request
         changed (their 409s must be explained again), or None when nothing changed.
 
-        The common case, nothing changed, is one read-only query; only a change materialises
-        the new links (a temporary table) to write them."""
-        p = self.params() | {"a": earlier(lo, self.window), "b": later(hi, self.window)}
-        any_row = con.execute(_ANY, _only(p, "a", "b", "service_formats")).fetchone()
-        if not any_row or not any_row[0]:
-            return None
+        The common case, nothing changed, is one read-only query (ANY_SQL; `checked`: the caller
+        ran it and it held); only a change materialises the new links (a temporary table) to
+        write them."""
+        p = self.params() | self.reach(lo, hi)
+        if not checked:
+            any_row = con.execute(ANY_SQL, _only(p, "a", "b", "service_formats")).fetchone()
+            if not any_row or not any_row[0]:
+                return None
         changed = _CHANGED.format(links=_LINKS)
         row = con.execute(_SPAN.format(changed=changed), p).fetchone()
         if not row or row[0] is None:

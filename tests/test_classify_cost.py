@@ -73,8 +73,8 @@ def test_the_query_without_texts_explains_exactly_as_the_full_one(tmp_path: Path
     classifier = Classifier(load_settings(db=db, env={}).classify)
     with Store.open(db) as store:
         lo, hi = store.con.execute("SELECT min(ts), max(ts) FROM requests").fetchone() or (0, 0)
-        holds = classifier._range_holds(store.con, {"lo": lo, "hi": hi})
-    assert holds == (True, False, False)
+        holds = classifier._range_holds(store.con, lo, hi)
+    assert (holds.conflicts, holds.linked, holds.texts, holds.relink) == (True, False, False, False)
 
 
 def test_the_forms_are_built_from_the_same_query() -> None:
