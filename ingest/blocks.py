@@ -5,6 +5,7 @@ Runs on the pipeline's parse thread; everything here is vectorized over the bloc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,16 @@ from conflictradar.ingest import endpoints, envelopes
 from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.formats import Format, ParserState
 from conflictradar.ingest.lines import newline_positions, split_lines
-from conflictradar.ingest.schema import empty, stray_times, time_problem
+from conflictradar.ingest.plans import Plan
+from conflictradar.ingest.schema import (
+    STRAY,
+    STRAY_SPAN_US,
+    empty,
+    epoch_us,
+    latest_allowed,
+    stray_glitch,
+    time_rule,
+)
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.store import Store, minute_rollup
 from conflictradar.ingest.timestamps import local_zone
@@ -104,49 +114,37 @@ def parse_block(
         unwrapped = envelopes.unwrap(envelope, text, final=final)
         consumed = unwrapped.consumed
         rows = unwrapped.frame.select(pl.col("row").cast(pl.UInt32), "text", pl.col("envelope_ts"))
-    texts = rows["text"]
     with local_zone(ctx.settings.ingest.timezone):
-        parsed = fmt.parse(texts, state) if rows.height else empty()
-    if envelope and "envelope_ts" in rows.columns:
-        parsed = parsed.with_columns(pl.coalesce("ts", rows["envelope_ts"]).alias("ts"))
-    # A format whose lines may carry no time (bare uvicorn) leaves ts null on parsed lines:
-    # they take the time they were read, and the file's format says so (`TIME_READ`).
-    untimed = parsed["ts"].is_null() & parsed["_reject"].is_null() & ~parsed["_skip"]
-    time_read = bool(untimed.any())
-    if time_read:
-        parsed = parsed.with_columns(pl.col("ts").fill_null(datetime.now(UTC)))
-    # The timestamp validity rule once more, over every format's output: `finish` applies it,
-    # but an envelope's time fills in here, and a parser that skips `finish` must not slip by.
-    reject = parsed.select(pl.coalesce(pl.col("_reject"), time_problem(pl.col("ts")))).to_series()
-    # Blank lines are counted as skipped, never rejected; a cut line is never skipped.
-    skip = parsed["_skip"] | (texts.str.strip_chars_start().str.len_bytes() == 0)
+        parsed = fmt.parse(rows["text"], state) if rows.height else empty()
+    # What varies per block goes in as literal columns, so the plan is built once (ingest.plans).
+    now = datetime.now(UTC)
+    frame = parsed.hstack(rows).with_columns(
+        pl.lit(epoch_us(now), pl.Int64).alias("_now"),
+        pl.lit(latest_allowed(now), pl.Int64).alias("_latest"),
+        pl.lit(first_line, pl.Int64).alias("_line0"),
+        pl.lit(path, pl.String).alias("file"),
+        pl.lit(fmt.name, pl.String).alias("format"),
+    )
     if oversize:
-        idx = [i for i, _ in oversize]
         reasons = [f"line of {n} bytes is longer than the limit; cut" for _, n in oversize]
-        over = pl.Series("_over", [None] * len(reject), dtype=pl.String).scatter(idx, reasons)
-        reject = over.fill_null(reject)
-        skip = skip & over.is_null()
-    line_no = rows["row"].cast(pl.Int64) + first_line
-    reject = reject.fill_null(stray_times(parsed["ts"], reject.is_null() & ~skip))
-    ok = reject.is_null() & ~skip
+        over = pl.Series("_over", [None] * frame.height, dtype=pl.String)
+        frame = frame.with_columns(over.scatter([i for i, _ in oversize], reasons))
+    plan = _block_plan(bool(envelope), bool(oversize), ctx.openapi, ctx.folds)
+    out = plan.apply(frame.lazy()).collect()
+    if (out["_span"][0] or 0) > STRAY_SPAN_US if out.height else False:
+        out = _STRAY_PLAN.apply(out.lazy()).collect()
+    time_read = bool(out["_untimed"].any())
+    ok = out["_ok"]
     all_ok = bool(ok.all())
-    good = parsed if all_ok else parsed.filter(ok)
-    requests = good.with_columns(
-        (line_no if all_ok else line_no.filter(ok)).alias("line"),
-        pl.lit(path).alias("file"),
-        pl.lit(fmt.name).alias("format"),
-        endpoints.template(pl.col("path"), pl.col("route"), ctx.openapi, ctx.folds).alias(
-            "endpoint"
-        ),
-    ).select(REQUEST_COLUMNS)
-    bad = reject.is_not_null() & ~skip
-    rejects = pl.DataFrame(
-        {
-            "file": pl.Series([path] * int(bad.sum()), dtype=pl.String),
-            "line": line_no.filter(bad),
-            "reason": reject.filter(bad),
-            "raw": texts.filter(bad).str.slice(0, RAW_LIMIT),
-        }
+    requests = (out if all_ok else out.filter(ok)).select(REQUEST_COLUMNS)
+    rejects = out.filter(out["_bad"]).select(
+        "file",
+        "line",
+        pl.col("_reason").alias("reason"),
+        pl.col("text").str.slice(0, RAW_LIMIT).alias("raw"),
+    )
+    conflict_lines = out.filter(ok & (out["status"] == 409)).select(
+        "file", "line", "ts", pl.col("text").alias("raw")
     )
     # A high-cardinality position seen in this block is folded before anything is stored, so
     # the rows need no rewriting later. The minute rollup holds every distinct endpoint of the
@@ -160,15 +158,6 @@ def parse_block(
             endpoints.apply_folds(pl.col("endpoint"), learned).alias("endpoint")
         )
         minutes = minute_rollup(requests)
-    is_409 = requests["status"] == 409
-    conflict_lines = pl.DataFrame(
-        {
-            "file": pl.Series([path] * int(is_409.sum()), dtype=pl.String),
-            "line": requests["line"].filter(is_409),
-            "ts": requests["ts"].filter(is_409),
-            "raw": (texts if all_ok else texts.filter(ok)).filter(is_409),
-        }
-    )
     if consumed == count:
         end = start + len(data)
     else:
@@ -181,9 +170,72 @@ def parse_block(
         rejects=rejects,
         conflict_lines=conflict_lines,
         lines=consumed,
-        skipped=int(skip.sum()),
+        skipped=int(out["_skip"].sum()),
         end=end,
         unterminated=unterminated and consumed == count,
         last_line_start=last_start,
         time_read=time_read,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _block_plan(
+    envelope: bool,
+    oversize: bool,
+    openapi: tuple[endpoints.OpenApiRoute, ...],
+    folds: tuple[endpoints.Fold, ...],
+) -> Plan:
+    """What parse_block computes over a parsed block, as one lazy query (one collect for a block
+    instead of ~30 eager operations; each costs more than its work on a watcher's small block).
+
+    Input: the parser's columns, `row`/`text` (and `envelope_ts`) of the lines, `_over` (the
+    reject reasons of cut lines) and the literal columns parse_block adds. Output adds `line`,
+    `endpoint`, `_reason` (why a line is rejected), `_skip`, `_ok`, `_bad` and `_untimed`.
+    """
+    ts = pl.col("ts")
+    plan = Plan()
+    if envelope:
+        plan = plan.with_columns(pl.coalesce("ts", "envelope_ts").alias("ts"))
+    # A format whose lines may carry no time (bare uvicorn) leaves ts null on parsed lines:
+    # they take the time they were read, and the file's format says so (`TIME_READ`).
+    untimed = ts.is_null() & pl.col("_reject").is_null() & ~pl.col("_skip")
+    plan = plan.with_columns(untimed.alias("_untimed")).with_columns(
+        pl.when("_untimed")
+        .then(pl.from_epoch("_now", "us").dt.replace_time_zone("UTC"))
+        .otherwise(ts)
+        .alias("ts")
+    )
+    # The timestamp validity rule once more, over every format's output: `finish` applies it,
+    # but an envelope's time fills in here, and a parser that skips `finish` must not slip by.
+    reason = pl.coalesce(pl.col("_reject"), time_rule(ts, pl.col("_latest")))
+    # Blank lines are counted as skipped, never rejected; a cut line is never skipped.
+    skip = pl.col("_skip") | (pl.col("text").str.strip_chars_start().str.len_bytes() == 0)
+    if oversize:
+        reason = pl.coalesce(pl.col("_over"), reason)
+        skip = skip & pl.col("_over").is_null()
+    plan = plan.with_columns(reason.alias("_reason"), skip.alias("_skip"))
+    usable = pl.col("_reason").is_null() & ~pl.col("_skip")
+    # The span of the usable lines' times: only a block spanning more than FUTURE_SLACK can
+    # hold a stray time, so the costlier neighbour check (`_STRAY_PLAN`) runs only then.
+    span = pl.when(usable).then(ts.dt.epoch("us"))
+    plan = plan.with_columns((span.max() - span.min()).alias("_span"))
+    return plan.then(_VERDICT_PLAN).with_columns(
+        (pl.col("row").cast(pl.Int64) + pl.col("_line0")).alias("line"),
+        endpoints.template(pl.col("path"), pl.col("route"), openapi, folds).alias("endpoint"),
+    )
+
+
+_USABLE = pl.col("_reason").is_null() & ~pl.col("_skip")
+_VERDICT_PLAN = Plan().with_columns(
+    _USABLE.alias("_ok"), (~_USABLE & ~pl.col("_skip")).alias("_bad")
+)
+_STRAY_PLAN = (
+    Plan()
+    .with_columns(
+        pl.when(stray_glitch(pl.col("ts"), _USABLE))
+        .then(pl.lit(STRAY))
+        .otherwise(pl.col("_reason"))
+        .alias("_reason")
+    )
+    .then(_VERDICT_PLAN)
+)

@@ -14,9 +14,13 @@ Parsers never raise on bad input, never drop or reorder rows, and never loop ove
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+
+from conflictradar.ingest.plans import Plan
 
 UTC_TS = pl.Datetime("us", "UTC")
 
@@ -51,7 +55,7 @@ MARKERS: dict[str, pl.DataType] = {"_reject": pl.String(), "_skip": pl.Boolean()
 #   day of slack covers clock skew between machines and any offsetless time read in the wrong
 #   zone (at most 14 h off). Years like 9999 would otherwise poison every time window after them.
 # - more than a day away from both lines around it in the file while those two agree (see
-#   `stray_times`, applied in ingest.blocks where the file order is known).
+#   `stray_glitch`, applied in ingest.blocks where the file order is known).
 # Stored times therefore lie in [1970, now + 1 day], so `ts +/- window` can never overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
@@ -62,38 +66,57 @@ TIME_REASONS = (TOO_EARLY, TOO_LATE)
 
 def time_problem(ts: pl.Expr, now: datetime | None = None) -> pl.Expr:
     """The reason `ts` breaks the validity rule above, or null (also for a null `ts`)."""
-    latest = (now or datetime.now(UTC)) + FUTURE_SLACK
+    return time_rule(ts, pl.lit(latest_allowed(now), pl.Int64))
+
+
+def latest_allowed(now: datetime | None = None) -> int:
+    """The latest valid time as microseconds since the epoch: `now` (the wall clock by default)
+    plus FUTURE_SLACK. Passed into cached plans as a literal column (see `time_rule`)."""
+    return epoch_us((now or datetime.now(UTC)) + FUTURE_SLACK)
+
+
+def epoch_us(at: datetime) -> int:
+    """Microseconds since the epoch (an aware datetime), exactly."""
+    return (at - EARLIEST) // timedelta(microseconds=1)
+
+
+def time_rule(ts: pl.Expr, latest_us: pl.Expr) -> pl.Expr:
+    """`time_problem` against `latest_us` (an Int64 expression, see `latest_allowed`), compared
+    as integers: a datetime literal costs ~0.2 ms to build, more than the rest of a small
+    block's check, and this expression can be built once and cached."""
+    us = ts.dt.epoch("us")
     return (
-        pl.when(ts < pl.lit(EARLIEST, UTC_TS))
+        pl.when(us < 0)
         .then(pl.lit(TOO_EARLY))
-        .when(ts > pl.lit(latest, UTC_TS))
+        .when(us > latest_us)
         .then(pl.lit(TOO_LATE))
         .otherwise(pl.lit(None, pl.String))
     )
 
 
 STRAY = "timestamp more than a day away from the lines around it"
+# Lines whose times all lie within this many microseconds hold no stray time.
+STRAY_SPAN_US = int(FUTURE_SLACK.total_seconds() * 1e6)
 
 
-def stray_times(ts: pl.Series, usable: pl.Series) -> pl.Series:
-    """The second half of the rule, over the usable lines of a block in file order: a line whose
-    time is more than FUTURE_SLACK away from both the usable lines before and after it, while
-    those two are within FUTURE_SLACK of each other, is a glitch of one line (a clock that
-    jumped and came back, a mangled date): STRAY; other lines null. A quiet log whose lines are
-    days apart keeps them all (its neighbours are far apart too). Such lines also made every
-    time range built from a batch (classification, storage zone maps) span years."""
+def stray_glitch(ts: pl.Expr, usable: pl.Expr) -> pl.Expr:
+    """The second half of the rule, over a block's lines in file order: true for a usable line
+    whose time is more than FUTURE_SLACK away from both the usable lines before and after it,
+    while those two are within FUTURE_SLACK of each other: a glitch of one line (a clock that
+    jumped and came back, a mangled date), rejected as STRAY. A quiet log whose lines are days
+    apart keeps them all (its neighbours are far apart too). Such lines also made every time
+    range built from a batch (classification, storage zone maps) span years. Unusable lines
+    (rejected, skipped) are neither judged nor neighbours; `ts` must be set on usable lines."""
     slack = FUTURE_SLACK.total_seconds() * 1e6
-    t = ts.filter(usable).dt.epoch("us").cast(pl.Float64)
-    before, after = t.shift(1), t.shift(-1)
+    t = pl.when(usable).then(ts.dt.epoch("us").cast(pl.Float64))
+    before = t.shift(1).fill_null(strategy="forward")
+    after = t.shift(-1).fill_null(strategy="backward")
     glitch = (
         ((t - before).abs() > slack)
         & ((after - t).abs() > slack)
         & ((after - before).abs() <= slack)
-    ).fill_null(False)
-    out = pl.Series("stray", [None] * ts.len(), dtype=pl.String)
-    if glitch.any():
-        out = out.scatter(usable.arg_true().filter(glitch), STRAY)
-    return out
+    )
+    return glitch.fill_null(False)
 
 
 # Values that mean "absent" in access logs.
@@ -128,42 +151,67 @@ def finish(frame: pl.DataFrame, now: datetime | None = None) -> pl.DataFrame:
       against `now`, the wall clock by default) or no status that is not already rejected or
       skipped is rejected.
     """
-    if "target" in frame.columns and "path" not in frame.columns:
+    return finish_lazy(frame.lazy(), frame.schema, now).collect()
+
+
+def finish_lazy(
+    lf: pl.LazyFrame, columns: Mapping[str, pl.DataType], now: datetime | None = None
+) -> pl.LazyFrame:
+    """`finish` as steps of a lazy query whose input has `columns` (so a parser collects once)."""
+    latest = pl.lit(latest_allowed(now), pl.Int64).alias(_LATEST)
+    return _finish_plan(tuple(columns.items())).apply(lf.with_columns(latest))
+
+
+_LATEST = "_finish_latest"
+
+
+@functools.lru_cache(maxsize=64)
+def _finish_plan(columns: tuple[tuple[str, pl.DataType], ...]) -> Plan:
+    """The steps of `finish` for an input of `columns`, built once per input shape."""
+    schema = dict(columns)
+    plan = Plan()
+    if "target" in schema and "path" not in schema:
         path, query = split_target(pl.col("target"))
         extra = [path.alias("path")]
-        if "query" not in frame.columns:
+        if "query" not in schema:
             extra.append(query.alias("query"))
-        frame = frame.with_columns(extra)
+        plan = plan.with_columns(extra)
+        schema.setdefault("path", pl.String())
+        schema.setdefault("query", pl.String())
     exprs: list[pl.Expr] = []
     for name, dtype in PARSED.items():
-        if name not in frame.columns:
+        if name not in schema:
             exprs.append(pl.lit(None, dtype).alias(name))
         elif dtype == pl.String():
             exprs.append(absent_to_null(pl.col(name).cast(pl.String)).alias(name))
-        elif frame.schema[name] == dtype:
+        elif schema[name] == dtype:
             exprs.append(pl.col(name))
-        elif frame.schema[name] == pl.String():
+        elif schema[name] == pl.String():
             exprs.append(absent_to_null(pl.col(name)).cast(dtype, strict=False).alias(name))
         else:
             exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
-    skip = pl.col("_skip").fill_null(False) if "_skip" in frame.columns else pl.lit(False)
-    reject = pl.col("_reject") if "_reject" in frame.columns else pl.lit(None, pl.String)
-    frame = frame.select([*exprs, reject.alias("_reject"), skip.alias("_skip")])
+    skip = pl.col("_skip").fill_null(False) if "_skip" in schema else pl.lit(False)
+    reject = pl.col("_reject") if "_reject" in schema else pl.lit(None, pl.String)
+    plan = plan.select([*exprs, reject.alias("_reject"), skip.alias("_skip"), _LATEST])
     missing = (
         pl.when(pl.col("ts").is_null())
         .then(pl.lit("no valid timestamp"))
         .when(pl.col("status").is_null())
         .then(pl.lit("no valid status"))
-        .otherwise(time_problem(pl.col("ts"), now))
+        .otherwise(time_rule(pl.col("ts"), pl.col(_LATEST)))
     )
-    return frame.with_columns(
-        pl.when(pl.col("_skip") | pl.col("_reject").is_not_null())
-        .then(pl.col("_reject"))
-        .otherwise(missing)
-        .alias("_reject")
-    ).with_columns(
-        # A skipped line is never also a reject.
-        pl.when(pl.col("_skip")).then(None).otherwise(pl.col("_reject")).alias("_reject")
+    return (
+        plan.with_columns(
+            pl.when(pl.col("_skip") | pl.col("_reject").is_not_null())
+            .then(pl.col("_reject"))
+            .otherwise(missing)
+            .alias("_reject")
+        )
+        .with_columns(
+            # A skipped line is never also a reject.
+            pl.when(pl.col("_skip")).then(None).otherwise(pl.col("_reject")).alias("_reject")
+        )
+        .drop(_LATEST)
     )
 
 

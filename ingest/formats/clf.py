@@ -8,12 +8,15 @@ nginx `log_format` compiler and the proxy formats.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Literal
 
 import polars as pl
 
 from conflictradar.ingest import schema
 from conflictradar.ingest.formats import Format, ParseFn, ParserState
+from conflictradar.ingest.plans import Plan, record
 from conflictradar.ingest.timestamps import parse_clf
 
 LazyParse = Callable[[pl.LazyFrame], pl.LazyFrame]
@@ -34,7 +37,16 @@ def run_query(lines: pl.Series, build: LazyParse) -> pl.DataFrame:
     2x on 2 cores; slicing by hand and `pl.collect_all` gained nothing).
     """
     frame = pl.DataFrame({"line": lines.cast(pl.String)})
-    return build(frame.lazy()).collect(engine="streaming")
+    return build(frame.lazy()).collect(engine=engine_for(frame.height))
+
+
+# Below this many lines the in-memory engine costs less than the streaming one, whose tasks
+# and threads outweigh the work (measured: ~0.4 ms less CPU per query on 80 lines).
+STREAMING_LINES = 20_000
+
+
+def engine_for(lines: int) -> Literal["streaming", "in-memory"]:
+    return "streaming" if lines >= STREAMING_LINES else "in-memory"
 
 
 def blank(line: pl.Expr) -> pl.Expr:
@@ -189,12 +201,24 @@ def _trailing_duration() -> pl.Expr:
     return pl.coalesce(traefik, seconds * 1000.0)
 
 
+@functools.lru_cache(maxsize=16)
+def _clf_plan(kind: str, escaped: bool, quoted_chain: bool) -> tuple[Plan, pl.Schema]:
+    """The recorded query of one variant and the columns it yields (built once: see plans)."""
+    plan = record(_clf_query(kind, escaped, quoted_chain))
+    return plan, plan.schema({"line": pl.String()})
+
+
 def clf_parser(kind: str) -> ParseFn:
     def parse(lines: pl.Series, state: ParserState) -> pl.DataFrame:
+        frame = pl.DataFrame({"line": lines.cast(pl.String)})
         # Escaped quotes are rare; only then pay for substituting them before the split.
-        escaped = bool(lines.str.contains("\\", literal=True).any())
-        quoted_chain = bool(lines.str.starts_with('"').any())
-        return schema.finish(run_query(lines, _clf_query(kind, escaped, quoted_chain)))
+        escaped, quoted_chain = frame.select(
+            pl.col("line").str.contains("\\", literal=True).any().alias("escaped"),
+            pl.col("line").str.starts_with('"').any().alias("quoted_chain"),
+        ).row(0)
+        plan, columns = _clf_plan(kind, bool(escaped), bool(quoted_chain))
+        query = schema.finish_lazy(plan.apply(frame.lazy()), columns)
+        return query.collect(engine=engine_for(frame.height))
 
     return parse
 
