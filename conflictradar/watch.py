@@ -140,9 +140,13 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
                 maintain(settings, store, ingester)
             stats.tick()
 
-        tailer = Tailer(store, ingester, paths, settings.watch.poll_interval_s, on_batch)
+        tailer = Tailer(store, ingester, paths, settings.watch.poll_interval_s, on_batch,
+                        settings.watch.cpu_budget)  # fmt: skip
+        budget = settings.watch.cpu_budget
         print(f"conflictradar: watching {', '.join(paths)} into {settings.db} "
-              f"(reads served on 127.0.0.1:{server.port}); Ctrl-C to stop", file=sys.stderr)  # fmt: skip
+              f"(reads served on 127.0.0.1:{server.port}"
+              + (f"; CPU budget {100 * budget:g}% of a core" if budget else "")
+              + "); Ctrl-C to stop", file=sys.stderr)  # fmt: skip
         try:
             tailer.run(stop)
         finally:

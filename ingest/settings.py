@@ -54,6 +54,18 @@ MAX_DURATION_S = 366 * 86400.0  # past this, windows and deadlines overflow date
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
+def _share(value: object, key: str) -> float:
+    """`"3%"` or `3` (percent of one core) -> 0.03; `0` is none."""
+    text = str(value).strip().removesuffix("%").strip()
+    try:
+        percent = float(text) if not isinstance(value, bool) else math.nan
+    except ValueError:
+        percent = math.nan
+    if not 0 <= percent <= 100:  # NaN fails too
+        raise ConfigError(f'{key} = {value!r} is not a share of one core; use e.g. "3%" (0 = none)')
+    return percent / 100
+
+
 def parse_duration(value: object, key: str) -> float:
     """`"5s"`, `"1m"`, `"500ms"`, `"2h"`, `"7d"` or a number of seconds -> seconds."""
     if isinstance(value, bool):
@@ -136,6 +148,9 @@ class WatchSettings:
     # watcher grew ~30 MB per million rows ingested; under 128MB the cache stays ~30 MB
     # (measured). Heavier served queries spill to the watcher's private temporary folder.
     memory_limit: str = "128MB"
+    # A share of one core the watcher's looks keep to, by spacing them (up to 5 s apart: lines
+    # then wait longer to be seen); 0: a look every 0.8 s, whatever it costs.
+    cpu_budget: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -329,8 +344,11 @@ def _dashboard(table: Mapping[str, Any]) -> DashboardSettings:
 
 
 def _watch(table: Mapping[str, Any]) -> WatchSettings:
-    _expect_keys(table, {"poll_interval", "retention_days", "threads", "memory_limit"}, "watch")
+    keys = {"poll_interval", "retention_days", "threads", "memory_limit", "cpu_budget"}
+    _expect_keys(table, keys, "watch")
     out = WatchSettings()
+    if "cpu_budget" in table:
+        out = replace(out, cpu_budget=_share(table["cpu_budget"], "watch.cpu_budget"))
     if "memory_limit" in table:
         out = replace(out, memory_limit=_memory(table["memory_limit"], "watch.memory_limit"))
     if "threads" in table:

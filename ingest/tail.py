@@ -57,6 +57,15 @@ MAX_LOOK_S = 5.0
 OnBatch = Callable[[int], None]  # lines ingested in this poll (0 included)
 
 
+def budget_pace(spent_s: float, budget: float) -> float:
+    """Seconds from the start of a look that cost the process `spent_s` of CPU to the start of
+    the next, so that looks keep to `budget` (`[watch] cpu_budget`, a share of one core; 0:
+    none): from LOOK_EVERY_S up to MAX_LOOK_S."""
+    if budget <= 0:
+        return LOOK_EVERY_S
+    return min(MAX_LOOK_S, max(LOOK_EVERY_S, spent_s / budget))
+
+
 def look_pace(look_cpu_s: float, lines: int, files: int) -> float:
     """Seconds from the start of a look that cost `look_cpu_s` of CPU and read `lines` lines
     from `files` files to the start of the next: LOOK_EVERY_S, or for trickling files up to
@@ -180,12 +189,14 @@ class Tailer:
     """The follow loop of `conflictradar watch` (one per process; owns the store's writes)."""
 
     def __init__(self, store: Store, ingester: Ingester, specs: Sequence[str],
-                 poll_interval_s: float, on_batch: OnBatch | None = None) -> None:  # fmt: skip
+                 poll_interval_s: float, on_batch: OnBatch | None = None,
+                 cpu_budget: float = 0.0) -> None:  # fmt: skip
         self.store = store
         self.ingester = ingester
         self.specs = list(specs)
         self.poll_interval_s = poll_interval_s
         self.on_batch = on_batch
+        self.cpu_budget = cpu_budget  # a share of one core; 0: looks every LOOK_EVERY_S
         self.followed: dict[tuple[int, int], Followed] = {}
         self.wake = threading.Event()
         self._observer: object | None = None
@@ -249,7 +260,10 @@ class Tailer:
     def run(self, stop: threading.Event) -> None:
         """Look every LOOK_EVERY_S: an fstat per followed file, and a read only of the files
         that changed. The watched places are rescanned for new, renamed and deleted files when
-        watchdog reports such a change, and every `poll_interval` as the safety net."""
+        watchdog reports such a change, and every `poll_interval` as the safety net. Under a
+        `cpu_budget`, looks are spaced so that what they cost the process (reading, explaining,
+        alert evaluation) keeps to that share of a core; the reads it serves between looks
+        (the dashboard's, `sql`'s) do not hold the logs back."""
         self.start_events()
         last_scan = -float("inf")
         try:
@@ -259,12 +273,16 @@ class Tailer:
                 if scan:
                     self.wake.clear()
                     last_scan = started
+                cpu = time.process_time()
                 self.poll_once(scan=scan)
+                spent = time.process_time() - cpu
                 # The writes that arrive between two looks are read by the next one, as one
                 # batch: a writer flushing every few ms costs one batch per look, not one per
                 # write. A look that finds a backlog reads all of it, so the pace caps the
                 # number of batches, never the throughput.
                 pace = look_pace(self.last_cpu_s, self.last_lines, self.last_files)
+                if self.cpu_budget > 0:
+                    pace = max(pace, budget_pace(spent, self.cpu_budget))
                 stop.wait(max(0.0, pace - (time.monotonic() - started)))
         finally:
             self.stop_events()

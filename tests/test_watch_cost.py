@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from conflictradar.ingest import tail
 from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.settings import ConfigError, load_settings
 from conflictradar.ingest.sources import read_blocks
 from conflictradar.ingest.tail import FdReader
 from conflictradar.watch_stats import WatchStats
@@ -194,6 +197,71 @@ def test_looks_over_trickling_files_are_spaced_to_a_cpu_budget() -> None:
     assert tail.LOOK_EVERY_S < spaced < tail.MAX_LOOK_S
     assert toll / spaced == pytest.approx(tail.LOOK_BUDGET)
     assert tail.look_pace(5.0, lines=16, files=8) == tail.MAX_LOOK_S
+
+
+def test_a_cpu_budget_spaces_every_look_to_its_share_of_a_core() -> None:
+    """`[watch] cpu_budget`: what a look cost the process, over the budget, is the time from its
+    start to the next look's; from LOOK_EVERY_S up to MAX_LOOK_S. None: the 0.8 s pace."""
+    assert tail.budget_pace(0.5, 0.0) == tail.LOOK_EVERY_S
+    assert tail.budget_pace(0.06, 0.03) == pytest.approx(2.0)
+    assert tail.budget_pace(0.001, 0.03) == tail.LOOK_EVERY_S
+    assert tail.budget_pace(1.0, 0.03) == tail.MAX_LOOK_S
+
+
+@pytest.mark.parametrize(("value", "share"), [('"3%"', 0.03), ("2.5", 0.025), ('" 10 % "', 0.1),
+                                              ("0", 0.0)])  # fmt: skip
+def test_cpu_budget_setting(tmp_path: Path, value: str, share: float) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[watch]\ncpu_budget = {value}\n")
+    assert load_settings(config=cfg, db=tmp_path / "x.duckdb", env={}).watch.cpu_budget == share
+
+
+@pytest.mark.parametrize("value", ['"lots"', "150", "-1", "true", '"nan"', '"3 cores"'])
+def test_cpu_budget_setting_refuses_what_is_not_a_share(tmp_path: Path, value: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[watch]\ncpu_budget = {value}\n")
+    with pytest.raises(ConfigError, match=r"^watch.cpu_budget = .* is not a share of one core"):
+        load_settings(config=cfg, db=tmp_path / "x.duckdb", env={})
+
+
+def test_the_follow_loop_keeps_to_its_cpu_budget_and_loses_no_line(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real follow loop under a budget far below what a look costs: looks come MAX_LOOK_S
+    apart (shortened here), every line is still read, once."""
+    monkeypatch.setattr(tail, "MAX_LOOK_S", 1.5)
+    log = logs / "access.log"
+    write(log, 0, 50)
+    h = Harness(tmp_path, str(logs))
+    looks: list[float] = []  # when each look began
+    poll_once = h.tailer.poll_once
+
+    def timed_poll(scan: bool = True) -> int:
+        looks.append(time.monotonic())
+        return poll_once(scan)
+
+    h.tailer.poll_once = timed_poll  # type: ignore[method-assign]
+    h.tailer.cpu_budget = 1e-6
+    stop = threading.Event()
+    loop = threading.Thread(target=h.tailer.run, args=(stop,))
+    loop.start()
+    written = 50
+    try:
+        deadline = time.monotonic() + 30
+        while len(looks) < 4 and time.monotonic() < deadline:
+            write(log, written, 10)  # appended between looks: each look reads a backlog
+            written += 10
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert len(looks) >= 4
+    gaps = [b - a for a, b in itertools.pairwise(looks)]
+    assert min(gaps) >= 1.5 - 0.05, gaps  # not the 0.8 s pace
+    h.tailer.cpu_budget = 0.0
+    h.poll()
+    assert h.seqs() == list(range(written))
+    h.close()
 
 
 def test_json_expressions_are_built_once_per_format_and_key_set(logs: Path) -> None:
