@@ -38,6 +38,8 @@ def toml_value(value: Any, kind: str) -> str:
     """One value in TOML syntax (strings JSON-quoted, which TOML accepts)."""
     if kind == "duration" and isinstance(value, int | float):
         return json.dumps(duration_text(float(value)))
+    if kind == "share" and isinstance(value, int | float):
+        return json.dumps(f"{100 * value:g}%")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -28,7 +28,7 @@ class Key(Generic[T]):
 
     table: str  # "classify", "alerts", "alerts.channels.NAME", "alerts.rules"
     name: str
-    kind: str  # duration | integer | number | string | boolean | list | table | path | size
+    kind: str  # duration | integer | number | string | boolean | list | table | path | size | share
     doc: str
     value: Callable[[T], Any] | None = None  # None: no default (required, or per-entry)
 
@@ -104,8 +104,9 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
         "The dashboard's address as users reach it (behind a proxy); printed and linked from "
         "alerts.", lambda s: s.dashboard.public_url),
     Key("watch", "poll_interval", "duration",
-        "How often `watch` looks at every followed file even without a filesystem event.",
-        lambda s: s.watch.poll_interval_s),
+        "How often `watch` rescans the watched places for new, renamed and deleted files even "
+        "without a filesystem event. Followed files are looked at every 0.8 s (an fstat each; "
+        "only the ones that grew are read).", lambda s: s.watch.poll_interval_s),
     Key("watch", "retention_days", "number",
         "Rows older than this many days are pruned while watching; `0` keeps everything.",
         lambda s: s.watch.retention_days),
@@ -117,6 +118,14 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
         "DuckDB memory limit of `watch`, reads it serves included (they spill to disk beyond "
         "it). Small keeps the watcher's memory flat: DuckDB otherwise keeps what it wrote "
         "cached, growing with the rows ingested.", lambda s: s.watch.memory_limit),
+    Key("watch", "cpu_budget", "share",
+        "A share of one core (`\"3%\"`; `0`: none) that `watch`'s looks keep to: what a look "
+        "cost the process (reading, explaining, alert evaluation), divided by the budget, is "
+        "the time to the next look, from 0.8 s up to 5 s. For a sidecar held to a few percent "
+        "of a core, at the price of seeing new lines later (at 100 or 1,000 lines/s of "
+        "realistic traffic, `\"3%\"` means seconds: `python -m bench.watch_cost --budget 3`). "
+        "The reads `watch` serves to the dashboard and `sql` do not hold the logs back.",
+        lambda s: s.watch.cpu_budget),
 )  # fmt: skip
 
 ALERT_KEYS: tuple[Key[AlertConfig], ...] = (
