@@ -31,6 +31,8 @@ from conflictradar.ingest.settings import Settings, load_settings
 READ_MODULES = {m.__name__: m for m in (reads, alert_reads, confidence_reads)}
 
 REFRESH_S = 5.0
+# The data status is re-read when the file changes, and at least this often regardless.
+STATUS_MAX_AGE_S = 60.0
 # How long a read waits for a writer to let go of the file before the page says so.
 LOCK_WAIT_S = 2.0
 
@@ -83,9 +85,45 @@ def reader(s: Settings) -> Reader:
     return open_reader(s, patience_s=LOCK_WAIT_S)
 
 
+# A database's status as last read, with the file fingerprint it was read under.
+_known: dict[str, tuple[tuple[object, ...], float, DataStatus]] = {}
+_known_lock = threading.Lock()
+
+
+def fingerprint(db: Path) -> tuple[object, ...] | None:
+    """What any commit changes: the file's and its WAL's identity, size and modification time
+    (None while there is no file, or it cannot be looked at)."""
+    parts: list[object] = []
+    for path in (db, db.with_name(db.name + ".wal")):
+        try:
+            st_ = path.stat()
+        except FileNotFoundError:
+            parts.append(None)
+            continue
+        except OSError:
+            return None
+        parts.append((st_.st_dev, st_.st_ino, st_.st_size, st_.st_mtime_ns))
+    return tuple(parts) if parts[0] is not None else None
+
+
 def status(s: Settings) -> DataStatus:
-    """Never cached: it is the version every cached read is keyed by."""
-    return reads.data_status(reader(s))
+    """The version every cached read is keyed by: read again whenever the file (or its WAL) has
+    changed since, and at least every STATUS_MAX_AGE_S. A page view of unchanged data thus opens
+    neither the file nor a connection to the watcher (its reads come from the cache)."""
+    if os.environ.get("CONFLICTRADAR_LAKE"):  # a lake is many files: always asked
+        return reads.data_status(reader(s))
+    key = str(s.db.resolve())
+    seen = fingerprint(s.db)  # before the read: a commit during it is caught next time
+    now = time.monotonic()
+    with _known_lock:
+        held = _known.get(key)
+    if seen is not None and held and held[0] == seen and now - held[1] < STATUS_MAX_AGE_S:
+        return held[2]
+    out = reads.data_status(reader(s))
+    if seen is not None:
+        with _known_lock:
+            _known[key] = (seen, now, out)
+    return out
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False, max_entries=1024)

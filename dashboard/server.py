@@ -89,6 +89,9 @@ def command(host: str, port: int) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        # The pages write nothing by "magic": skip rewriting each page's code on its first run.
+        "--runner.magicEnabled",
+        "false",
         "--client.toolbarMode",
         "minimal",
         "--theme.primaryColor",
