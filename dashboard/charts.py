@@ -45,10 +45,29 @@ def _causes_in(df: pl.DataFrame) -> list[str]:
     return [c for c in CAUSE_ORDER if c in present] + sorted(present - set(CAUSE_ORDER))
 
 
-def _layout(fig: go.Figure, height: int = 360, legend: bool = True) -> go.Figure:
+# Axis charts get margins sized from their labels rather than plotly's automargin (Streamlit's
+# theme turns it on): automargin measures the tick labels and draws the chart again, which about
+# doubles each draw, and Streamlit draws a chart three or four times while a page loads.
+CHAR_PX = 6.5  # a 12 px label's average character width, with room to spare
+AXIS_PX = 60  # numeric ticks (plotly shortens them: 1.2k) and a rotated axis title
+DATES_PX = 52  # date ticks: two lines where the day changes
+
+
+def label_px(labels: Sequence[str]) -> int:
+    """Room for the longest of `labels` beside an axis (capped: a longer one is cut)."""
+    return min(16 + round(CHAR_PX * max((len(x) for x in labels), default=0)), 420)
+
+
+def _fixed(fig: go.Figure, *axes: str) -> None:
+    fig.update_layout({axis: {"automargin": False} for axis in axes})
+
+
+def _layout(
+    fig: go.Figure, height: int = 360, legend: bool = True, margin: dict[str, int] | None = None
+) -> go.Figure:
     fig.update_layout(
         height=height,
-        margin={"l": 8, "r": 8, "t": 32, "b": 8},
+        margin={"l": 8, "r": 8, "t": 32, "b": 8, **(margin or {})},
         showlegend=legend,
         # Below the plot: above it, the legend would run under plotly's tool bar.
         legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "title": None},
@@ -119,7 +138,8 @@ def timeline(df: pl.DataFrame) -> go.Figure:
             "rangemode": "tozero",
         },
     )
-    return _layout(fig)
+    _fixed(fig, "xaxis", "yaxis", "yaxis2")
+    return _layout(fig, margin={"l": AXIS_PX, "r": AXIS_PX, "b": DATES_PX})
 
 
 def cause_trend(df: pl.DataFrame) -> go.Figure:
@@ -139,7 +159,8 @@ def cause_trend(df: pl.DataFrame) -> go.Figure:
             stackgroup=None,
         )
     fig.update_layout(hovermode="x unified", yaxis={"title": "409s", "rangemode": "tozero"})
-    return _layout(fig, 320)
+    _fixed(fig, "xaxis", "yaxis")
+    return _layout(fig, 320, margin={"l": AXIS_PX, "b": DATES_PX})
 
 
 def heatmap(df: pl.DataFrame) -> go.Figure:
@@ -161,8 +182,9 @@ def heatmap(df: pl.DataFrame) -> go.Figure:
     z = [[None if grid.get((ep, b)) is None else grid[(ep, b)] * 100 for b in buckets]
          for ep in order]  # fmt: skip
     fig = go.Figure()
+    names = [label(e) for e in order]
     fig.add_heatmap(
-        x=buckets, y=[label(e) for e in order], z=z, colorscale=HEAT_SCALE, zmin=0,
+        x=buckets, y=names, z=z, colorscale=HEAT_SCALE, zmin=0,
         colorbar={"title": {"text": "409 %"}, "thickness": 12}, hoverinfo="skip", xgap=1, ygap=1,
     )  # fmt: skip
     cells = df.filter(pl.col("conflicts") > 0)
@@ -188,10 +210,11 @@ def heatmap(df: pl.DataFrame) -> go.Figure:
         hoverdistance=-1,
         clickmode="event+select",
         dragmode=False,
-        yaxis={"automargin": True, "type": "category"},
-        xaxis={"showgrid": False},
+        yaxis={"automargin": False, "type": "category"},
+        xaxis={"showgrid": False, "automargin": False},
     )
-    return _layout(fig, max(260, 40 + 26 * len(order)), legend=False)
+    height = max(260, 40 + 26 * len(order))
+    return _layout(fig, height, legend=False, margin={"l": label_px(names), "b": DATES_PX})
 
 
 def treemap(df: pl.DataFrame) -> go.Figure:
@@ -269,7 +292,9 @@ def confidence_bars(df: pl.DataFrame) -> go.Figure:
         ]
     )
     fig.update_layout(barmode="stack", xaxis_title="409 requests")
-    return _layout(fig, max(220, 60 + 34 * d.height))
+    _fixed(fig, "xaxis", "yaxis")
+    room = {"l": label_px(d["cause"].to_list()), "b": 48}  # ticks and the x title
+    return _layout(fig, max(220, 60 + 34 * d.height), margin=room)
 
 
 def ranking(
