@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from conflictradar.ingest import endpoints, envelopes
+from conflictradar.ingest import endpoints, envelopes, plans
 from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.formats import Format, ParserState
 from conflictradar.ingest.lines import newline_positions, split_lines
@@ -130,9 +130,9 @@ def parse_block(
         over = pl.Series("_over", [None] * frame.height, dtype=pl.String)
         frame = frame.with_columns(over.scatter([i for i, _ in oversize], reasons))
     plan = _block_plan(bool(envelope), bool(oversize), ctx.openapi, ctx.folds)
-    out = plan.apply(frame.lazy()).collect()
+    out = plans.collect(plan.apply(frame.lazy()), frame.height, streaming=False)
     if (out["_span"][0] or 0) > STRAY_SPAN_US if out.height else False:
-        out = _STRAY_PLAN.apply(out.lazy()).collect()
+        out = plans.collect(_STRAY_PLAN.apply(out.lazy()), out.height, streaming=False)
     time_read = bool(out["_untimed"].any())
     ok = out["_ok"]
     all_ok = bool(ok.all())

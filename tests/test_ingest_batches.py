@@ -132,3 +132,27 @@ def test_a_piece_the_open_transaction_refuses_is_committed_with_isolation(
     isolated, _ = _ingest(together, log, 300, monkeypatch)
     assert calls > 2 and isolated == 1  # one batch went through isolation, the rest did not
     assert_same_tables(together, alone)
+
+
+def test_409s_explained_while_the_file_is_read_match_those_explained_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long file's 409s are explained every CLASSIFY_EVERY_ROWS rows while it is read; here
+    after every commit, against one pass at the end."""
+    log = tmp_path / "access.log"
+    log.write_text(_log(1200))
+    at_end, during = tmp_path / "end.duckdb", tmp_path / "during.duckdb"
+    _ingest(at_end, log, 300, monkeypatch)
+    passes = 0
+    original = Ingester.classify_pending
+
+    def counted(self: Ingester) -> None:
+        nonlocal passes
+        passes += 1
+        original(self)
+
+    monkeypatch.setattr(Ingester, "classify_pending", counted)
+    monkeypatch.setattr(pipeline, "CLASSIFY_EVERY_ROWS", 1)
+    _, merged = _ingest(during, log, 300, monkeypatch)
+    assert passes >= merged > 2  # once per commit, and once at the end
+    assert_same_tables(during, at_end)

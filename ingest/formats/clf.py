@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Literal
 
 import polars as pl
 
-from conflictradar.ingest import schema
+from conflictradar.ingest import plans, schema
 from conflictradar.ingest.formats import Format, ParseFn, ParserState
 from conflictradar.ingest.plans import Plan, record
 from conflictradar.ingest.timestamps import parse_clf
@@ -33,20 +32,12 @@ _IPV4_RE = r"^\d{1,3}(?:\.\d{1,3}){3},?$"
 def run_query(lines: pl.Series, build: LazyParse) -> pl.DataFrame:
     """Run `build` over a one-column (`line`) frame of the lines.
 
-    The streaming engine spreads the string work over all cores (measured on polars 2.1: about
-    2x on 2 cores; slicing by hand and `pl.collect_all` gained nothing).
+    A large block runs on the streaming engine, which spreads the string work over all cores
+    (measured on polars 2.1: about 2x on 2 cores; slicing by hand and `pl.collect_all` gained
+    nothing); a small one as `plans.collect` finds cheapest.
     """
     frame = pl.DataFrame({"line": lines.cast(pl.String)})
-    return build(frame.lazy()).collect(engine=engine_for(frame.height))
-
-
-# Below this many lines the in-memory engine costs less than the streaming one, whose tasks
-# and threads outweigh the work (measured: ~0.4 ms less CPU per query on 80 lines).
-STREAMING_LINES = 20_000
-
-
-def engine_for(lines: int) -> Literal["streaming", "in-memory"]:
-    return "streaming" if lines >= STREAMING_LINES else "in-memory"
+    return plans.collect(build(frame.lazy()), frame.height)
 
 
 def blank(line: pl.Expr) -> pl.Expr:
@@ -218,7 +209,7 @@ def clf_parser(kind: str) -> ParseFn:
         ).row(0)
         plan, columns = _clf_plan(kind, bool(escaped), bool(quoted_chain))
         query = schema.finish_lazy(plan.apply(frame.lazy()), columns)
-        return query.collect(engine=engine_for(frame.height))
+        return plans.collect(query, frame.height)
 
     return parse
 
