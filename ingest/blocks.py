@@ -27,10 +27,11 @@ from conflictradar.ingest.schema import (
     time_rule,
 )
 from conflictradar.ingest.settings import Settings
-from conflictradar.ingest.store import Store, minute_rollup
+from conflictradar.ingest.store import Store, minute_query
 from conflictradar.ingest.timestamps import local_zone
 
 RAW_LIMIT = 2048  # characters of a rejected line kept in `rejects.raw`
+_REJECT_SCHEMA = {"file": pl.String, "line": pl.Int64, "reason": pl.String, "raw": pl.String}
 
 
 @dataclass(frozen=True)
@@ -137,11 +138,16 @@ def parse_block(
     ok = out["_ok"]
     all_ok = bool(ok.all())
     requests = (out if all_ok else out.filter(ok)).select(REQUEST_COLUMNS)
-    rejects = out.filter(out["_bad"]).select(
-        "file",
-        "line",
-        pl.col("_reason").alias("reason"),
-        pl.col("text").str.slice(0, RAW_LIMIT).alias("raw"),
+    bad = out["_bad"]
+    rejects = (
+        out.filter(bad).select(
+            "file",
+            "line",
+            pl.col("_reason").alias("reason"),
+            pl.col("text").str.slice(0, RAW_LIMIT).alias("raw"),
+        )
+        if bad.any()
+        else pl.DataFrame(schema=_REJECT_SCHEMA)
     )
     conflict_lines = out.filter(ok & (out["status"] == 409)).select(
         "file", "line", "ts", pl.col("text").alias("raw")
@@ -149,7 +155,7 @@ def parse_block(
     # A high-cardinality position seen in this block is folded before anything is stored, so
     # the rows need no rewriting later. The minute rollup holds every distinct endpoint of the
     # block in far fewer rows than the block (learning from all rows cost ~0.15 s per 2M).
-    minutes = minute_rollup(requests)
+    minutes = _rollup(requests)
     learned = endpoints.learn_folds(
         minutes["endpoint"], ctx.settings.endpoints.fold_threshold, ctx.folds
     )
@@ -157,7 +163,7 @@ def parse_block(
         requests = requests.with_columns(
             endpoints.apply_folds(pl.col("endpoint"), learned).alias("endpoint")
         )
-        minutes = minute_rollup(requests)
+        minutes = _rollup(requests)
     if consumed == count:
         end = start + len(data)
     else:
@@ -176,6 +182,10 @@ def parse_block(
         last_line_start=last_start,
         time_read=time_read,
     )
+
+
+def _rollup(requests: pl.DataFrame) -> pl.DataFrame:
+    return plans.collect(minute_query(requests.lazy()), requests.height, streaming=False)
 
 
 @functools.lru_cache(maxsize=32)

@@ -144,6 +144,8 @@ def learn_folds(endpoints: pl.Series, threshold: int, known: Iterable[Fold]) -> 
     Position 1 (the first segment) is never folded: a scan of random root paths must not turn
     `/health` into `/{id}`.
     """
+    if endpoints.len() < threshold:  # fewer values than the threshold: nothing to learn
+        return []
     known_set = set(known)
     unique = endpoints.drop_nulls().unique()
     if unique.len() < threshold:

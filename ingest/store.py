@@ -105,22 +105,22 @@ ROLLUP_KEYS = ("minute", "file", "host", "endpoint", "method", "status")
 
 def minute_rollup(requests: pl.DataFrame) -> pl.DataFrame:
     """Requests per (minute, file, host, endpoint, method, status): the `request_minutes` rows."""
-    return (
-        requests.lazy()
-        .group_by(
-            pl.col("ts").dt.truncate("1m").alias("minute"),
-            "file",
-            "host",
-            "endpoint",
-            "method",
-            "status",
-        )
-        .agg(
-            pl.len().cast(pl.Int64).alias("requests"),
-            pl.col("bytes").sum().alias("bytes"),
-            pl.col("duration_ms").sum().alias("duration_ms_sum"),
-        )
-        .collect()
+    return minute_query(requests.lazy()).collect()
+
+
+def minute_query(requests: pl.LazyFrame) -> pl.LazyFrame:
+    """`minute_rollup` as a lazy query (the parser collects it as suits the block's size)."""
+    return requests.group_by(
+        pl.col("ts").dt.truncate("1m").alias("minute"),
+        "file",
+        "host",
+        "endpoint",
+        "method",
+        "status",
+    ).agg(
+        pl.len().cast(pl.Int64).alias("requests"),
+        pl.col("bytes").sum().alias("bytes"),
+        pl.col("duration_ms").sum().alias("duration_ms_sum"),
     )
 
 
