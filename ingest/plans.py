@@ -5,7 +5,8 @@ which for the watcher's blocks of ~80 lines cost as much as running them. A `Pla
 `with_columns` / `select` / `drop` steps a query builder applies to a LazyFrame, once per
 variant of the query (the caller caches it), and `apply` replays them onto a block's frame.
 Values that change per block (the time now, the file's name, the first line number) go in as
-literal columns beside the data, so the recorded expressions never hold them.
+literal columns beside the data, so the recorded expressions never hold them. `collect` runs a
+block's query the way that costs least for its size.
 """
 
 from __future__ import annotations
