@@ -76,7 +76,9 @@ def latest_allowed(now: datetime | None = None) -> int:
 
 
 def epoch_us(at: datetime) -> int:
-    """Microseconds since the epoch (an aware datetime), exactly."""
+    """Microseconds since the epoch, exactly; a naive datetime is UTC (as a polars literal of
+    it was before the rule compared integers)."""
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     return (at - EARLIEST) // timedelta(microseconds=1)
 
 
