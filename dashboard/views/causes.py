@@ -53,13 +53,13 @@ def body(view: View) -> None:
             ex = examples.filter(pl.col("cause") == c["cause"])
             if ex.is_empty():
                 continue
-            st.markdown("**Example evidence**")
-            for e in ex.iter_rows(named=True):
-                st.markdown(
-                    f"- {e['ts']:%Y-%m-%d %H:%M:%S} · **{text(e['method'])}** "
-                    f"{code(e['path'])} — "
-                    f"{text(e['evidence'])} · {code(file_line(e['file'], e['line']))}"
-                )
+            # One markdown element for the list: each element costs the browser a render.
+            items = [
+                f"- {e['ts']:%Y-%m-%d %H:%M:%S} · **{text(e['method'])}** {code(e['path'])} — "
+                f"{text(e['evidence'])} · {code(file_line(e['file'], e['line']))}"
+                for e in ex.iter_rows(named=True)
+            ]
+            st.markdown("\n".join(["**Example evidence**", "", *items]))
 
 
 page("Causes", "Why the 409s happen, and the fix for each cause.", body)
