@@ -189,7 +189,10 @@ class Browser:
 @contextmanager
 def chromium(exe: str) -> Iterator[tuple[Browser, subprocess.Popen[bytes]]]:
     """A headless Chromium with a fresh profile, and its process (for CPU accounting)."""
-    with tempfile.TemporaryDirectory(prefix="conflictradar-chromium-") as profile:
+    # Chromium may still write to its profile while it exits: a leftover file is not an error.
+    with tempfile.TemporaryDirectory(
+        prefix="conflictradar-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         proc = subprocess.Popen(
             [exe, *CHROME_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
