@@ -149,11 +149,17 @@ def run_demo(
     except KeyboardInterrupt:
         pass
     finally:
+        # A second Ctrl-C or TERM while the children stop must not abort their stopping and
+        # leave them running (each stop is bounded: a child that does not exit is killed).
+        quiet = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
         if dashboard is not None:
             stop_process(dashboard)
         stop_process(watch, 30)
         if main:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, quiet)
     print(f"conflictradar demo: stopped; the data stays in {work}", file=sys.stderr)
     return 0
