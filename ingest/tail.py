@@ -72,7 +72,7 @@ def look_pace(look_cpu_s: float, lines: int, files: int) -> float:
     MAX_LOOK_S, so that looks stay under LOOK_BUDGET of a core."""
     if files < 2 or lines >= TRICKLE_LINES * files:
         return LOOK_EVERY_S
-    return min(MAX_LOOK_S, max(LOOK_EVERY_S, look_cpu_s / LOOK_BUDGET))
+    return budget_pace(look_cpu_s, LOOK_BUDGET)
 
 
 class FdReader:
