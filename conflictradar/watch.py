@@ -44,10 +44,13 @@ class AlertPace:
     def __init__(self) -> None:
         self.last = -float("inf")
         self.unevaluated = 0  # 409 lines since the last evaluation
+        self.counted_from: float | None = None  # when the first of them may have been appended
         self.recent: deque[tuple[float, int]] = deque()  # (time, 409 lines) of recent looks
 
-    def due(self, now: float, conflicts: int) -> bool:
-        """Whether to evaluate now, after a look that read `conflicts` 409 lines."""
+    def due(self, now: float, conflicts: int, read: bool = True) -> bool:
+        """Whether to evaluate now, after a look that read `conflicts` 409 lines. `read`:
+        whether the look read at all (a look that left small appends waiting for a batch,
+        `[watch] batch_wait`, is not a look of no 409s: the typical look is of those that read)."""
         self.unevaluated += conflicts
         while self.recent and self.recent[0][0] < now - self.RATE_S:
             self.recent.popleft()
@@ -55,11 +58,17 @@ class AlertPace:
         if len(self.recent) >= 3:
             span = (self.recent[-1][0] - self.recent[0][0]) / (len(self.recent) - 1)
             rate = statistics.median(n for _, n in self.recent) / max(span, 1e-3)
-        self.recent.append((now, conflicts))
         since = now - self.last
-        spiking = self.unevaluated >= max(self.EARLY_MIN, 2 * rate * min(since, self.RATE_S))
+        if read:
+            # The unevaluated 409s were appended since the look that read before the first of
+            # them (a batch holds several looks' worth): the typical rate is expected over that.
+            if conflicts and self.counted_from is None:
+                self.counted_from = self.recent[-1][0] if self.recent else self.last
+            self.recent.append((now, conflicts))
+        span = since if self.counted_from is None else now - self.counted_from
+        spiking = self.unevaluated >= max(self.EARLY_MIN, 2 * rate * min(span, self.RATE_S))
         if since >= self.EVERY_S or (since >= self.GAP_S and spiking):
-            self.last, self.unevaluated = now, 0
+            self.last, self.unevaluated, self.counted_from = now, 0, None
             return True
         return False
 
@@ -131,7 +140,8 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
         def on_batch(lines: int) -> None:
             nonlocal last_maintenance
             stats.batch(lines, tailer.last_look_s)
-            if hook is not None and pace.due(time.monotonic(), tailer.last_conflicts):
+            if hook is not None and pace.due(time.monotonic(), tailer.last_conflicts,
+                                             read=not tailer.last_waited):  # fmt: skip
                 hook(lines)
             for extra in extras:
                 extra.on_batch(lines)
@@ -141,7 +151,8 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
             stats.tick()
 
         tailer = Tailer(store, ingester, paths, settings.watch.poll_interval_s, on_batch,
-                        settings.watch.cpu_budget)  # fmt: skip
+                        settings.watch.cpu_budget, settings.watch.batch_wait_s)  # fmt: skip
+        server.before_read = tailer.catch_up
         budget = settings.watch.cpu_budget
         print(f"conflictradar: watching {', '.join(paths)} into {settings.db} "
               f"(reads served on 127.0.0.1:{server.port}"

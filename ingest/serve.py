@@ -130,6 +130,9 @@ class QueryServer:
         self._cursor_lock = threading.Lock()
         self._actions: dict[str, Action] = {}
         self._acting = threading.Lock()  # one action at a time
+        # Run before every request: the watcher's Tailer.catch_up (lines it left waiting for a
+        # batch are read first, so a reader sees every line appended before it asked).
+        self.before_read: Callable[[], None] | None = None
 
     def offer(self, op: str, action: Action) -> None:
         """Answer the action `op` (one of wire.ACTIONS) by calling `action(params)` in this
@@ -303,6 +306,8 @@ class QueryServer:
 
     def answer(self, op: str, sql_text: str, params: Any) -> tuple[pa.Table, dict[str, object]]:
         """Run one request on a fresh cursor of the writer's connection."""
+        if self.before_read is not None:
+            self.before_read()
         if op in ("user_query", "export"):
             limits = self.sql if op == "user_query" else uncapped(self.sql)
             if not self._user_sql.acquire(timeout=self.sql.timeout_s):

@@ -135,6 +135,9 @@ class DashboardSettings:
     public_url: str = ""
 
 
+MAX_BATCH_WAIT_S = 60.0  # lines kept from alerts longer than this would hide a spike
+
+
 @dataclass(frozen=True)
 class WatchSettings:
     poll_interval_s: float = 1.0
@@ -151,6 +154,9 @@ class WatchSettings:
     # A share of one core the watcher's looks keep to, by spacing them (up to 5 s apart: lines
     # then wait longer to be seen); 0: a look every 0.8 s, whatever it costs.
     cpu_budget: float = 0.0
+    # How long small appends may wait to be read in one batch when nobody is reading
+    # (ingest.tail BATCH_BYTES); 0: every look reads what arrived.
+    batch_wait_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -344,9 +350,17 @@ def _dashboard(table: Mapping[str, Any]) -> DashboardSettings:
 
 
 def _watch(table: Mapping[str, Any]) -> WatchSettings:
-    keys = {"poll_interval", "retention_days", "threads", "memory_limit", "cpu_budget"}
+    keys = {"poll_interval", "retention_days", "threads", "memory_limit", "cpu_budget",
+            "batch_wait"}  # fmt: skip
     _expect_keys(table, keys, "watch")
     out = WatchSettings()
+    if "batch_wait" in table:
+        wait = parse_duration(table["batch_wait"], "watch.batch_wait")
+        if wait > MAX_BATCH_WAIT_S:
+            raise ConfigError(f"watch.batch_wait = {table['batch_wait']!r} is longer than"
+                              f" {MAX_BATCH_WAIT_S:g} s; use e.g. \"5s\", or 0 to read every"
+                              " look")  # fmt: skip
+        out = replace(out, batch_wait_s=wait)
     if "cpu_budget" in table:
         out = replace(out, cpu_budget=_share(table["cpu_budget"], "watch.cpu_budget"))
     if "memory_limit" in table:

@@ -236,9 +236,9 @@ def test_the_follow_loop_keeps_to_its_cpu_budget_and_loses_no_line(
     looks: list[float] = []  # when each look began
     poll_once = h.tailer.poll_once
 
-    def timed_poll(scan: bool = True) -> int:
+    def timed_poll(scan: bool = True, fresh: bool = True) -> int:
         looks.append(time.monotonic())
-        return poll_once(scan)
+        return poll_once(scan, fresh)
 
     h.tailer.poll_once = timed_poll  # type: ignore[method-assign]
     h.tailer.cpu_budget = 1e-6
