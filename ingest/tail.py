@@ -18,8 +18,10 @@ import gzip
 import logging
 import os
 import stat
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +61,13 @@ MAX_LOOK_S = 5.0
 # of a look that reads (~60-70 ms of CPU whether it brings 80 lines or 800, measured) is paid
 # once per batch_wait instead of every LOOK_EVERY_S. They are read at once, with every other
 # changed file, when any of these holds: the files hold BATCH_BYTES unread; the oldest waits
-# batch_wait; the unread bytes hold SPIKE_409S "409"s (a burst of conflicts is explained and
-# alerted on within a look); a file is new, shrank, moved away or ends in a line left
+# batch_wait; the unread bytes hold a burst of "409"s (at least SPIKE_MIN_409S and twice what
+# the usual rate of recent batches predicts: explained and alerted on within a look, as
+# watch.AlertPace judges a surge); a file is new, shrank, moved away or ends in a line left
 # unterminated; or a reader asks (`catch_up`: the dashboard, `sql` and alert checks served by
 # the watcher see every line appended up to FRESH_S before they asked).
 BATCH_BYTES = 256 * 1024
-SPIKE_409S = 50
+SPIKE_MIN_409S = 5
 FRESH_S = 0.5
 CATCH_UP_S = 5.0  # the longest a reader waits for the look it asked for
 
@@ -228,6 +231,7 @@ class Tailer:
         self._started = self._done = 0  # looks begun and finished
         self._catch_up = False  # a reader asked for everything appended so far
         self._kick = threading.Event()  # wakes the loop before its pace is up
+        self._409_rates: deque[float] = deque(maxlen=5)  # "409"s/s of the latest batches
 
     # -- filesystem events -------------------------------------------------------------------
 
@@ -433,8 +437,6 @@ class Tailer:
     ) -> bool:
         """Whether this look leaves the changed files' appends for a later one (see
         BATCH_BYTES): only when every change is a small append to a file read before."""
-        if self.waiting_since is not None and now - self.waiting_since >= self.batch_wait_s:
-            return False
         unread: list[tuple[Followed, int, int]] = []  # (file, from, to)
         for _, f, _, look in looks:
             if look == f.looked:
@@ -443,13 +445,24 @@ class Tailer:
                     or look[0] < f.looked[0]:  # fmt: skip
                 return False  # new, gzip, moved away, a last line to take, or truncated
             unread.append((f, f.looked[0], look[0]))
-        if sum(end - start for _, start, end in unread) >= BATCH_BYTES:
-            return False
-        try:  # a burst of conflicts is not kept waiting (over-counting only reads sooner)
-            if sum(os.pread(f.fd, end - start, start).count(b"409")
-                   for f, start, end in unread) >= SPIKE_409S:  # fmt: skip
-                return False
+        waiting = sum(end - start for _, start, end in unread)
+        if waiting > 2 * BATCH_BYTES:
+            return False  # a backlog: not worth counting
+        try:  # "409"s in what waits: over-counting (an id, a size) only reads sooner
+            found = sum(os.pread(f.fd, end - start, start).count(b"409")
+                        for f, start, end in unread)  # fmt: skip
         except OSError:
+            return False
+        span = min(60.0, max(1e-3, now - self.last_full))  # since what waits began to arrive
+        rates = self._409_rates
+        usual = statistics.median(rates) if len(rates) >= 3 else 0.0
+        waited = self.waiting_since is not None and now - self.waiting_since >= self.batch_wait_s
+        # More 409s than usual: a burst is explained, and alerted on, now.
+        burst = found >= max(SPIKE_MIN_409S, 2 * usual * span)
+        if waiting >= BATCH_BYTES or waited or burst:
+            # What each read brought is the usual rate (the median: one burst does not move it;
+            # a log busy with 409s becomes usual within three reads, and then waits too).
+            rates.append(found / span)
             return False
         if self.waiting_since is None:
             self.waiting_since = now

@@ -75,10 +75,10 @@ def test_a_full_batch_a_burst_of_409s_and_a_truncation_are_read_at_once(
     # A burst of 409s is explained (and alerted on) within a look.
     n = 50 + many
     with log.open("a") as fh:
-        for k in range(n, n + tail.SPIKE_409S):
+        for k in range(n, n + tail.SPIKE_MIN_409S):
             fh.write(LINE.format(c=k % 200, s=k % 60, n=k, st=409))
-    assert h.tailer.poll_once(fresh=False) == tail.SPIKE_409S
-    n += tail.SPIKE_409S
+    assert h.tailer.poll_once(fresh=False) == tail.SPIKE_MIN_409S
+    n += tail.SPIKE_MIN_409S
     # A few lines wait; then the file is truncated (copytruncate) and written again: read now.
     write(log, n, 5)
     assert h.tailer.poll_once(fresh=False) == 0
@@ -87,6 +87,35 @@ def test_a_full_batch_a_burst_of_409s_and_a_truncation_are_read_at_once(
     write(log, n + 5, 3)
     assert h.tailer.poll_once(fresh=False) > 0
     assert h.seqs()[-3:] == [n + 5, n + 6, n + 7]
+    h.close()
+
+
+def test_409s_at_their_usual_rate_wait_and_a_surge_does_not(tmp_path: Path, logs: Path) -> None:
+    """A log that always carries many 409s is read as bursts only until its rate is the usual
+    one (three reads); then it waits like any other, and twice the usual rate is read at once."""
+    log = logs / "access.log"
+    h = _batching(tmp_path, logs, wait_s=0.3)
+    n = 50
+
+    def conflicts(count: int) -> None:
+        nonlocal n
+        with log.open("a") as fh:
+            for k in range(n, n + count):
+                fh.write(LINE.format(c=k % 200, s=k % 60, n=k, st=409))
+        n += count
+
+    reads = []
+    for _ in range(8):  # 8 409s every 0.35 s
+        time.sleep(0.35)
+        conflicts(8)
+        reads.append(h.tailer.poll_once(fresh=False))
+    assert reads[:3] == [8, 8, 8]  # no usual rate yet: bursts
+    assert 0 in reads[3:]  # then it waits for batch_wait, like any steady log
+    h.tailer.poll_once()  # everything read
+    time.sleep(0.35)
+    conflicts(40)  # ~5x the usual rate
+    assert h.tailer.poll_once(fresh=False) == 40
+    assert h.seqs() == list(range(n))
     h.close()
 
 
