@@ -18,7 +18,6 @@ import gzip
 import logging
 import os
 import stat
-import statistics
 import threading
 import time
 from collections import deque
@@ -62,12 +61,13 @@ MAX_LOOK_S = 5.0
 # once per batch_wait instead of every LOOK_EVERY_S. They are read at once, with every other
 # changed file, when any of these holds: the files hold BATCH_BYTES unread; the oldest waits
 # batch_wait; the unread bytes hold a burst of "409"s (at least SPIKE_MIN_409S and twice what
-# the usual rate of recent batches predicts: explained and alerted on within a look, as
-# watch.AlertPace judges a surge); a file is new, shrank, moved away or ends in a line left
+# the last minute's rate predicts: explained and alerted on within a look, as watch.AlertPace
+# judges a surge); a file is new, shrank, moved away or ends in a line left
 # unterminated; or a reader asks (`catch_up`: the dashboard, `sql` and alert checks served by
 # the watcher see every line appended up to FRESH_S before they asked).
 BATCH_BYTES = 256 * 1024
 SPIKE_MIN_409S = 5
+RATE_S = 60.0  # the usual rate of 409s is that of the last minute
 FRESH_S = 0.5
 CATCH_UP_S = 5.0  # the longest a reader waits for the look it asked for
 
@@ -231,7 +231,7 @@ class Tailer:
         self._started = self._done = 0  # looks begun and finished
         self._catch_up = False  # a reader asked for everything appended so far
         self._kick = threading.Event()  # wakes the loop before its pace is up
-        self._409_rates: deque[float] = deque(maxlen=5)  # "409"s/s of the latest batches
+        self._409_seen: deque[tuple[float, int]] = deque()  # (when, "409"s) of recent reads
 
     # -- filesystem events -------------------------------------------------------------------
 
@@ -454,15 +454,16 @@ class Tailer:
         except OSError:
             return False
         span = min(60.0, max(1e-3, now - self.last_full))  # since what waits began to arrive
-        rates = self._409_rates
-        usual = statistics.median(rates) if len(rates) >= 3 else 0.0
+        seen = self._409_seen
+        while seen and seen[0][0] < now - RATE_S:
+            seen.popleft()
+        usual = sum(n for _, n in seen) / RATE_S  # per second, over the last minute's reads
         waited = self.waiting_since is not None and now - self.waiting_since >= self.batch_wait_s
         # More 409s than usual: a burst is explained, and alerted on, now.
         burst = found >= max(SPIKE_MIN_409S, 2 * usual * span)
         if waiting >= BATCH_BYTES or waited or burst:
-            # What each read brought is the usual rate (the median: one burst does not move it;
-            # a log busy with 409s becomes usual within three reads, and then waits too).
-            rates.append(found / span)
+            # A log busy with 409s makes them usual within a minute, and then batches too.
+            seen.append((now, found))
             return False
         if self.waiting_since is None:
             self.waiting_since = now

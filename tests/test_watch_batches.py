@@ -90,9 +90,12 @@ def test_a_full_batch_a_burst_of_409s_and_a_truncation_are_read_at_once(
     h.close()
 
 
-def test_409s_at_their_usual_rate_wait_and_a_surge_does_not(tmp_path: Path, logs: Path) -> None:
-    """A log that always carries many 409s is read as bursts only until its rate is the usual
-    one (three reads); then it waits like any other, and twice the usual rate is read at once."""
+def test_409s_at_their_usual_rate_wait_and_a_surge_does_not(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log that always carries many 409s is read as bursts only until they are its usual
+    rate (the last RATE_S); then it waits like any other, and a surge is read at once."""
+    monkeypatch.setattr(tail, "RATE_S", 3.0)
     log = logs / "access.log"
     h = _batching(tmp_path, logs, wait_s=0.3)
     n = 50
@@ -105,17 +108,36 @@ def test_409s_at_their_usual_rate_wait_and_a_surge_does_not(tmp_path: Path, logs
         n += count
 
     reads = []
-    for _ in range(8):  # 8 409s every 0.35 s
+    for _ in range(12):  # 8 409s every 0.35 s
         time.sleep(0.35)
         conflicts(8)
         reads.append(h.tailer.poll_once(fresh=False))
-    assert reads[:3] == [8, 8, 8]  # no usual rate yet: bursts
-    assert 0 in reads[3:]  # then it waits for batch_wait, like any steady log
+    assert reads[0] == 8  # nothing usual yet: a burst
+    assert 0 in reads[-4:]  # then it waits for batch_wait, like any steady log
     h.tailer.poll_once()  # everything read
     time.sleep(0.35)
-    conflicts(40)  # ~5x the usual rate
-    assert h.tailer.poll_once(fresh=False) == 40
+    conflicts(60)  # ~7x the usual rate
+    assert h.tailer.poll_once(fresh=False) == 60
     assert h.seqs() == list(range(n))
+    h.close()
+
+
+def test_spikes_on_a_quiet_log_are_each_read_at_once(tmp_path: Path, logs: Path) -> None:
+    """Spikes of a dozen 409s seconds apart: each is a burst, however many came before it."""
+    log = logs / "access.log"
+    h = _batching(tmp_path, logs, wait_s=60.0)
+    n = 50
+    for _ in range(6):
+        write(log, n, 5)  # a little other traffic
+        n += 5
+        assert h.tailer.poll_once(fresh=False) == 0
+        time.sleep(0.2)
+        with log.open("a") as fh:
+            for k in range(n, n + 12):
+                fh.write(LINE.format(c=k % 200, s=k % 60, n=k, st=409))
+        n += 12
+        assert h.tailer.poll_once(fresh=False) == 17
+        time.sleep(0.2)
     h.close()
 
 
