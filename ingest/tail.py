@@ -231,7 +231,8 @@ class Tailer:
         self._started = self._done = 0  # looks begun and finished
         self._catch_up = False  # a reader asked for everything appended so far
         self._kick = threading.Event()  # wakes the loop before its pace is up
-        self._409_seen: deque[tuple[float, int]] = deque()  # (when, "409"s) of recent reads
+        # (when, "409"s, seconds they came in) of the recent reads that counted them
+        self._409_seen: deque[tuple[float, int, float]] = deque()
 
     # -- filesystem events -------------------------------------------------------------------
 
@@ -457,13 +458,16 @@ class Tailer:
         seen = self._409_seen
         while seen and seen[0][0] < now - RATE_S:
             seen.popleft()
-        usual = sum(n for _, n in seen) / RATE_S  # per second, over the last minute's reads
+        # Per second, over what the last minute's reads covered (from the start of the first;
+        # at least 10 s of it, so that a burst or a chunk read moments ago is not a rate).
+        covered = now - (seen[0][0] - seen[0][2]) if seen else 0.0
+        usual = sum(n for _, n, _ in seen) / max(RATE_S / 6, covered)
         waited = self.waiting_since is not None and now - self.waiting_since >= self.batch_wait_s
         # More 409s than usual: a burst is explained, and alerted on, now.
         burst = found >= max(SPIKE_MIN_409S, 2 * usual * span)
         if waiting >= BATCH_BYTES or waited or burst:
             # A log busy with 409s makes them usual within a minute, and then batches too.
-            seen.append((now, found))
+            seen.append((now, found, span))
             return False
         if self.waiting_since is None:
             self.waiting_since = now

@@ -67,18 +67,19 @@ def test_a_full_batch_a_burst_of_409s_and_a_truncation_are_read_at_once(
 ) -> None:
     log = logs / "access.log"
     h = _batching(tmp_path, logs, wait_s=60.0)
-    # BATCH_BYTES waiting: a busy file is read at every look.
-    line_bytes = len(LINE.format(c=1, s=1, n=100, st=200))
-    many = tail.BATCH_BYTES // line_bytes + 10
-    write(log, 50, many)
-    assert h.tailer.poll_once(fresh=False) == many
-    # A burst of 409s is explained (and alerted on) within a look.
-    n = 50 + many
+    # A burst of 409s on a quiet log is explained (and alerted on) within a look.
+    n = 50
     with log.open("a") as fh:
         for k in range(n, n + tail.SPIKE_MIN_409S):
             fh.write(LINE.format(c=k % 200, s=k % 60, n=k, st=409))
     assert h.tailer.poll_once(fresh=False) == tail.SPIKE_MIN_409S
     n += tail.SPIKE_MIN_409S
+    # BATCH_BYTES waiting: a busy file is read at every look.
+    line_bytes = len(LINE.format(c=1, s=1, n=100, st=200))
+    many = tail.BATCH_BYTES // line_bytes + 10
+    write(log, n, many)
+    assert h.tailer.poll_once(fresh=False) == many
+    n += many
     # A few lines wait; then the file is truncated (copytruncate) and written again: read now.
     write(log, n, 5)
     assert h.tailer.poll_once(fresh=False) == 0
