@@ -230,6 +230,7 @@ class Tailer:
         self._looks = threading.Condition()  # guards the three below
         self._started = self._done = 0  # looks begun and finished
         self._catch_up = False  # a reader asked for everything appended so far
+        self._running = False  # the follow loop is running (else no look comes to wait for)
         self._kick = threading.Event()  # wakes the loop before its pace is up
         # (when, "409"s, seconds they came in) of the recent reads that counted them
         self._409_seen: deque[tuple[float, int, float]] = deque()
@@ -303,6 +304,7 @@ class Tailer:
             self._kick.set()
 
         threading.Thread(target=wake_on_stop, daemon=True, name="conflictradar-stop").start()
+        self._running = True
         try:
             while not stop.is_set():
                 started = time.monotonic()
@@ -325,6 +327,9 @@ class Tailer:
             if self.waiting_since is not None:  # stopping: leave nothing read but unstored
                 self.poll_once(scan=False)
         finally:
+            with self._looks:
+                self._running = False
+                self._looks.notify_all()  # readers waiting for a look read what is stored
             self.stop_events()
             self.close()
 
@@ -336,12 +341,12 @@ class Tailer:
         FRESH_S before it asked. Readers polling faster than FRESH_S cost at most a look each
         FRESH_S; a dashboard refreshing every few seconds, one look per refresh."""
         with self._looks:
-            if time.monotonic() - self.last_full < FRESH_S:
+            if not self._running or time.monotonic() - self.last_full < FRESH_S:
                 return
             want = self._started + 1  # a look begun before this call may have decided already
             self._catch_up = True
             self._kick.set()
-            self._looks.wait_for(lambda: self._done >= want, timeout_s)
+            self._looks.wait_for(lambda: self._done >= want or not self._running, timeout_s)
 
     def close(self) -> None:
         for f in self.followed.values():
@@ -482,11 +487,14 @@ class Tailer:
             fresh = fresh or self._catch_up or self.batch_wait_s <= 0
             self._catch_up = False
         try:
-            return self._look(scan, fresh)
-        finally:
+            total = self._look(scan, fresh)
+        finally:  # a reader waiting in catch_up reads now, not after the alert evaluation
             with self._looks:
                 self._done += 1
                 self._looks.notify_all()
+        if self.on_batch is not None:
+            self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
+        return total
 
     def _look(self, scan: bool, fresh: bool) -> int:
         # The look's own thread: the process's other threads (a delivery, a served read) would
@@ -537,6 +545,4 @@ class Tailer:
         # upkeep that `on_batch` runs after it.
         self.last_cpu_s = time.thread_time() - cpu
         self.last_lines, self.last_files, self.last_conflicts = total, files, conflicts
-        if self.on_batch is not None:
-            self.on_batch(total)  # every poll, so time-based work (resolving alerts) goes on
         return total

@@ -176,6 +176,12 @@ def test_a_reader_catching_up_sees_every_line_appended_before_it_asked(
         loop.join(timeout=30)
     assert not loop.is_alive()
     assert _count(h) == 61  # read on the way out, not left for the next start
+    # With the loop gone, a reader does not wait for a look that will not come.
+    time.sleep(tail.FRESH_S)
+    reader = threading.Thread(target=h.tailer.catch_up, kwargs={"timeout_s": 3600})
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive()
     h.close()
 
 
