@@ -129,8 +129,9 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
     Key("watch", "batch_wait", "duration",
         "How long small appends may wait to be read together when nobody is reading (`0`: "
         "every look, 0.8 s apart, reads what arrived). A look that reads costs about the same "
-        "for 80 lines as for 800, so at trickle rates batching is most of the watcher's CPU. "
-        "They are read at once when 256 KiB are waiting, when they hold a burst of 409s, and "
+        "for 80 lines as for 800, so below a few thousand lines/s batching saves most of the "
+        "watcher's CPU. "
+        "They are read at once when 1 MiB is waiting, when they hold a burst of 409s, and "
         "when the dashboard, `sql` or an alerts check reads through the watcher: readers see "
         "every line appended up to half a second before they asked. At most 60 s.",
         lambda s: s.watch.batch_wait_s),
