@@ -129,6 +129,7 @@ class AutoReader:
     sql: SqlSettings
     patience_s: float = 60.0
     keep: bool = False  # read the file on one connection until close() (DirectReader.keep)
+    fresh: bool = True  # a watcher's reads see lines it keeps for a batch (wire.Header.fresh)
     _direct: DirectReader | None = field(default=None, repr=False)
 
     def exists(self) -> bool:
@@ -143,7 +144,7 @@ class AutoReader:
         while True:
             # A held connection keeps any watcher out: no need to look for one meanwhile.
             held = self._direct is not None and self._direct._con is not None
-            served = None if held else connect_served(self.path, self.sql)
+            served = None if held else connect_served(self.path, self.sql, fresh=self.fresh)
             try:
                 if served is not None:
                     return op(served)
@@ -168,20 +169,24 @@ class AutoReader:
         return self._call(lambda r: r.user_query(sql, capped))
 
 
-def open_reader(settings: Settings, patience_s: float = 60.0) -> Reader:
+def open_reader(settings: Settings, patience_s: float = 60.0, fresh: bool = True) -> Reader:
     """The read API for everyone but the writer: the watcher's socket, else the file itself.
 
     `patience_s` bounds how long a call keeps retrying while the file is locked by a writer
-    that serves no reads (a one-shot ingest) or a watcher is starting.
+    that serves no reads (a one-shot ingest) or a watcher is starting. `fresh=False`: a
+    watcher answers from what it has stored, without first reading the lines it keeps for a
+    batch (a view refreshed every few seconds; `sql` and scripts see every line).
     """
-    return AutoReader(settings.db, settings.sql, patience_s)
+    return AutoReader(settings.db, settings.sql, patience_s, fresh=fresh)
 
 
 @contextmanager
-def reading_batch(settings: Settings, patience_s: float = 60.0) -> Iterator[AutoReader]:
+def reading_batch(
+    settings: Settings, patience_s: float = 60.0, fresh: bool = True
+) -> Iterator[AutoReader]:
     """A reader for a short batch of reads (a page view) that opens the file at most once:
-    closed, and the file let go, when the block ends."""
-    reader = AutoReader(settings.db, settings.sql, patience_s, keep=True)
+    closed, and the file let go, when the block ends (`fresh`: as in open_reader)."""
+    reader = AutoReader(settings.db, settings.sql, patience_s, keep=True, fresh=fresh)
     try:
         yield reader
     finally:

@@ -270,7 +270,7 @@ class QueryServer:
                     return
                 body += chunk
             sock.settimeout(WRITE_TIMEOUT_S)
-            self._answer(sock, header.op, bytes(body))
+            self._answer(sock, header.op, bytes(body), header.fresh)
         except OSError:  # the client went away or stalled: nothing to answer
             pass
         except Exception as exc:  # never a traceback on the socket or in the log
@@ -283,10 +283,10 @@ class QueryServer:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def _answer(self, sock: socket.socket, op: str, body: bytes) -> None:
+    def _answer(self, sock: socket.socket, op: str, body: bytes, fresh: bool = True) -> None:
         try:
             sql_text, params = parse_body(body)
-            table, extra = self.answer(op, sql_text, params)
+            table, extra = self.answer(op, sql_text, params, fresh)
         except ProtocolError as exc:
             sock.sendall(reply_line({"ok": False, "kind": "protocol", "error": str(exc)}))
             return
@@ -304,9 +304,12 @@ class QueryServer:
         with self._cursor_lock:  # creating cursors is not documented as thread-safe
             return self.con.cursor()
 
-    def answer(self, op: str, sql_text: str, params: Any) -> tuple[pa.Table, dict[str, object]]:
-        """Run one request on a fresh cursor of the writer's connection."""
-        if self.before_read is not None:
+    def answer(
+        self, op: str, sql_text: str, params: Any, fresh: bool = True
+    ) -> tuple[pa.Table, dict[str, object]]:
+        """Run one request on a fresh cursor of the writer's connection; `fresh`: after
+        `before_read` (the lines the watcher keeps for a batch are read first)."""
+        if fresh and self.before_read is not None:
             self.before_read()
         if op in ("user_query", "export"):
             limits = self.sql if op == "user_query" else uncapped(self.sql)

@@ -37,12 +37,13 @@ class ServedReader:
     host: str
     port: int
     token: str
+    fresh: bool = True  # wire.Header.fresh
 
     def _ask(
         self, op: str, sql_text: str, params: object = None, timeout_s: float | None = None
     ) -> tuple[pa.Table, dict[str, Any]]:
         try:
-            message = encode_request(self.token, op, sql_text, params)
+            message = encode_request(self.token, op, sql_text, params, self.fresh)
         except ProtocolError as exc:
             raise QueryRefusedError(str(exc)) from exc
         try:
@@ -86,8 +87,12 @@ class ServedReader:
         return QueryResult(table, bool(header.get("truncated")), time.perf_counter() - started)
 
 
-def connect_served(db: Path, sql: SqlSettings, wait_s: float = 30.0) -> ServedReader | None:
+def connect_served(
+    db: Path, sql: SqlSettings, wait_s: float = 30.0, fresh: bool = True
+) -> ServedReader | None:
     """A reader for the watcher serving `db`, or None when no live watcher serves it.
+    `fresh=False`: its reads take what is stored, without having the watcher first read the
+    lines it keeps for a batch (`[watch] batch_wait`).
 
     While a watcher is starting (it announced itself but does not serve yet), wait for it.
     """
@@ -97,7 +102,7 @@ def connect_served(db: Path, sql: SqlSettings, wait_s: float = 30.0) -> ServedRe
         if info is None or not alive(info.pid):
             return None
         if info.state == "ready":
-            return ServedReader(db, sql, info.host, info.port, info.token)
+            return ServedReader(db, sql, info.host, info.port, info.token, fresh)
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)

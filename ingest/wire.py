@@ -38,6 +38,9 @@ class Header:
     token: bytes
     op: str
     size: int
+    # The reader wants every line appended before it asked (the watcher reads lines it keeps
+    # for a batch first: `[watch] batch_wait`); false: what is stored will do (the dashboard).
+    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,14 @@ def alive(pid: int) -> bool:
 # -- frames ------------------------------------------------------------------------------------
 
 
-def encode_request(token: str, op: str, sql: str, params: object) -> bytes:
+def encode_request(token: str, op: str, sql: str, params: object, fresh: bool = True) -> bytes:
     body = json.dumps({"sql": sql, "params": encode_params(params)}).encode()
     if len(body) > BODY_MAX:
         raise ProtocolError(f"the query is larger than {BODY_MAX >> 10} KiB")
-    header = json.dumps({"token": token, "op": op, "size": len(body)}).encode()
+    fields: dict[str, object] = {"token": token, "op": op, "size": len(body)}
+    if not fresh:
+        fields["fresh"] = False
+    header = json.dumps(fields).encode()
     return header + b"\n" + body
 
 
@@ -112,7 +118,10 @@ def parse_header(line: bytes) -> Header:
         raise ProtocolError(f"unknown operation; use one of {', '.join(OPS)}")
     if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= BODY_MAX:
         raise ProtocolError(f"the request size must be 1 to {BODY_MAX} bytes")
-    return Header(token.encode("utf-8", "surrogatepass"), str(op), size)
+    fresh = raw.get("fresh", True)
+    if not isinstance(fresh, bool):
+        raise ProtocolError("fresh must be true or false")
+    return Header(token.encode("utf-8", "surrogatepass"), str(op), size, fresh)
 
 
 def parse_body(body: bytes) -> tuple[str, Any]:

@@ -240,7 +240,22 @@ def test_a_served_read_sees_lines_the_watcher_keeps_for_a_batch(tmp_path: Path, 
         wait_for(lambda: rows() == 40, timeout=60.0)
         write(logs / "access.log", 40, 6)
         time.sleep(2.0)  # a few looks, each leaving the 6 lines for a batch
+        # A reader content with what is stored (the dashboard's) does not make it read them.
+        stored = open_reader(settings, fresh=False)
+        assert int(stored.query("SELECT count(*) FROM requests")[0][0].as_py()) == 40
         assert rows() == 46
     finally:
         stop_process(proc)
     assert proc.returncode == 0
+
+
+def test_the_fresh_field_of_a_request_header() -> None:
+    from conflictradar.ingest.wire import ProtocolError, encode_request, parse_header
+
+    def header(fresh: bool) -> bytes:
+        return encode_request("t", "query", "SELECT 1", None, fresh).split(b"\n")[0] + b"\n"
+
+    assert parse_header(header(True)).fresh
+    assert not parse_header(header(False)).fresh
+    with pytest.raises(ProtocolError, match="fresh must be true or false"):
+        parse_header(b'{"token": "t", "op": "query", "size": 5, "fresh": "no"}\n')
