@@ -63,8 +63,9 @@ MAX_LOOK_S = 5.0
 # batch_wait; the unread bytes hold a burst of "409"s (at least SPIKE_MIN_409S and twice what
 # the last minute's rate predicts: explained and alerted on within a look, as watch.AlertPace
 # judges a surge); a file is new, shrank, moved away or ends in a line left
-# unterminated; or a reader asks (`catch_up`: the dashboard, `sql` and alert checks served by
-# the watcher see every line appended up to FRESH_S before they asked).
+# unterminated; or a reader asks (`catch_up`: `sql`, scripts and alert checks served by the
+# watcher see every line appended up to FRESH_S before they asked; the dashboard, which asks
+# for no such read, sees each batch as it is committed).
 # 1 MiB: 1,000 lines/s of access log (~200 B each) waits batch_wait; 10,000 lines/s is read at
 # every look, as without batching (`python -m bench.watch_cost`: 3.2% and ~20% of a core).
 BATCH_BYTES = 1024 * 1024
@@ -227,7 +228,6 @@ class Tailer:
         # Small appends wait up to this long for company (BATCH_BYTES); 0: read at every look.
         self.batch_wait_s = batch_wait_s
         self.waiting_since: float | None = None  # when the oldest unread append was first seen
-        self.last_waited = False  # the latest look left appends waiting for a batch
         self.last_full = -float("inf")  # when the latest look that left nothing unread began
         self._looks = threading.Condition()  # guards the three below
         self._started = self._done = 0  # looks begun and finished
@@ -335,13 +335,18 @@ class Tailer:
             self.stop_events()
             self.close()
 
+    @property
+    def last_waited(self) -> bool:
+        """The latest look left appends waiting for a batch."""
+        return self.waiting_since is not None
+
     def catch_up(self, timeout_s: float = CATCH_UP_S) -> None:
-        """Called before a read served by the watcher (the dashboard's, `sql`'s, an alerts
-        check): unless the latest look that left nothing unread began within FRESH_S, have the
-        loop look now, reading everything appended (appends waiting for a batch included), and
-        wait for that look (at most `timeout_s`): the reader sees every line appended up to
-        FRESH_S before it asked. Readers polling faster than FRESH_S cost at most a look each
-        FRESH_S; a dashboard refreshing every few seconds, one look per refresh."""
+        """Called before a fresh read served by the watcher (`sql`'s, a script's, an alerts
+        check; wire.Header.fresh): unless the latest look that left nothing unread began within
+        FRESH_S, have the loop look now, reading everything appended (appends waiting for a
+        batch included), and wait for that look (at most `timeout_s`): the reader sees every
+        line appended up to FRESH_S before it asked. Readers polling faster than FRESH_S cost
+        at most a look each FRESH_S."""
         with self._looks:
             if not self._running or time.monotonic() - self.last_full < FRESH_S:
                 return
@@ -461,7 +466,7 @@ class Tailer:
                         for f, start, end in unread)  # fmt: skip
         except OSError:
             return False
-        span = min(60.0, max(1e-3, now - self.last_full))  # since what waits began to arrive
+        span = min(RATE_S, max(1e-3, now - self.last_full))  # since what waits began to arrive
         seen = self._409_seen
         while seen and seen[0][0] < now - RATE_S:
             seen.popleft()
@@ -522,7 +527,6 @@ class Tailer:
             looks.append((key, f, idle, (st.st_size, st.st_mtime_ns, take_unterminated)))
         changed = sum(1 for _, f, _, look in looks if look != f.looked)
         wait = changed > 0 and not fresh and self._batch_waits(looks, now)
-        self.last_waited = wait
         if not wait:
             self.waiting_since = None
             self.last_full = started
