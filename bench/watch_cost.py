@@ -8,8 +8,9 @@ rate, one write every 10 ms, like a logger flushing its buffer. For each rate:
   as % of one core, and its RSS — with nothing else talking to it;
 - latency: then a probe 409 is appended every 100 ms and this process polls `conflicts` through
   the watcher's read server every 50 ms: append -> visible p50/p95, and the watcher's CPU
-  meanwhile ("read CPU": a served read first has the lines that wait for a batch read, so a
-  reader this eager costs what a look at every read would).
+  meanwhile ("read CPU": a served read first has the lines that wait for a batch read, at most
+  one look per 0.5 s, so a reader this eager pays for a look about as often as every look
+  cost before batching, plus its own 20 queries a second).
 
 CPU% from /proc is per process, so it stays meaningful on a shared machine; latencies are
 wall-clock and move with the machine's load.

@@ -132,8 +132,9 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
         "for 80 lines as for 800, so below a few thousand lines/s batching saves most of the "
         "watcher's CPU. "
         "They are read at once when 1 MiB is waiting, when they hold a burst of 409s, and "
-        "when the dashboard, `sql` or an alerts check reads through the watcher: readers see "
-        "every line appended up to half a second before they asked. At most 60 s.",
+        "when `sql`, a script or an alerts check reads through the watcher: those see every "
+        "line appended up to half a second before they asked. The dashboard shows each batch "
+        "as it is committed. At most 60 s.",
         lambda s: s.watch.batch_wait_s),
 )  # fmt: skip
 

@@ -130,8 +130,8 @@ class QueryServer:
         self._cursor_lock = threading.Lock()
         self._actions: dict[str, Action] = {}
         self._acting = threading.Lock()  # one action at a time
-        # Run before every request: the watcher's Tailer.catch_up (lines it left waiting for a
-        # batch are read first, so a reader sees every line appended before it asked).
+        # Run before every fresh request (wire.Header.fresh): the watcher's Tailer.catch_up
+        # (lines it left waiting for a batch are read first, so the reader sees them).
         self.before_read: Callable[[], None] | None = None
 
     def offer(self, op: str, action: Action) -> None:
