@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Protocol
 
+from conflictradar.ingest import surge
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.serve import QueryServer, announce_starting, withdraw
 from conflictradar.ingest.settings import Settings
@@ -31,15 +32,13 @@ class AlertPace:
     """When `watch` evaluates the alert rules. An evaluation costs 20-35 ms: every 2 s, as
     before, that was ~1.5% of a core on its own at 100 lines/s. So the rules are evaluated every
     EVERY_S, lines or not (alerts also resolve as time passes), and sooner, at most every GAP_S,
-    when 409s arrive faster than usual: at least EARLY_MIN since the last evaluation and twice
-    what the last minute's typical look (the median: bursts do not raise it) predicts. A burst
-    is judged within a look or two; steady 409 traffic waits for the next evaluation, which
-    would see nothing new."""
+    when 409s surge (ingest.surge: at least SURGE_MIN since the last evaluation and twice what
+    the last minute's typical look predicts; the median, which bursts do not raise). A burst is
+    judged within a look or two; steady 409 traffic waits for the next evaluation, which would
+    see nothing new."""
 
     EVERY_S = 10.0
     GAP_S = 2.0
-    EARLY_MIN = 5
-    RATE_S = 60.0
 
     def __init__(self) -> None:
         self.last = -float("inf")
@@ -52,7 +51,7 @@ class AlertPace:
         whether the look read at all (a look that left small appends waiting for a batch,
         `[watch] batch_wait`, is not a look of no 409s: the typical look is of those that read)."""
         self.unevaluated += conflicts
-        while self.recent and self.recent[0][0] < now - self.RATE_S:
+        while self.recent and self.recent[0][0] < now - surge.RATE_S:
             self.recent.popleft()
         rate = 0.0
         if len(self.recent) >= 3:
@@ -66,7 +65,7 @@ class AlertPace:
                 self.counted_from = self.recent[-1][0] if self.recent else self.last
             self.recent.append((now, conflicts))
         span = since if self.counted_from is None else now - self.counted_from
-        spiking = self.unevaluated >= max(self.EARLY_MIN, 2 * rate * min(span, self.RATE_S))
+        spiking = surge.surging(self.unevaluated, rate, span)
         if since >= self.EVERY_S or (since >= self.GAP_S and spiking):
             self.last, self.unevaluated, self.counted_from = now, 0, None
             return True

@@ -5,7 +5,7 @@ default) or a delete, what the writer added before letting go is still read from
 descriptor, and the new file at the path is followed from its start. Reads go through the same
 `Ingester` as one-shot ingest, so offsets and rows commit together and a restart (even after
 kill -9) resumes exactly. The files are looked at every LOOK_EVERY_S (an fstat each; only
-the ones that grew are read, and small appends may wait for a batch: BATCH_BYTES); watchdog
+the ones that grew are read, and small appends may wait for a batch: ingest.batching); watchdog
 events about new, moved or deleted files trigger a rescan of the watched places, and a rescan
 every `poll_interval` is the safety net.
 """
@@ -17,17 +17,15 @@ import glob
 import gzip
 import logging
 import os
-import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
-from conflictradar.ingest.pipeline import SKIP_SUFFIXES, Ingester
-from conflictradar.ingest.sources import FP_BYTES, GZIP_MAGIC, Source
+from conflictradar.ingest.batching import Batcher
+from conflictradar.ingest.followed import FdReader, Followed, expand_watch, source_of
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.sources import GZIP_MAGIC
 from conflictradar.ingest.store import Store
 
 log = logging.getLogger("conflictradar.watch")
@@ -55,22 +53,10 @@ LOOK_EVERY_S = 0.8
 TRICKLE_LINES = 50
 LOOK_BUDGET = 0.03
 MAX_LOOK_S = 5.0
-# Under `[watch] batch_wait` (the watcher's default: 5 s), a look that finds only small appends
-# to files it has read before leaves them for a later look, as a log shipper batches: the toll
-# of a look that reads (~60-70 ms of CPU whether it brings 80 lines or 800, measured) is paid
-# once per batch_wait instead of every LOOK_EVERY_S. They are read at once, with every other
-# changed file, when any of these holds: the files hold BATCH_BYTES unread; the oldest waits
-# batch_wait; the unread bytes hold a burst of "409"s (at least SPIKE_MIN_409S and twice what
-# the last minute's rate predicts: explained and alerted on within a look, as watch.AlertPace
-# judges a surge); a file is new, shrank, moved away or ends in a line left
-# unterminated; or a reader asks (`catch_up`: `sql`, scripts and alert checks served by the
-# watcher see every line appended up to FRESH_S before they asked; the dashboard, which asks
-# for no such read, sees each batch as it is committed).
-# 1 MiB: 1,000 lines/s of access log (~200 B each) waits batch_wait; 10,000 lines/s is read at
-# every look, as without batching (`python -m bench.watch_cost`: 3.2% and ~20% of a core).
-BATCH_BYTES = 1024 * 1024
-SPIKE_MIN_409S = 5
-RATE_S = 60.0  # the usual rate of 409s is that of the last minute
+# Under `[watch] batch_wait`, small appends may wait for a batch (ingest.batching). A reader
+# that asks (`catch_up`: `sql`, scripts and alert checks served by the watcher) sees every line
+# appended up to FRESH_S before it asked; the dashboard, which asks for no such read, sees each
+# batch as it is committed.
 FRESH_S = 0.5
 CATCH_UP_S = 5.0  # the longest a reader waits for the look it asked for
 
@@ -95,116 +81,6 @@ def look_pace(look_cpu_s: float, lines: int, files: int) -> float:
     return budget_pace(look_cpu_s, LOOK_BUDGET)
 
 
-class FdReader:
-    """A file-like reader over a descriptor with its own position (pread), shareable safely."""
-
-    def __init__(self, fd: int, limit: int | None = None) -> None:
-        self.fd = fd
-        self.pos = 0
-        # Read no further than this offset (the size when a look began): a look reads what was
-        # there, and what the writer appends meanwhile waits for the next look, instead of
-        # being chased in one tiny batch after another.
-        self.limit = limit
-
-    def _end(self) -> int:
-        size = os.fstat(self.fd).st_size
-        return size if self.limit is None else min(size, self.limit)
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = max(0, self._end() - self.pos)
-        elif self.limit is not None:
-            n = max(0, min(n, self.limit - self.pos))
-        data = os.pread(self.fd, n, self.pos)
-        self.pos += len(data)
-        return data
-
-    def remaining(self) -> int:
-        """Bytes between the position and the end (sizes each read to what was appended)."""
-        return max(0, self._end() - self.pos)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == 0:
-            self.pos = offset
-        elif whence == 1:
-            self.pos += offset
-        else:
-            self.pos = self._end() + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def close(self) -> None:  # the descriptor belongs to the Followed entry
-        pass
-
-    def __enter__(self) -> FdReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-@dataclass
-class Followed:
-    fd: int
-    path: Path
-    dev: int
-    inode: int
-    compressed: bool
-    last_size: int = -1
-    last_growth: float = 0.0
-    present: bool = True  # still found at a watched path in the latest scan
-    done: bool = False  # a compressed file is read once
-    # (size, mtime, whether an unterminated last line is taken) when last read to its end:
-    # while the file still looks like that, a look reads nothing (no work when nothing arrived).
-    looked: tuple[int, int, bool] | None = None
-    failures: int = 0  # reads in a row that raised (bad lines never do: ingest.isolation)
-    retry_at: float = 0.0  # after a failure, not read again before this (monotonic)
-
-
-def expand_watch(specs: Sequence[str]) -> list[Path]:
-    """The files the specs name right now: missing paths are fine (they may appear later)."""
-    out: dict[str, Path] = {}
-    for spec in specs:
-        if glob.has_magic(spec):
-            candidates = [Path(p) for p in sorted(glob.glob(spec, recursive=True))]
-        elif os.path.isdir(spec):
-            candidates = []
-            for root, dirs, files in os.walk(spec):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                candidates += [Path(root) / f for f in sorted(files) if not f.startswith(".")
-                               and Path(f).suffix.lower() not in SKIP_SUFFIXES]  # fmt: skip
-        else:
-            candidates = [Path(spec)]
-        for c in candidates:
-            real = os.path.realpath(c)  # a symlink swapped to a new target follows the target
-            with contextlib.suppress(OSError):
-                if stat.S_ISREG(os.stat(real).st_mode):
-                    out.setdefault(real, Path(real))
-    return list(out.values())
-
-
-def _source_of(f: Followed) -> Source | None:
-    try:
-        st = os.fstat(f.fd)
-        if f.compressed:
-            with gzip.GzipFile(fileobj=FdReader(f.fd)) as gz:
-                head = gz.read(FP_BYTES)
-        else:
-            head = os.pread(f.fd, FP_BYTES, 0)
-    except (OSError, EOFError) as exc:
-        log.warning("cannot read file", extra={"path": str(f.path), "error": str(exc)})
-        return None
-    return Source(f.path, st.st_dev, st.st_ino, st.st_size, f.compressed, head)
-
-
 class Tailer:
     """The follow loop of `conflictradar watch` (one per process; owns the store's writes)."""
 
@@ -225,17 +101,13 @@ class Tailer:
         self.last_files = 0  # files it read them from
         self.last_conflicts = 0  # 409 lines among them
         self.last_cpu_s = 0.0  # CPU the latest look's reading took (its thread)
-        # Small appends wait up to this long for company (BATCH_BYTES); 0: read at every look.
-        self.batch_wait_s = batch_wait_s
-        self.waiting_since: float | None = None  # when the oldest unread append was first seen
-        self.last_full = -float("inf")  # when the latest look that left nothing unread began
+        # Small appends wait up to batch_wait_s for company (ingest.batching); 0: never.
+        self.batcher = Batcher(batch_wait_s)
         self._looks = threading.Condition()  # guards the three below
         self._started = self._done = 0  # looks begun and finished
         self._catch_up = False  # a reader asked for everything appended so far
         self._running = False  # the follow loop is running (else no look comes to wait for)
         self._kick = threading.Event()  # wakes the loop before its pace is up
-        # (when, "409"s, seconds they came in) of the recent reads that counted them
-        self._409_seen: deque[tuple[float, int, float]] = deque()
 
     # -- filesystem events -------------------------------------------------------------------
 
@@ -295,7 +167,7 @@ class Tailer:
         `cpu_budget`, looks are spaced so that what they cost the process (reading, explaining,
         alert evaluation) keeps to that share of a core; the reads it serves between looks
         (the dashboard's, `sql`'s) do not hold the logs back. Under `batch_wait_s`, a look may
-        leave small appends for a later one (BATCH_BYTES); a reader's `catch_up` wakes the loop
+        leave small appends for a later one (ingest.batching); a reader's `catch_up` wakes the loop
         to read them, and stopping reads what still waits."""
         self.start_events()
         last_scan = -float("inf")
@@ -326,7 +198,7 @@ class Tailer:
                 if self.cpu_budget > 0:
                     pace = max(pace, budget_pace(spent, self.cpu_budget))
                 self._kick.wait(max(0.0, pace - (time.monotonic() - started)))
-            if self.waiting_since is not None:  # stopping: leave nothing read but unstored
+            if self.last_waited:  # stopping: leave nothing read but unstored
                 self.poll_once(scan=False)
         finally:
             with self._looks:
@@ -338,7 +210,7 @@ class Tailer:
     @property
     def last_waited(self) -> bool:
         """The latest look left appends waiting for a batch."""
-        return self.waiting_since is not None
+        return self.batcher.waiting_since is not None
 
     def catch_up(self, timeout_s: float = CATCH_UP_S) -> None:
         """Called before a fresh read served by the watcher (`sql`'s, a script's, an alerts
@@ -348,7 +220,7 @@ class Tailer:
         line appended up to FRESH_S before it asked. Readers polling faster than FRESH_S cost
         at most a look each FRESH_S."""
         with self._looks:
-            if not self._running or time.monotonic() - self.last_full < FRESH_S:
+            if not self._running or time.monotonic() - self.batcher.last_full < FRESH_S:
                 return
             want = self._started + 1  # a look begun before this call may have decided already
             self._catch_up = True
@@ -400,7 +272,7 @@ class Tailer:
         commit's transaction."""
         if f.compressed and idle < GZIP_SETTLE_S:
             return 0, 0  # still being written by gzip/logrotate: read it once it is complete
-        source = _source_of(f)
+        source = source_of(f)
         if source is None:
             return 0, 0
         opener: Callable[[], BinaryIO]
@@ -448,42 +320,17 @@ class Tailer:
         looks: list[tuple[tuple[int, int], Followed, float, tuple[int, int, bool]]],
         now: float,
     ) -> bool:
-        """Whether this look leaves the changed files' appends for a later one (see
-        BATCH_BYTES): only when every change is a small append to a file read before."""
-        unread: list[tuple[Followed, int, int]] = []  # (file, from, to)
+        """Whether this look leaves the changed files' appends for a later one: only when every
+        change is a small append to a file read before (ingest.batching decides on those)."""
+        unread: list[tuple[int, int, int]] = []  # (descriptor, from, to)
         for _, f, _, look in looks:
             if look == f.looked:
                 continue
             if f.looked is None or f.compressed or not f.present or look[2] \
                     or look[0] < f.looked[0]:  # fmt: skip
                 return False  # new, gzip, moved away, a last line to take, or truncated
-            unread.append((f, f.looked[0], look[0]))
-        waiting = sum(end - start for _, start, end in unread)
-        if waiting > 2 * BATCH_BYTES:
-            return False  # a backlog: not worth counting
-        try:  # "409"s in what waits: over-counting (an id, a size) only reads sooner
-            found = sum(os.pread(f.fd, end - start, start).count(b"409")
-                        for f, start, end in unread)  # fmt: skip
-        except OSError:
-            return False
-        span = min(RATE_S, max(1e-3, now - self.last_full))  # since what waits began to arrive
-        seen = self._409_seen
-        while seen and seen[0][0] < now - RATE_S:
-            seen.popleft()
-        # Per second, over what the last minute's reads covered (from the start of the first;
-        # at least 10 s of it, so that a burst or a chunk read moments ago is not a rate).
-        covered = now - (seen[0][0] - seen[0][2]) if seen else 0.0
-        usual = sum(n for _, n, _ in seen) / max(RATE_S / 6, covered)
-        waited = self.waiting_since is not None and now - self.waiting_since >= self.batch_wait_s
-        # More 409s than usual: a burst is explained, and alerted on, now.
-        burst = found >= max(SPIKE_MIN_409S, 2 * usual * span)
-        if waiting >= BATCH_BYTES or waited or burst:
-            # A log busy with 409s makes them usual within a minute, and then batches too.
-            seen.append((now, found, span))
-            return False
-        if self.waiting_since is None:
-            self.waiting_since = now
-        return True
+            unread.append((f.fd, f.looked[0], look[0]))
+        return self.batcher.waits(unread, now)
 
     def poll_once(self, scan: bool = True, fresh: bool = True) -> int:
         """Scan the watched places (unless `scan` is false), read what is new in every
@@ -491,7 +338,7 @@ class Tailer:
         loop): small appends may wait for a batch (`batch_wait_s`, `_batch_waits`)."""
         with self._looks:
             self._started += 1
-            fresh = fresh or self._catch_up or self.batch_wait_s <= 0
+            fresh = fresh or self._catch_up or self.batcher.wait_s <= 0
             self._catch_up = False
         try:
             total = self._look(scan, fresh)
@@ -528,8 +375,7 @@ class Tailer:
         changed = sum(1 for _, f, _, look in looks if look != f.looked)
         wait = changed > 0 and not fresh and self._batch_waits(looks, now)
         if not wait:
-            self.waiting_since = None
-            self.last_full = started
+            self.batcher.read_all(started)
         files = conflicts = 0
         for key, f, idle, look in looks:
             if look != f.looked and not wait:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conflictradar.dashboard.server import stop_process
-from conflictradar.ingest import tail
+from conflictradar.ingest import batching, surge, tail
 from conflictradar.ingest.reader import open_reader
 from conflictradar.ingest.settings import ConfigError, load_settings
 from conflictradar.watch import AlertPace
@@ -32,7 +32,7 @@ def _batching(tmp_path: Path, logs: Path, wait_s: float) -> Harness:
     """A hand-driven Tailer that has read the first 50 lines of logs/access.log."""
     write(logs / "access.log", 0, 50)
     h = Harness(tmp_path, str(logs))
-    h.tailer.batch_wait_s = wait_s
+    h.tailer.batcher.wait_s = wait_s
     assert h.tailer.poll_once(fresh=False) == 50  # a file never read is read at once
     return h
 
@@ -70,13 +70,13 @@ def test_a_full_batch_a_burst_of_409s_and_a_truncation_are_read_at_once(
     # A burst of 409s on a quiet log is explained (and alerted on) within a look.
     n = 50
     with log.open("a") as fh:
-        for k in range(n, n + tail.SPIKE_MIN_409S):
+        for k in range(n, n + surge.SURGE_MIN):
             fh.write(LINE.format(c=k % 200, s=k % 60, n=k, st=409))
-    assert h.tailer.poll_once(fresh=False) == tail.SPIKE_MIN_409S
-    n += tail.SPIKE_MIN_409S
+    assert h.tailer.poll_once(fresh=False) == surge.SURGE_MIN
+    n += surge.SURGE_MIN
     # BATCH_BYTES waiting: a busy file is read at every look.
     line_bytes = len(LINE.format(c=1, s=1, n=100, st=200))
-    many = tail.BATCH_BYTES // line_bytes + 10
+    many = batching.BATCH_BYTES // line_bytes + 10
     write(log, n, many)
     assert h.tailer.poll_once(fresh=False) == many
     n += many
@@ -96,7 +96,7 @@ def test_409s_at_their_usual_rate_wait_and_a_surge_does_not(
 ) -> None:
     """A log that always carries many 409s is read as bursts only until they are its usual
     rate (the last RATE_S); then it waits like any other, and a surge is read at once."""
-    monkeypatch.setattr(tail, "RATE_S", 3.0)
+    monkeypatch.setattr(surge, "RATE_S", 3.0)
     log = logs / "access.log"
     h = _batching(tmp_path, logs, wait_s=0.3)
     n = 50
@@ -259,3 +259,19 @@ def test_the_fresh_field_of_a_request_header() -> None:
     assert not parse_header(header(False)).fresh
     with pytest.raises(ProtocolError, match="fresh must be true or false"):
         parse_header(b'{"token": "t", "op": "query", "size": 5, "fresh": "no"}\n')
+
+
+def test_one_surge_rule_for_batches_and_alert_pace() -> None:
+    """A surge is at least SURGE_MIN 409s and twice what the usual rate predicts over their span
+    (at most RATE_S of it); the batcher and the alert pace both judge by it."""
+    assert not surge.surging(surge.SURGE_MIN - 1, 0.0, 1.0)  # too few, however quiet the log
+    assert surge.surging(surge.SURGE_MIN, 0.0, 1.0)
+    assert not surge.surging(19, 1.0, 10.0)  # 10 expected over 10 s: 19 is not twice that
+    assert surge.surging(20, 1.0, 10.0)
+    # A long quiet span predicts at most RATE_S worth: a burst after it is still a surge.
+    assert surge.surging(int(2 * surge.RATE_S) + 1, 1.0, 10 * surge.RATE_S)
+    # The pace evaluates early on a surge that the batcher, on the same counts, reads at once.
+    pace = AlertPace()
+    for t in range(4):
+        pace.due(float(t), 1)  # a typical look: one 409 a second
+    assert pace.due(4.0 + AlertPace.GAP_S, 20)  # 20 in ~3 s against 1/s: a surge

@@ -307,5 +307,5 @@ def test_alerts_are_evaluated_every_10_s_and_sooner_when_409s_surge() -> None:
     quiet = AlertPace()
     assert quiet.due(0.0, 0)
     assert not quiet.due(5.0, 0)
-    assert not quiet.due(5.8, 3)  # fewer than EARLY_MIN
+    assert not quiet.due(5.8, 3)  # fewer than surge.SURGE_MIN
     assert quiet.due(6.6, 12)
