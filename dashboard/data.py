@@ -38,7 +38,8 @@ LOCK_WAIT_S = 2.0
 # Pages read what a running watcher has stored: they re-read when it commits, and the live view
 # every 5 s, so having it first read the lines it keeps for a batch (`[watch] batch_wait`) for
 # every page view made each view wait for a look and cost the watcher those looks (demo pages
-# 1.0-1.6 s -> 1.4-2.4 s, its watcher 11% -> 21% of a core, `bench.dashboard_live`).
+# 1.0-1.6 s -> 1.4-2.4 s, its watcher 11% -> 21% of a core, `bench.dashboard_live`). The SQL
+# page's Run, a query a user asks for that moment, reads fresh (`reader`).
 FRESH = False
 
 P = ParamSpec("P")
@@ -77,9 +78,12 @@ def batch() -> Iterator[None]:
             _batch.reader = None
 
 
-def reader(s: Settings) -> Reader:
+def reader(s: Settings, fresh: bool = FRESH) -> Reader:
+    """The reader for `s.db`: this run's batch reader, if one is open. `fresh`: a read a user
+    asked for this moment (the SQL page's Run) has a running watcher first read the lines it
+    keeps for a batch, as `conflictradar sql` does; one query costs it at most one look."""
     held = getattr(_batch, "reader", None)
-    if held is not None and held[0] == s.db:
+    if held is not None and held[0] == s.db and fresh == FRESH:
         return held[1]
     if os.environ.get("CONFLICTRADAR_LAKE"):  # `dashboard --lake DIR`: s.db is the lake
         from conflictradar.ingest.lake.reader import lake_reader
@@ -87,7 +91,7 @@ def reader(s: Settings) -> Reader:
         return lake_reader(s.db, s.sql)
     # A page should say "busy, retrying" within seconds rather than hang on a writer's lock
     # (the page itself retries every refresh).
-    return open_reader(s, patience_s=LOCK_WAIT_S, fresh=FRESH)
+    return open_reader(s, patience_s=LOCK_WAIT_S, fresh=fresh)
 
 
 # A database's status as last read, with the file fingerprint it was read under.

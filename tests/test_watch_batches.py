@@ -17,6 +17,7 @@ from conflictradar.ingest import batching, surge, tail
 from conflictradar.ingest.reader import open_reader
 from conflictradar.ingest.settings import ConfigError, load_settings
 from conflictradar.watch import AlertPace
+from tests.test_dashboard_sql import run_sql, sql_page
 from tests.test_watch import LINE, Harness, write
 from tests.watcher import wait_for
 
@@ -217,8 +218,11 @@ def test_looks_that_leave_lines_waiting_do_not_lower_the_typical_409_rate() -> N
     assert pace.due(t, 240, read=True)
 
 
-def test_a_served_read_sees_lines_the_watcher_keeps_for_a_batch(tmp_path: Path, logs: Path) -> None:
-    """A real `watch` with a minute's batch_wait: a query through it still sees every line."""
+def test_a_served_read_sees_lines_the_watcher_keeps_for_a_batch(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `watch` with a minute's batch_wait: a query through it, and one run on the
+    dashboard's SQL page, still see every line; the dashboard's pages read what is stored."""
     db, cfg = tmp_path / "w.duckdb", tmp_path / "c.toml"
     cfg.write_text('[watch]\nbatch_wait = "60s"\n')
     write(logs / "access.log", 0, 40)
@@ -243,7 +247,13 @@ def test_a_served_read_sees_lines_the_watcher_keeps_for_a_batch(tmp_path: Path, 
         # A reader content with what is stored (the dashboard's) does not make it read them.
         stored = open_reader(settings, fresh=False)
         assert int(stored.query("SELECT count(*) FROM requests")[0][0].as_py()) == 40
-        assert rows() == 46
+        # The SQL page's Run is a query the user asks for now: it sees them, like `sql`.
+        page = run_sql(sql_page(monkeypatch, db), "SELECT count(*) AS n FROM requests")
+        assert page.dataframe[0].value["n"][0] == 46, [e.value for e in page.error]
+        write(logs / "access.log", 46, 4)
+        time.sleep(2.0)
+        assert int(stored.query("SELECT count(*) FROM requests")[0][0].as_py()) == 46
+        assert rows() == 50
     finally:
         stop_process(proc)
     assert proc.returncode == 0

@@ -64,7 +64,7 @@ def body(view: View) -> None:
         "writes them out."
     )
     if st.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:"):
-        st.session_state["sql_outcome"] = sandbox.run(data.reader(view.settings), sql)
+        st.session_state["sql_outcome"] = sandbox.run(data.reader(view.settings, fresh=True), sql)
     out = st.session_state.get("sql_outcome")
     if not isinstance(out, sandbox.Outcome):
         return
