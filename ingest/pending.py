@@ -6,7 +6,10 @@ handle) must not block every later run: the range is split in halves by time unt
 pieces are at most MIN_WIDTH wide; those go to `classify_quarantine` with the error as reason and
 the rest is classified. The SQL is deterministic over the same rows, so a piece that failed alone
 after failing as part of the whole would fail again next run: it is set aside at once. Errors of
-the machine rather than the rows (I/O, memory, a lock) are raised, and the ranges stay pending.
+the machine rather than the rows (I/O, a lock) are raised, and the ranges stay pending. Running
+out of memory is the size of the work, not its rows: a watcher under its memory limit (`[watch]
+memory_limit`) that starts on a backlog of hours explains it in halves by time, as small as it
+takes (a piece of MIN_WIDTH that still does not fit is an error that says which limit to raise).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
+from conflictradar.ingest.errors import DatabaseError
 from conflictradar.ingest.timestamps import earlier, later
 
 log = logging.getLogger("conflictradar.ingest")
@@ -26,6 +30,7 @@ MIN_WIDTH = timedelta(seconds=1)
 # everywhere: it is quarantined in at most this many pieces).
 MAX_PIECES = 64
 SYSTEMIC = (duckdb.IOException, duckdb.OutOfMemoryException, MemoryError, OSError)
+MEMORY = (duckdb.OutOfMemoryException, MemoryError)
 
 ClassifyRange = Callable[[duckdb.DuckDBPyConnection, datetime, datetime], None]
 
@@ -68,6 +73,9 @@ def classify_pending(con: duckdb.DuckDBPyConnection, classify_range: ClassifyRan
     try:
         _in_transaction(con, every_range)
         return len(ranges)
+    except MEMORY as exc:
+        log.info("classifying in pieces: the pending ranges need more memory than allowed at once",
+                 extra={"error": _sentence(exc)})  # fmt: skip
     except SYSTEMIC:
         raise
     except Exception as exc:
@@ -87,8 +95,9 @@ def classify_pending(con: duckdb.DuckDBPyConnection, classify_range: ClassifyRan
 
 def _isolate(con: duckdb.DuckDBPyConnection, classify_range: ClassifyRange, window: timedelta,
              lo: datetime, hi: datetime) -> list[tuple[datetime, datetime, str]]:  # fmt: skip
-    """Explain the 409s in [lo, hi] in pieces; the failing pieces (at most MIN_WIDTH wide, or
-    wider once MAX_PIECES are failing) with their reasons."""
+    """Explain the 409s in [lo, hi] in pieces, halving those too large for the memory allowed;
+    the failing pieces (at most MIN_WIDTH wide, or wider once MAX_PIECES are failing) with their
+    reasons."""
     failed: list[tuple[datetime, datetime, str]] = []
     todo = [(lo, hi)]
     while todo:
@@ -96,17 +105,35 @@ def _isolate(con: duckdb.DuckDBPyConnection, classify_range: ClassifyRange, wind
         try:
             _in_transaction(con, lambda a=a, b=b: classify_range(con, a, earlier(b, window)))  # type: ignore[misc]
             continue
+        except MEMORY as exc:
+            _release(con)
+            if b - a <= MIN_WIDTH:
+                raise DatabaseError(
+                    f"explaining the 409s of {a.isoformat()} to {b.isoformat()} needs more memory"
+                    " than DuckDB may use here (`[watch] memory_limit` for the watcher): raise it"
+                    f" ({_sentence(exc)})"
+                ) from exc
+            reason = ""
         except SYSTEMIC:
             raise
         except Exception as exc:
             reason = _sentence(exc)
-        if b - a <= MIN_WIDTH or len(failed) + len(todo) >= MAX_PIECES:
+        if reason and (b - a <= MIN_WIDTH or len(failed) + len(todo) >= MAX_PIECES):
             failed.append((a, b, reason))
             continue
         mid = a + (b - a) / 2
         # Later half first on the stack's bottom, so pieces are tried in time order.
         todo += [(mid, b), (a, mid)]
     return failed
+
+
+def _release(con: duckdb.DuckDBPyConnection) -> None:
+    """Write what is committed but held in memory to the file (a checkpoint), so the memory
+    allowed goes to the next piece."""
+    try:
+        con.execute("CHECKPOINT")
+    except duckdb.Error as exc:  # another transaction open (a served read): pieces still help
+        log.debug("no checkpoint before the next piece", extra={"error": _sentence(exc)})
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], object]) -> None:

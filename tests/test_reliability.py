@@ -22,6 +22,7 @@ from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reader import open_reader
 from conflictradar.ingest.schema import STRAY, TOO_EARLY, TOO_LATE, finish
 from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.sources import inspect
 from conflictradar.ingest.store import Batch, FileRecord, Store
 from conflictradar.ingest.tail import Tailer
 from conflictradar.ingest.timestamps import time_spans
@@ -303,6 +304,39 @@ def test_a_classification_range_that_keeps_failing_is_quarantined(tmp_path: Path
     # Only the 409s within the quarantined second are left unexplained (lines 49 and 350 are
     # the only 409s in seconds :49 and :50).
     assert explained is not None and 98 <= explained[0] <= 99
+
+
+def test_a_backlog_too_big_for_the_memory_limit_is_explained_in_pieces(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A watcher under its memory limit that starts on a fleet's backlog (both tiers, linked by
+    request id) ran out of memory explaining it in one pass and stopped with a traceback: it
+    now explains it in halves by time, with the same causes as a pass without the limit."""
+    from bench.watch_cost import Fleet
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name, data in Fleet(7).lines(200_000, 1_750_000_000_000_000, per_second=70).items():
+        (logs / name).write_bytes(data)
+    paths = sorted(logs.iterdir())
+
+    def causes(db: Path, limited: bool) -> set[tuple[str, int, str]]:
+        settings = load_settings(db=db, env={})
+        memory_limit = settings.watch.memory_limit if limited else None  # default 128MB
+        with Store.open(db, sandboxed=True, memory_limit=memory_limit, threads=1) as store:
+            ingester = Ingester(store, settings, classify_later=True)  # as `watch` reads
+            for path in paths:
+                ingester.ingest_source(inspect(path), lambda path=path: path.open("rb"))
+            ingester.classify_pending()
+            assert store.con.execute("SELECT count(*) FROM classify_pending").fetchone() == (0,)
+            rows = store.con.execute("SELECT file, line, cause FROM conflicts").fetchall()
+        return {(Path(f).name, n, c) for f, n, c in rows}
+
+    with caplog.at_level("INFO", logger="conflictradar.ingest"):
+        limited = causes(tmp_path / "limited.duckdb", limited=True)
+    assert any("classifying in pieces" in r.getMessage() for r in caplog.records)
+    assert len(limited) > 4_000
+    assert limited == causes(tmp_path / "free.duckdb", limited=False)
 
 
 def test_the_watcher_backs_off_a_file_whose_reads_keep_failing(tmp_path: Path) -> None:
