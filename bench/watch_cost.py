@@ -18,12 +18,17 @@ wall-clock and move with the machine's load.
 that share of a core; lines wait longer to be seen), to price the trade against the default.
 `--long MINUTES` instead runs 1,000 lines/s for that long and compares RSS at 5 minutes and at
 the end (the watcher must not grow with rows ingested).
+`--fleet` follows both tiers of the same requests instead of one access log: two Envoy gateway
+logs and two ECS-logging service logs (`sample_logs.tiered`: request ids that link each service
+line to its gateway line, the services' database and cloud-API error texts), so the watcher's
+classification takes its linked, text-matching form; the rate counts the lines of all four.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -31,19 +36,25 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from bench.gen_realistic import Traffic, now_stamps, past_stamps
 from conflictradar.dashboard.server import stop_process
 from conflictradar.ingest.reader import open_reader
 from conflictradar.ingest.settings import Settings, load_settings
+from conflictradar.sample_logs import tiered
 
 TICK_S = 0.01
 PROBE_EVERY_S = 0.1
 BACKFILL_LINES = 20_000
+# The weight of plain traffic among the fleet's stories: 409s ~5% of lines, as in production
+# (sample_logs.tiered's own mix, a labelled set, has ~40%).
+FLEET_BACKGROUND = 850.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -61,13 +72,59 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-class Writer(threading.Thread):
-    """Appends realistic lines at `rate` lines/s (one write per tick); probe 409s on request."""
+class Fleet:
+    """Both tiers of the same requests, stamped when written: each request's Envoy gateway line
+    and, unless the gateway answered alone, its service's ECS line (sample_logs.tiered)."""
 
-    def __init__(self, log: Path, rate: int, seed: int) -> None:
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.batches = 0
+        self.hops: Iterator[tiered.Hop] = iter(())
+
+    def _hop(self) -> tiered.Hop:
+        hop = next(self.hops, None)
+        if hop is None:  # stories of a fresh seed: new resources, clients and request ids
+            self.batches += 1
+            self.hops = iter(
+                tiered.simulate(
+                    self.seed * 1000 + self.batches, 20_000, 0, background=FLEET_BACKGROUND
+                )
+            )
+            hop = next(self.hops)
+        return hop
+
+    def lines(self, n: int, first_us: int, per_second: int = 0) -> dict[str, bytes]:
+        """At least `n` lines by file name; request k is stamped first_us + k / per_second
+        (0: all at first_us)."""
+        out: dict[str, list[str]] = defaultdict(list)
+        written = k = 0
+        while written < n:
+            hop = replace(self._hop(), at_us=first_us + (k * 1_000_000 // per_second
+                                                          if per_second else 0))  # fmt: skip
+            k += 1
+            out[hop.gateway].append(tiered.envoy_line(hop))
+            written += 1
+            if hop.service:
+                out[hop.service].append(tiered.ecs_line(hop, self.rng))
+                written += 1
+        return {name: ("\n".join(rows) + "\n").encode() for name, rows in out.items()}
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Writer(threading.Thread):
+    """Appends lines at `rate` lines/s (one write per tick): realistic combined lines to
+    access.log, or with `fleet` both tiers to their four files; probe 409s (to access.log)
+    on request."""
+
+    def __init__(self, log: Path, rate: int, seed: int, fleet: bool = False) -> None:
         super().__init__(daemon=True)
         self.log, self.rate = log, rate
         self.traffic = Traffic(seed)
+        self.fleet = Fleet(seed) if fleet else None
         self.stop = threading.Event()
         self.probing = threading.Event()
         self.probes: dict[int, float] = {}  # probe number -> monotonic time written
@@ -77,21 +134,33 @@ class Writer(threading.Thread):
         started = time.monotonic()
         next_probe = started
         probe = 0
-        with self.log.open("ab") as fh:
+        handles: dict[str, BinaryIO] = {}
+        try:
             while not self.stop.is_set():
                 due = int((time.monotonic() - started) * self.rate) - self.written
-                data = self.traffic.lines(due, now_stamps(due)) if due > 0 else b""
-                self.written += max(due, 0)
+                files: dict[str, bytes] = {}
+                if due > 0 and self.fleet is not None:
+                    files = self.fleet.lines(due, _now_us())
+                    self.written += sum(d.count(b"\n") for d in files.values())
+                elif due > 0:
+                    files = {self.log.name: self.traffic.lines(due, now_stamps(due))}
+                    self.written += due
                 now = time.monotonic()
                 if self.probing.is_set() and now >= next_probe:
                     probe += 1
-                    data += _probe_line(probe, now_stamps(1)[0])
+                    probed = _probe_line(probe, now_stamps(1)[0])
+                    files[self.log.name] = files.get(self.log.name, b"") + probed
                     self.probes[probe] = now
                     next_probe = max(next_probe + PROBE_EVERY_S, now)
-                if data:
-                    fh.write(data)
-                    fh.flush()
+                for name, data in files.items():
+                    if name not in handles:
+                        handles[name] = (self.log.parent / name).open("ab")
+                    handles[name].write(data)
+                    handles[name].flush()
                 time.sleep(TICK_S)
+        finally:
+            for fh in handles.values():
+                fh.close()
 
 
 def _probe_line(probe: int, stamp: str) -> bytes:
@@ -101,7 +170,7 @@ def _probe_line(probe: int, stamp: str) -> bytes:
 
 @contextmanager
 def watcher(
-    seed: int, budget: float = 0.0
+    seed: int, budget: float = 0.0, fleet: bool = False
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Settings]]:
     with tempfile.TemporaryDirectory(prefix="conflictradar-bench-cost-") as tmp:
         logs = Path(tmp) / "logs"
@@ -110,9 +179,18 @@ def watcher(
         config = Path(tmp) / "conflictradar.toml"
         config.write_text(f'[watch]\ncpu_budget = "{budget:g}%"\n')
         log = logs / "access.log"
-        traffic = Traffic(seed)
-        # The log as the watcher finds it: the last BACKFILL_LINES / 100 seconds at 100 lines/s.
-        log.write_bytes(traffic.lines(BACKFILL_LINES, past_stamps(BACKFILL_LINES, 100)))
+        # The logs as the watcher finds them: the last BACKFILL_LINES / 100 seconds at 100
+        # lines/s.
+        backfill = BACKFILL_LINES
+        if fleet:
+            first = _now_us() - 250 * 1_000_000  # ~14,000 requests at 70 a second: 205 s
+            files = Fleet(seed).lines(BACKFILL_LINES, first, per_second=70)  # ~1.4 lines each
+            backfill = sum(data.count(b"\n") for data in files.values())
+            for name, data in files.items():
+                (logs / name).write_bytes(data)
+        else:
+            traffic = Traffic(seed)
+            log.write_bytes(traffic.lines(BACKFILL_LINES, past_stamps(BACKFILL_LINES, 100)))
         proc = subprocess.Popen(
             [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(db),
              "--config", str(config)],
@@ -120,7 +198,7 @@ def watcher(
         )  # fmt: skip
         settings = load_settings(db=db, env={})
         try:
-            _wait_rows(settings, BACKFILL_LINES, 120)
+            _wait_rows(settings, backfill, 120)
             time.sleep(2.0)  # backfill classified, first alert evaluation done
             yield proc, log, settings
         finally:
@@ -185,9 +263,9 @@ def _pct(values: list[float], p: float) -> float:
 
 
 def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7,
-             budget: float = 0.0) -> Cost:  # fmt: skip
-    with watcher(seed, budget) as (proc, log, settings):
-        writer = Writer(log, rate, seed + 1)
+             budget: float = 0.0, fleet: bool = False) -> Cost:  # fmt: skip
+    with watcher(seed, budget, fleet) as (proc, log, settings):
+        writer = Writer(log, rate, seed + 1, fleet)
         writer.start()
         time.sleep(3.0)  # past the first batches at this rate
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -203,8 +281,8 @@ def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7,
                 len(lat))  # fmt: skip
 
 
-def idle_run(seconds: float, seed: int = 7) -> float:
-    with watcher(seed) as (proc, _log, _settings):
+def idle_run(seconds: float, seed: int = 7, fleet: bool = False) -> float:
+    with watcher(seed, fleet=fleet) as (proc, _log, _settings):
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(seconds)
         return 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
@@ -241,19 +319,23 @@ def long_run(minutes: float, rate: int = 1_000, seed: int = 7) -> None:
 
 
 def bench_watch_cost(
-    rates: list[int], seconds: float, latency_s: float, budget: float = 0.0
+    rates: list[int], seconds: float, latency_s: float, budget: float = 0.0, fleet: bool = False
 ) -> None:
     print("\n== watch cost: the watcher's own CPU (% of one core, /proc utime+stime) and RSS,"
-          " realistic traffic"
+          + (" a fleet: two gateway and two service logs of the same requests, linked by"
+             " request id, with the services' error texts" if fleet else " realistic traffic")
           + (f"; [watch] cpu_budget = {budget:g}% (the issue's targets are for the default)"
              if budget else "") + " ==")  # fmt: skip
     if not budget:
-        print(f"idle (nothing appended), {seconds:g} s: {idle_run(seconds):.2f}% of a core")
+        print(
+            f"idle (nothing appended), {seconds:g} s: {idle_run(seconds, fleet=fleet):.2f}%"
+            " of a core"
+        )
     print(f"{'rate':>10} {'CPU':>7} {'RSS':>8} {'p50':>7} {'p95':>7}  probes  {'read CPU':>8}"
           "  targets")  # fmt: skip
     targets = {100: 3.0, 1_000: 10.0}
     for rate in rates:
-        c = cost_run(rate, seconds, latency_s, budget=budget)
+        c = cost_run(rate, seconds, latency_s, budget=budget, fleet=fleet)
         cpu_target = targets.get(rate)
         verdict = (f"CPU <= {cpu_target:g}%: {'met' if c.cpu_pct <= cpu_target else 'NOT met'}; "
                    if cpu_target else "")  # fmt: skip
@@ -284,10 +366,13 @@ def main() -> None:
         metavar="PCT",
         help="run the watcher with [watch] cpu_budget = PCT%% (default 0: none)",
     )
+    p.add_argument("--fleet", action="store_true",
+                   help="follow two gateway and two service logs of the same requests (linked by"
+                   " request id, with error texts) instead of one access log")  # fmt: skip
     args = p.parse_args()
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     if rates:
-        bench_watch_cost(rates, args.seconds, args.latency_seconds, args.budget)
+        bench_watch_cost(rates, args.seconds, args.latency_seconds, args.budget, args.fleet)
     if args.long > 0:
         long_run(args.long)
 

@@ -222,10 +222,15 @@ STORIES: tuple[tuple[Callable[[Story], list[Hop]], float], ...] = (
 )
 
 
-def simulate(seed: int, requests: int, start_us: int) -> list[Hop]:
+def simulate(seed: int, requests: int, start_us: int, background: float | None = None) -> list[Hop]:
+    """`requests` requests (hops) from `start_us`. `background`: the weight of plain traffic
+    among the stories (default that of STORIES: a labelled set rich in 409s, ~40% of lines;
+    850 makes 409s ~5% of lines, as in production)."""
     rng = random.Random(seed)
     story = Story(rng, start_us)
     makers, weights = zip(*STORIES, strict=True)
+    if background is not None:  # STORIES[0] is the plain traffic
+        weights = (background, *weights[1:])
     hops: list[Hop] = []
     while len(hops) < requests:
         hops.extend(rng.choices(makers, weights)[0](story))
