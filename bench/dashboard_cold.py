@@ -32,7 +32,8 @@ KEYS = ("wall", "srv", "rend", "other")
 
 def sample_db(folder: Path) -> Path:
     """The bundled sample logs through the real pipeline, as the browser test does."""
-    from conflictradar.ingest.pipeline import Ingester, expand_paths
+    from conflictradar.ingest.paths import expand_paths
+    from conflictradar.ingest.pipeline import Ingester
 
     db = folder / "sample.duckdb"
     with Store.open(db) as store:

@@ -25,7 +25,8 @@ import polars as pl
 from bench.eval_tiered import conflict_lines, score_requests
 from bench.eval_tiered import evaluate as evaluate_tiered
 from conflictradar.ingest.causes import Cause
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 

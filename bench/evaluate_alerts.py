@@ -24,7 +24,8 @@ from bench.alert_traces import START, TRACES, Event, Trace, write_trace
 from conflictradar.alerts.backtest import run
 from conflictradar.alerts.config import load_alert_config
 from conflictradar.alerts.notifications import Notification, Status
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reader import DirectReader
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store

@@ -8,7 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 

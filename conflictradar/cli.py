@@ -21,7 +21,7 @@ from conflictradar.output import FORMATS
 from conflictradar.usage import EXAMPLES, GLOBAL
 
 if TYPE_CHECKING:
-    from conflictradar.ingest.pipeline import FileReport
+    from conflictradar.ingest.reports import FileReport
 
 
 class _Parser(argparse.ArgumentParser):
@@ -193,7 +193,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _by_argument(paths: list[str]) -> tuple[list[Path], list[tuple[str, list[Path]]]]:
     """The files to ingest, and which of them each argument named (for its exit code)."""
-    from conflictradar.ingest.pipeline import expand_paths
+    from conflictradar.ingest.paths import expand_paths
 
     groups = [(arg, expand_paths([arg])) for arg in paths]
     files = list(dict.fromkeys(f for _, group in groups for f in group))

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 
 from conflictradar.ingest.blocks import Parsed, concat_parsed
 from conflictradar.ingest.isolation import RawOf, systemic
+from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.sources import fingerprint
-from conflictradar.ingest.store import AfterInsert, Batch, FileRecord, Store
+from conflictradar.ingest.store import Store
 
 # One-shot ingest commits once this many rows are held (four of DuckDB's row groups).
 COMMIT_ROWS = 4 * 122_880

@@ -17,6 +17,7 @@ from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.formats import Format, ParserState
 from conflictradar.ingest.lines import newline_positions, split_lines
 from conflictradar.ingest.plans import Plan
+from conflictradar.ingest.rows import minute_query
 from conflictradar.ingest.schema import (
     STRAY,
     STRAY_SPAN_US,
@@ -27,7 +28,7 @@ from conflictradar.ingest.schema import (
     time_rule,
 )
 from conflictradar.ingest.settings import Settings
-from conflictradar.ingest.store import Store, minute_query
+from conflictradar.ingest.store import Store
 from conflictradar.ingest.timestamps import local_zone
 
 RAW_LIMIT = 2048  # characters of a rejected line kept in `rejects.raw`

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conflictradar.ingest.pipeline import SKIP_SUFFIXES
+from conflictradar.ingest.paths import SKIP_SUFFIXES
 from conflictradar.ingest.sources import FP_BYTES, Source
 
 log = logging.getLogger("conflictradar.watch")

@@ -21,8 +21,9 @@ from conflictradar.ingest.blocks import RAW_LIMIT, Parsed, concat_parsed
 from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.errors import DatabaseLockedError
 from conflictradar.ingest.lines import newline_positions, split_lines
+from conflictradar.ingest.rows import AfterInsert, Batch, minute_rollup
 from conflictradar.ingest.schema import empty
-from conflictradar.ingest.store import AfterInsert, Batch, Store, minute_rollup
+from conflictradar.ingest.store import Store
 
 log = logging.getLogger("conflictradar.ingest")
 

@@ -8,13 +8,11 @@ so an interrupted ingest resumes exactly where it stopped.
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,6 +32,8 @@ from conflictradar.ingest.formats import (
     time_read_label,
 )
 from conflictradar.ingest.lines import split_lines
+from conflictradar.ingest.reports import FileReport, IngestReport
+from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.schema import STRAY, TIME_REASONS
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.sources import (
@@ -45,76 +45,15 @@ from conflictradar.ingest.sources import (
     open_bytes,
     read_blocks,
 )
-from conflictradar.ingest.store import AfterInsert, Batch, FileRecord, Store
+from conflictradar.ingest.store import Store
 
 # One-shot ingest marks each batch's time range pending and explains the 409s in bulk, after
 # this many rows and at the end: one pass over a long range costs far less than a pass per
 # batch (measured on 2M lines: classifying per batch on a second thread cost +0.8 s of CPU).
 CLASSIFY_EVERY_ROWS = 4_000_000
-SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".py", ".toml", ".yaml", ".yml", ".csv"}
 
 Progress = Callable[[int], None]  # bytes read since the last call
 Opener = Callable[[], BinaryIO]
-
-
-@dataclass
-class FileReport:
-    path: str
-    status: str = "ok"  # ok | unchanged | unrecognized | error
-    format: str | None = None
-    envelope: str | None = None
-    lines: int = 0
-    parsed: int = 0
-    rejected: int = 0
-    # Of `rejected`: lines of the file's format whose time the store refuses (SPEC 8: before
-    # 1970, a day in the future, a stray clock). They are requests with a bad value, not noise,
-    # so a path holding only such lines did yield something (its rejects), and exits 0.
-    bad_times: int = 0
-    skipped: int = 0
-    conflicts: int = 0
-    message: str = ""
-
-
-@dataclass
-class IngestReport:
-    files: list[FileReport] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    # 409 requests this ingest added to `conflicts`: a request logged by a gateway and by its
-    # service is two 409 lines (the files' counts) but one request.
-    new_conflicts: int = 0
-
-    def total(self, attr: str) -> int:
-        return sum(int(getattr(f, attr)) for f in self.files)
-
-
-def expand_paths(args: Sequence[str]) -> list[Path]:
-    """Files, globs and folders (recursive) -> sorted unique files; missing paths are errors."""
-    out: list[Path] = []
-    for arg in args:
-        if glob.has_magic(arg):
-            matches = sorted(glob.glob(arg, recursive=True))
-            if not matches:
-                raise InputError(f"no file matches {arg}")
-            out.extend(Path(m) for m in matches if Path(m).is_file())
-        elif os.path.isdir(arg):
-            for root, dirs, files in os.walk(arg):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name.startswith(".") or Path(name).suffix.lower() in SKIP_SUFFIXES:
-                        continue
-                    out.append(Path(root) / name)
-        elif os.path.exists(arg):
-            out.append(Path(arg))
-        else:
-            raise InputError(f"{arg} does not exist")
-    seen: set[str] = set()
-    unique = []
-    for p in out:
-        key = os.path.abspath(p)
-        if key not in seen:
-            seen.add(key)
-            unique.append(Path(key))
-    return unique
 
 
 class Ingester:

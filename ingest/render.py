@@ -13,7 +13,8 @@ import polars as pl
 import pyarrow as pa
 
 from conflictradar.ingest.escape import terminal, visible
-from conflictradar.ingest.pipeline import IngestReport, Progress
+from conflictradar.ingest.pipeline import Progress
+from conflictradar.ingest.reports import IngestReport
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from conflictradar.ingest.errors import InputError
-from conflictradar.ingest.store import FileRecord
+from conflictradar.ingest.rows import FileRecord
 
 FP_BYTES = 4096
 # A content-only match (another path, another inode) needs at least this many identical bytes:

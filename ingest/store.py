@@ -1,5 +1,5 @@
 """The DuckDB file's single writer: creating it, batch commits, and the stores it owns (tables
-and opening: ingest.database).
+and opening: ingest.database; what a batch's rows are and how they are inserted: ingest.rows).
 
 Rows of a batch, its rejects and the file's new offset commit in one transaction, so a crash at
 any moment leaves the database at a batch boundary: nothing lost, nothing counted twice.
@@ -11,9 +11,8 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from conflictradar.ingest import rows
 from conflictradar.ingest.causes import CAUSES
 from conflictradar.ingest.database import (
     DDL,
-    REQUEST_COLUMNS,
     SCHEMA_VERSION,
     WRITER_SANDBOX,
     connect,
@@ -32,9 +31,8 @@ from conflictradar.ingest.database import (
 )
 from conflictradar.ingest.endpoints import Fold
 from conflictradar.ingest.errors import DatabaseError
+from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.timestamps import time_spans
-
-AfterInsert = Callable[[duckdb.DuckDBPyConnection, datetime, datetime], object]
 
 
 def _create(path: Path) -> None:
@@ -59,89 +57,6 @@ def _create(path: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """What the store remembers about one file generation."""
-
-    file_id: int
-    path: str
-    dev: int | None
-    inode: int | None
-    fp_len: int
-    fp_hash: str
-    read_offset: int
-    lines: int
-    tail_start: int | None
-    tail_line: int | None
-    format: str | None
-    envelope: str | None
-    parser_state: str | None
-    compressed: bool
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One commit: one file's parsed rows, rejected lines, and the file's position after them.
-
-    `requests` has REQUEST_COLUMNS (its `file` and `format` are stored from `file`); `rejects`
-    has file, line, reason, raw; `conflict_lines` has file, line, ts, raw. `drop_line` removes a
-    previously stored unterminated last line that this batch re-reads in full.
-    """
-
-    requests: pl.DataFrame
-    rejects: pl.DataFrame
-    conflict_lines: pl.DataFrame
-    file: FileRecord
-    drop_line: tuple[str, int] | None = None
-    # The batch's per-minute rollup (`minute_rollup(requests)`); computed on commit if absent.
-    # The pipeline computes it while parsing, off the writer's thread.
-    minutes: pl.DataFrame | None = None
-
-
-ROLLUP_KEYS = ("minute", "file", "host", "endpoint", "method", "status")
-
-
-def minute_rollup(requests: pl.DataFrame) -> pl.DataFrame:
-    """Requests per (minute, file, host, endpoint, method, status): the `request_minutes` rows."""
-    return minute_query(requests.lazy()).collect()
-
-
-def minute_query(requests: pl.LazyFrame) -> pl.LazyFrame:
-    """`minute_rollup` as a lazy query (the parser collects it as suits the block's size)."""
-    return requests.group_by(
-        pl.col("ts").dt.truncate("1m").alias("minute"),
-        "file",
-        "host",
-        "endpoint",
-        "method",
-        "status",
-    ).agg(
-        pl.len().cast(pl.Int64).alias("requests"),
-        pl.col("bytes").sum().alias("bytes"),
-        pl.col("duration_ms").sum().alias("duration_ms_sum"),
-    )
-
-
-# A batch is one file's rows: `file` and `format` go in as constants, which DuckDB stores far
-# more cheaply than the same string repeated in every row of an Arrow column (measured: the
-# insert of 2M rows took 0.4 s less).
-_VARYING_COLUMNS = [c for c in REQUEST_COLUMNS if c not in ("file", "format")]
-_REQUEST_SELECT = ", ".join("?::VARCHAR" if c in ("file", "format") else c for c in REQUEST_COLUMNS)
-
-
-def _append(
-    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, select: str = "*",
-    params: Sequence[object] = (),
-) -> None:  # fmt: skip
-    """INSERT INTO `table` SELECT `select` over `frame`, handed over as Arrow string views:
-    DuckDB reads them directly (the default conversion to `large_string` copies every byte)."""
-    con.register("_batch", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
-    try:
-        con.execute(f"INSERT INTO {table} SELECT {select} FROM _batch", list(params))
-    finally:
-        con.unregister("_batch")
 
 
 class _Trial(Exception):
@@ -382,8 +297,8 @@ class Store:
         """
         try:
             with self.transaction():
-                self._drop_line(batch.drop_line)
-                self._add_rows(batch)
+                rows.drop_line(self.con, batch.drop_line)
+                rows.add_rows(self.con, batch)
                 self._close_rows(batch.file, batch.requests["ts"], after)
                 if rollback:
                     raise _Trial
@@ -399,7 +314,7 @@ class Store:
     def begin_rows(self, drop_line: tuple[str, int] | None) -> None:
         try:
             self.con.execute("BEGIN TRANSACTION")
-            self._drop_line(drop_line)
+            rows.drop_line(self.con, drop_line)
         except duckdb.Error as exc:
             self.rollback_rows()
             raise translate(exc, self.path) from exc
@@ -407,7 +322,7 @@ class Store:
     def add_rows(self, batch: Batch) -> None:
         """`batch`'s rows, rejects, 409 lines and rollup (not its file record or drop_line)."""
         try:
-            self._add_rows(batch)
+            rows.add_rows(self.con, batch)
         except duckdb.Error as exc:
             raise translate(exc, self.path) from exc
 
@@ -422,34 +337,6 @@ class Store:
     def rollback_rows(self) -> None:
         with contextlib.suppress(duckdb.Error):
             self.con.execute("ROLLBACK")
-
-    def _drop_line(self, drop_line: tuple[str, int] | None) -> None:
-        if drop_line is None:
-            return
-        # Take the stored partial line back out of the rollup before deleting it.
-        self.con.execute(
-            "INSERT INTO request_minutes SELECT date_trunc('minute', ts), file, host,"
-            " endpoint, method, status, -count(*), -sum(bytes), -sum(duration_ms)"
-            " FROM requests WHERE file = ? AND line = ? GROUP BY ALL",
-            list(drop_line),
-        )
-        for table in ("requests", "rejects", "conflict_lines", "conflicts"):
-            self.con.execute(f"DELETE FROM {table} WHERE file = ? AND line = ?", list(drop_line))
-
-    def _add_rows(self, batch: Batch) -> None:
-        con = self.con
-        if batch.requests.height:
-            _append(con, "requests", batch.requests.select(_VARYING_COLUMNS),
-                    _REQUEST_SELECT, [batch.file.path, batch.file.format])  # fmt: skip
-            minutes = batch.minutes
-            if minutes is None:
-                minutes = minute_rollup(batch.requests)
-            _append(con, "request_minutes", minutes)
-        if batch.rejects.height:
-            _append(con, "rejects", batch.rejects.select("file", "line", "reason", "raw"))
-        if batch.conflict_lines.height:
-            _append(con, "conflict_lines",
-                    batch.conflict_lines.select("file", "line", "ts", "raw"))  # fmt: skip
 
     def _close_rows(self, file: FileRecord, ts: pl.Series, after: AfterInsert | None) -> None:
         self._upsert_file(file)

@@ -51,7 +51,8 @@ def spikes() -> list[Spike]:
 
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    from conflictradar.ingest.pipeline import Ingester, expand_paths
+    from conflictradar.ingest.paths import expand_paths
+    from conflictradar.ingest.pipeline import Ingester
 
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
     settings = Settings(db=path)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from bench.gen_realistic import write_realistic
 from conflictradar.ingest.classify import Classifier
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 

@@ -77,7 +77,8 @@ def sample_db(folder: Path) -> Path:
     """The bundled sample logs through the real pipeline (generated rows if it cannot run)."""
     db = folder / "sample.duckdb"
     try:
-        from conflictradar.ingest.pipeline import Ingester, expand_paths
+        from conflictradar.ingest.paths import expand_paths
+        from conflictradar.ingest.pipeline import Ingester
 
         with Store.open(db) as store:
             Ingester(store, Settings(db=db)).ingest(expand_paths([str(SAMPLES)]))

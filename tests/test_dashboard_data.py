@@ -17,8 +17,9 @@ from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.reader import DirectReader
 from conflictradar.ingest.reads import Drill, Filters
+from conflictradar.ingest.rows import Batch, FileRecord
 from conflictradar.ingest.settings import Settings, SqlSettings
-from conflictradar.ingest.store import Batch, FileRecord, Store
+from conflictradar.ingest.store import Store
 
 NEWEST = datetime(2025, 6, 3, 12, 0, 0, tzinfo=UTC)
 FILES = ("/logs/gw-a.log", "/logs/gw-b.log")

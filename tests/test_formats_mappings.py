@@ -18,7 +18,8 @@ import pytest
 
 from conflictradar.ingest.errors import ConfigError
 from conflictradar.ingest.formats import UnknownFormatError, get_format
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 from tests.kit import query_db

@@ -28,7 +28,8 @@ import polars as pl
 import pytest
 
 from conflictradar.ingest.formats import ParserState, get_format
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 from tests.kit import check_golden, read_lines

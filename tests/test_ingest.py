@@ -16,7 +16,8 @@ import pytest
 
 from conflictradar.ingest import pipeline
 from conflictradar.ingest.errors import ConfigError
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 

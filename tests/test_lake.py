@@ -23,7 +23,8 @@ from conflictradar.ingest.lake import layout
 from conflictradar.ingest.lake.cluster import ingest_to_lake
 from conflictradar.ingest.lake.manifest import load_units
 from conflictradar.ingest.lake.reader import LakeReader
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reader import DirectReader
 from conflictradar.ingest.reads import Filters
 from conflictradar.ingest.settings import Settings, SqlSettings

@@ -17,7 +17,8 @@ from conflictradar.dashboard.server import stop_process
 from conflictradar.ingest.lake import layout
 from conflictradar.ingest.lake.manifest import load_units
 from conflictradar.ingest.lake.seal import HourCount, due_hours
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.store import Store
 from tests.watcher import wait_for

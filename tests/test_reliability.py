@@ -20,10 +20,11 @@ from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.formats import Format, ParserState, get_format
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reader import open_reader
+from conflictradar.ingest.rows import Batch, FileRecord
 from conflictradar.ingest.schema import STRAY, TOO_EARLY, TOO_LATE, finish
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.sources import inspect
-from conflictradar.ingest.store import Batch, FileRecord, Store
+from conflictradar.ingest.store import Store
 from conflictradar.ingest.tail import Tailer
 from conflictradar.ingest.timestamps import time_spans
 from tests.kit import query_db

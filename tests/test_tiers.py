@@ -14,8 +14,9 @@ import pytest
 from conflictradar.ingest.classify import Classifier
 from conflictradar.ingest.database import REQUEST_COLUMNS
 from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.rows import minute_rollup
 from conflictradar.ingest.settings import ClassifySettings, load_settings
-from conflictradar.ingest.store import Store, minute_rollup
+from conflictradar.ingest.store import Store
 from tests.test_classify import Req, rows
 
 GW, SVC = "/l/gw-a.log", "/l/orders-svc.jsonl"

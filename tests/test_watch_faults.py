@@ -19,7 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from conflictradar.ingest.pipeline import Ingester, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 

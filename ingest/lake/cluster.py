@@ -43,7 +43,8 @@ from conflictradar.ingest.lake.tasks import (
     count_lines,
     parse_range,
 )
-from conflictradar.ingest.pipeline import FileReport, IngestReport, expand_paths
+from conflictradar.ingest.paths import expand_paths
+from conflictradar.ingest.reports import FileReport, IngestReport
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.sources import Source
 

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from conflictradar.ingest.lake import layout
+from conflictradar.ingest.rows import FileRecord
 from conflictradar.ingest.sources import Source, find_record
-from conflictradar.ingest.store import FileRecord
 
 
 @dataclass(frozen=True)

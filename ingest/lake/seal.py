@@ -37,8 +37,9 @@ from conflictradar.ingest.lake import layout
 from conflictradar.ingest.lake.cluster import hour_tasks, lake_lock
 from conflictradar.ingest.lake.manifest import Unit, commit_unit, load_units, unit_record
 from conflictradar.ingest.lake.tasks import classify_hours
+from conflictradar.ingest.rows import minute_rollup
 from conflictradar.ingest.settings import Settings
-from conflictradar.ingest.store import Store, minute_rollup
+from conflictradar.ingest.store import Store
 
 log = logging.getLogger("conflictradar.watch.lake")
 

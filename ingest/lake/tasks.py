@@ -24,9 +24,9 @@ from conflictradar.ingest.errors import InputError
 from conflictradar.ingest.formats import ParserState, get_format
 from conflictradar.ingest.lake import layout
 from conflictradar.ingest.lake.manifest import Unit, commit_unit
+from conflictradar.ingest.rows import minute_rollup
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.sources import fingerprint, open_bytes, read_blocks
-from conflictradar.ingest.store import minute_rollup
 
 COUNT_CHUNK = 16 << 20
 
