@@ -117,7 +117,9 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
     Key("watch", "memory_limit", "size",
         "DuckDB memory limit of `watch`, reads it serves included (they spill to disk beyond "
         "it). Small keeps the watcher's memory flat: DuckDB otherwise keeps what it wrote "
-        "cached, growing with the rows ingested.", lambda s: s.watch.memory_limit),
+        "cached, growing with the rows ingested. A backlog too large to explain in one pass "
+        "under it is explained in pieces; explaining a fleet's 409s (gateway and service "
+        "lines joined) needs ~64-96MB at the least.", lambda s: s.watch.memory_limit),
     Key("watch", "cpu_budget", "share",
         "A share of one core (`\"3%\"`; `0`: none) that `watch`'s looks keep to: what a look "
         "cost the process (reading, explaining, alert evaluation), divided by the budget, is "
