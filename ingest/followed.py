@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conflictradar.ingest.paths import SKIP_SUFFIXES
+from conflictradar.ingest.paths import folder_files
 from conflictradar.ingest.sources import FP_BYTES, Source
 
 log = logging.getLogger("conflictradar.watch")
@@ -103,11 +103,7 @@ def expand_watch(specs: Sequence[str]) -> list[Path]:
         if glob.has_magic(spec):
             candidates = [Path(p) for p in sorted(glob.glob(spec, recursive=True))]
         elif os.path.isdir(spec):
-            candidates = []
-            for root, dirs, files in os.walk(spec):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                candidates += [Path(root) / f for f in sorted(files) if not f.startswith(".")
-                               and Path(f).suffix.lower() not in SKIP_SUFFIXES]  # fmt: skip
+            candidates = folder_files(spec)
         else:
             candidates = [Path(spec)]
         for c in candidates:

@@ -13,6 +13,17 @@ from conflictradar.ingest.errors import InputError
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".py", ".toml", ".yaml", ".yml", ".csv"}
 
 
+def folder_files(folder: str) -> list[Path]:
+    """The files under `folder`, recursively, in sorted order; hidden files and folders and
+    files that are never logs (SKIP_SUFFIXES) are left out. One-shot and watched folders alike."""
+    out: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [Path(root) / name for name in sorted(files)
+                if not name.startswith(".") and Path(name).suffix.lower() not in SKIP_SUFFIXES]  # fmt: skip
+    return out
+
+
 def expand_paths(args: Sequence[str]) -> list[Path]:
     """Files, globs and folders (recursive) -> sorted unique files; missing paths are errors."""
     out: list[Path] = []
@@ -23,12 +34,7 @@ def expand_paths(args: Sequence[str]) -> list[Path]:
                 raise InputError(f"no file matches {arg}")
             out.extend(Path(m) for m in matches if Path(m).is_file())
         elif os.path.isdir(arg):
-            for root, dirs, files in os.walk(arg):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name.startswith(".") or Path(name).suffix.lower() in SKIP_SUFFIXES:
-                        continue
-                    out.append(Path(root) / name)
+            out.extend(folder_files(arg))
         elif os.path.exists(arg):
             out.append(Path(arg))
         else:
