@@ -125,7 +125,7 @@ class Tiers:
         reach) is one read-only query (ANY_SQL; `checked`: the caller ran it and it held). Else
         the new links and their differences from the stored ones are each computed once, into
         temporary tables (computing them once to compare and again to write cost a fleet's
-        watcher ~9 ms more a look, of ~30, measured)."""
+        watcher ~9 ms more a look, of ~27, measured)."""
         p = self.params() | self.reach(lo, hi)
         if not checked:
             any_row = con.execute(ANY_SQL, _only(p, "a", "b", "service_formats")).fetchone()
