@@ -155,7 +155,7 @@ class WatchSettings:
     # then wait longer to be seen); 0: a look every 0.8 s, whatever it costs.
     cpu_budget: float = 0.0
     # How long small appends may wait to be read in one batch when nobody is reading
-    # (ingest.batching BATCH_BYTES); 0: every look reads what arrived.
+    # (ingest.batching: up to 1 MiB a file); 0: every look reads what arrived.
     batch_wait_s: float = 5.0
 
 

@@ -92,6 +92,47 @@ def test_a_full_batch_a_burst_of_409s_and_a_truncation_are_read_at_once(
     h.close()
 
 
+_OK = '10.0.0.1 - - [02/Jun/2025:10:00:00 +0000] "GET /items HTTP/1.1" 200 5 "-" "{agent}"\n'
+
+
+def _ok_lines(path: Path, size: int) -> int:
+    """Append at least `size` bytes of successes (no "409" anywhere; the file's name as agent,
+    so files differ from their first line); returns the lines written."""
+    line = _OK.format(agent=path.stem)
+    count = -(-size // len(line))
+    with path.open("a") as fh:
+        fh.write(line * count)
+    return count
+
+
+def test_the_batch_bound_is_per_file_so_a_fleet_of_small_appends_waits(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three files each under BATCH_BYTES wait though together they hold more (a look's toll
+    grows with the files it reads, so a sum read a fleet far more often than one file alone);
+    one file reaching BATCH_BYTES, or all of them TOTAL_BYTES, is read at once with the rest."""
+    files = [logs / name for name in ("edge-a.log", "edge-b.log", "svc.log")]
+    first = sum(_ok_lines(f, 1000) for f in files)
+    h = Harness(tmp_path, str(logs))
+    h.tailer.batcher.wait_s = 60.0
+    assert h.tailer.poll_once(fresh=False) == first  # new files: read at once
+    before = _count(h)
+    each = [_ok_lines(f, int(0.6 * batching.BATCH_BYTES)) for f in files]
+    assert 3 * 0.6 * batching.BATCH_BYTES > batching.BATCH_BYTES
+    assert h.tailer.poll_once(fresh=False) == 0 and h.tailer.last_waited
+    assert _count(h) == before
+    more = _ok_lines(files[0], int(0.5 * batching.BATCH_BYTES))  # edge-a.log: over 1 MiB
+    assert h.tailer.poll_once(fresh=False) == sum(each) + more  # every file, one look
+    assert _count(h) == before + sum(each) + more
+    # Many files, each under the bound: TOTAL_BYTES in all is read at once.
+    monkeypatch.setattr(batching, "TOTAL_BYTES", 2 * batching.BATCH_BYTES)
+    each = [_ok_lines(f, int(0.6 * batching.BATCH_BYTES)) for f in files[:2]]
+    assert h.tailer.poll_once(fresh=False) == 0  # 1.2 MiB in all: waits
+    each.append(_ok_lines(files[2], int(0.9 * batching.BATCH_BYTES)))  # 2.1 MiB in all
+    assert h.tailer.poll_once(fresh=False) == sum(each)
+    h.close()
+
+
 def test_409s_at_their_usual_rate_wait_and_a_surge_does_not(
     tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
