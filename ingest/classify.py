@@ -146,6 +146,11 @@ _ANTI_OK = """    ANTI JOIN (SELECT file, line, ts FROM request_links
                WHERE ts BETWEEN $lo - to_microseconds($window_us) AND $hi) l
       ON l.file = r.file AND l.line = r.line AND l.ts = r.ts
 """
+# The members of the 409 heads only (see `members`); without it the query gives the same rows
+# with several times the memory and time on a fleet.
+HEADS_ONLY = (
+    "    SEMI JOIN c ON c.file = l.head_file AND c.line = l.head_line AND c.ts = l.head_ts\n"
+)
 _PER_REQUEST_JOIN = (
     "    LEFT JOIN per_request p ON p.head_file = c.file AND p.head_line = c.line"
     " AND p.head_ts = c.ts\n"
@@ -163,11 +168,13 @@ WITH c AS (
 {_ANTI_C}    WHERE r.status = 409 AND r.ts BETWEEN $lo AND $hi
 ),
 members AS (
-    -- the other lines of those requests (a service line under its gateway's)
+    -- the other lines of those requests (a service line under its gateway's); only the 409
+    -- heads' (labelled reads no other): on a fleet most heads in range are successes, and
+    -- aggregating their members was half the query (measured: 24 of 47 ms in a 6,400-line look)
     SELECT l.head_file, l.head_line, l.head_ts, r.file, r.line, r.ts, r.status,
            {_msg("r.message")} AS msg, {tier_sql("r.format")} AS tier
     FROM request_links l
-    JOIN requests r ON r.file = l.file AND r.line = l.line AND r.ts = l.ts
+{HEADS_ONLY}    JOIN requests r ON r.file = l.file AND r.line = l.line AND r.ts = l.ts
     WHERE l.head_ts BETWEEN $lo AND $hi AND r.ts BETWEEN $lo - {join} AND $hi + {join}
 ),
 -- Aggregated over the joined lines only: most 409s have none, and pay nothing here.
