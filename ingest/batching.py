@@ -46,7 +46,8 @@ class Batcher:
         """Whether the appends `unread` ((descriptor, from, to) of each changed file, all small
         appends to files read before) wait for a later look."""
         sizes = [end - start for _, start, end in unread]
-        if sum(sizes) > TOTAL_BYTES:
+        total = sum(sizes)
+        if total > TOTAL_BYTES:
             return False  # a backlog: not worth counting
         try:  # "409"s in what waits: over-counting (an id, a size) only reads sooner
             found = sum(os.pread(fd, end - start, start).count(b"409")
@@ -62,7 +63,7 @@ class Batcher:
         covered = now - (seen[0][0] - seen[0][2]) if seen else 0.0
         usual = sum(n for _, n, _ in seen) / max(surge.RATE_S / 6, covered)
         waited = self.waiting_since is not None and now - self.waiting_since >= self.wait_s
-        full = max(sizes, default=0) >= BATCH_BYTES or sum(sizes) >= TOTAL_BYTES
+        full = max(sizes, default=0) >= BATCH_BYTES or total >= TOTAL_BYTES
         if full or waited or surge.surging(found, usual, span):
             # A log busy with 409s makes them usual within a minute, and then batches too.
             seen.append((now, found, span))
