@@ -344,8 +344,8 @@ def bench_watch_cost(
               f" {c.visible:>3}/{c.probes:<3} {c.read_cpu_pct:7.1f}%  {verdict}",
               flush=True)  # fmt: skip
     print("CPU: nobody reading, so small appends wait up to [watch] batch_wait (5 s) or 1 MiB in"
-          " a file to be read together; p50/p95 and read CPU: while a reader polls `conflicts` through"
-          " the watcher every 50 ms (each read sees every line appended 0.5 s before it; the"
+          " a file to be read together; p50/p95 and read CPU: while a reader polls `conflicts`"
+          " through the watcher every 50 ms (each read sees every line appended 0.5 s before it; the"
           " catch-up looks it causes are in read CPU, probe polling included)")  # fmt: skip
 
 

@@ -133,8 +133,8 @@ SETTINGS_KEYS: tuple[Key[Settings], ...] = (
         "every look, 0.8 s apart, reads what arrived). A look that reads costs about the same "
         "for 80 lines as for 800, so below a few thousand lines/s batching saves most of the "
         "watcher's CPU. "
-        "They are read at once when 1 MiB waits in one file (4 MiB in all), when they hold a burst of 409s, and "
-        "when `sql`, a script or an alerts check reads through the watcher: those see every "
+        "They are read at once when 1 MiB waits in one file (4 MiB in all), when they hold a "
+        "burst of 409s, and when `sql`, a script or an alerts check reads through the watcher: those see every "
         "line appended up to half a second before they asked. The dashboard shows each batch "
         "as it is committed. At most 60 s.",
         lambda s: s.watch.batch_wait_s),
