@@ -35,9 +35,10 @@ from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.timestamps import time_spans
 
 
-def _create(path: Path) -> None:
+def _create(path: Path) -> bool:
     """A new database appears at `path` complete with its schema, or not at all: it is built
-    under a temporary name and renamed, so no reader ever opens a file without tables."""
+    under a temporary name and renamed, so no reader ever opens a file without tables. Whether
+    this call put it there (False: another process created it meanwhile)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
     tmp.unlink(missing_ok=True)
     try:
@@ -48,8 +49,10 @@ def _create(path: Path) -> None:
         finally:
             con.close()
         os.chmod(tmp, 0o600)  # request logs carry clients, paths and messages: owner only
-        if not path.exists():  # another process may have created it meanwhile
-            os.replace(tmp, path)
+        if path.exists():  # another process created it meanwhile
+            return False
+        os.replace(tmp, path)
+        return True
     except duckdb.Error as exc:
         raise translate(exc, path) from exc
     except OSError as exc:
@@ -91,8 +94,8 @@ class Store:
             raise DatabaseError(
                 f"cannot create database {path}: folder {path.parent} does not exist"
             )
-        if not path.exists():
-            _create(path)
+        # A database this call has just created holds the current schema and causes already.
+        created = not path.exists() and _create(path)
         # Row order on disk carries no meaning here (every read orders explicitly); letting
         # DuckDB write batches in any order makes ingest ~30% cheaper (measured: bench).
         # A bulk insert compresses each row group as it fills, not five at a time: one-shot
@@ -116,7 +119,8 @@ class Store:
                 shutil.rmtree(spill, ignore_errors=True)
             raise
         store = cls(con, path, spill)
-        store._migrate()
+        if not created:
+            store._migrate()
         return store
 
     def _migrate(self) -> None:
