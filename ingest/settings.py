@@ -2,13 +2,15 @@
 
 Resolved once by the CLI and passed down explicitly. Validated whole at load: an unknown key or a
 bad value is a ConfigError naming the key, the value and what is allowed.
+
+The `[classify]` table is read in `ingest.classify_settings` and the `[alerts]` table in
+`ingest.alert_settings`; single values are checked in `ingest.setting_values`. Callers import
+all of it from here.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -16,92 +18,47 @@ from pathlib import Path
 from typing import Any
 
 from conflictradar.ingest.alert_settings import AlertSettings, parse_alert_settings
-from conflictradar.ingest.catalogue import Entry
-from conflictradar.ingest.causes import Cause
+from conflictradar.ingest.classify_settings import (
+    ACTION_VERBS,
+    KEYWORDS,
+    ClassifySettings,
+    _classify,
+)
 from conflictradar.ingest.errors import ConfigError
 from conflictradar.ingest.mappings import FieldMapping, load_mappings
-from conflictradar.ingest.tiers import SERVICE_FORMATS
+from conflictradar.ingest.setting_values import (
+    MAX_DURATION_S,
+    _expect_keys,
+    _int,
+    _memory,
+    _share,
+    parse_duration,
+)
+
+# What callers import from here, defined here or in the modules above.
+__all__ = [
+    "ACTION_VERBS",
+    "DEFAULT_CONFIG",
+    "DEFAULT_DB",
+    "KEYWORDS",
+    "MAX_BATCH_WAIT_S",
+    "MAX_BLOCK_MB",
+    "MAX_DURATION_S",
+    "ClassifySettings",
+    "ConfigError",
+    "DashboardSettings",
+    "EndpointSettings",
+    "IngestSettings",
+    "Settings",
+    "SqlSettings",
+    "WatchSettings",
+    "load_settings",
+    "parse_duration",
+]
 
 DEFAULT_DB = "conflictradar.duckdb"
 DEFAULT_CONFIG = "conflictradar.toml"
-
-ACTION_VERBS: tuple[str, ...] = (
-    "cancel", "approve", "submit", "pay", "confirm", "close", "reopen", "publish", "archive",
-    "activate", "deactivate", "complete", "refund", "capture", "void", "start", "stop", "retry",
-    "lock", "unlock", "merge", "checkout", "verify",
-)  # fmt: skip
-
-# Message keyword lists of SPEC section 5, in rule order (first matching cause wins).
-KEYWORDS: dict[str, tuple[str, ...]] = {
-    "version_mismatch": (
-        "version", "etag", "e-tag", "revision", "stale", "precondition", "if-match",
-        "modified since", "out of date", "outdated",
-    ),
-    "duplicate_create": ("already exists", "duplicate", "unique"),
-    "resource_locked": (
-        "lock", "locked", "in use", "busy", "being modified", "being processed", "being updated",
-    ),
-    "state_conflict": (
-        "state", "status", "transition", "cannot", "can't", "not allowed", "already cancelled",
-        "already closed", "already completed", "already paid", "already shipped",
-        "already processed", "already refunded",
-    ),
-}  # fmt: skip
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 MAX_BLOCK_MB = 1024  # a read block is held in memory two or three times over while parsed
-MAX_DURATION_S = 366 * 86400.0  # past this, windows and deadlines overflow datetimes
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def _share(value: object, key: str) -> float:
-    """`"3%"` or `3` (percent of one core) -> 0.03; `0` is none."""
-    text = str(value).strip().removesuffix("%").strip()
-    try:
-        percent = float(text) if not isinstance(value, bool) else math.nan
-    except ValueError:
-        percent = math.nan
-    if not 0 <= percent <= 100:  # NaN fails too
-        raise ConfigError(f'{key} = {value!r} is not a share of one core; use e.g. "3%" (0 = none)')
-    return percent / 100
-
-
-def parse_duration(value: object, key: str) -> float:
-    """`"5s"`, `"1m"`, `"500ms"`, `"2h"`, `"7d"` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(f'{key} = {value!r} is not a duration; use e.g. "30s", "5m", "1h"')
-    if isinstance(value, int | float):
-        seconds = float(value) if abs(value) < 1e300 else math.inf
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ConfigError(
-                f'{key} = {value!r} is not a duration; use e.g. "500ms", "30s", "5m", "1h"'
-            )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(seconds):
-        raise ConfigError(f'{key} = {value!r} is not a finite duration; use e.g. "30s", "5m", "1h"')
-    if seconds < 0:
-        raise ConfigError(f"{key} = {value!r} must not be negative")
-    if seconds > MAX_DURATION_S:
-        raise ConfigError(f"{key} = {value!r} must be at most 366 days")
-    return seconds
-
-
-@dataclass(frozen=True)
-class ClassifySettings:
-    retry_window_s: float = 30.0
-    race_window_s: float = 5.0
-    # How long after a 409 its context may still change (late lines from another node):
-    # it is re-evaluated while younger than this, relative to the newest line seen.
-    settle_s: float = 120.0
-    action_verbs: tuple[str, ...] = ACTION_VERBS
-    keywords: tuple[tuple[str, tuple[str, ...]], ...] = tuple(KEYWORDS.items())
-    # Lines of one request id within this many seconds are one request (SPEC section 3).
-    join_window_s: float = 60.0
-    service_formats: tuple[str, ...] = SERVICE_FORMATS
-    # The user's error-text entries (`[[classify.catalogue]]`), tried before the bundled ones.
-    catalogue: tuple[Entry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,99 +135,6 @@ class Settings:
 _SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "alerts", "formats"}
 
 
-def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown key {where}.{key}; allowed keys are {', '.join(sorted(allowed))}"
-            )
-
-
-def _int(value: object, key: str, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"{key} = {value!r} must be a whole number")
-    try:
-        number = int(value) if len(str(value)) <= 20 else maximum + 1
-    except ValueError:
-        raise ConfigError(f"{key} = {value!r} must be a whole number") from None
-    if number < minimum:
-        raise ConfigError(f"{key} = {value!r} must be at least {minimum}")
-    if number > maximum:
-        raise ConfigError(f"{key} = {str(value)[:24]} must be at most {maximum}")
-    return number
-
-
-def _words(value: object, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(f"{key} must be a list of non-empty strings, got {value!r}")
-    return tuple(v.strip().lower() for v in value)
-
-
-def _classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
-    _expect_keys(table, {"retry_window", "race_window", "settle", "action_verbs", "keywords",
-                         "join_window", "service_formats", "catalogue"}, "classify")  # fmt: skip
-    out = ClassifySettings()
-    if "join_window" in table:
-        out = replace(out, join_window_s=parse_duration(table["join_window"],
-                                                        "classify.join_window"))  # fmt: skip
-    if "service_formats" in table:
-        out = replace(out, service_formats=_words(table["service_formats"],
-                                                  "classify.service_formats"))  # fmt: skip
-    if "catalogue" in table:
-        out = replace(out, catalogue=_catalogue(table["catalogue"]))
-    if "retry_window" in table:
-        out = replace(out, retry_window_s=parse_duration(table["retry_window"],
-                                                         "classify.retry_window"))  # fmt: skip
-    if "race_window" in table:
-        out = replace(out, race_window_s=parse_duration(table["race_window"],
-                                                        "classify.race_window"))  # fmt: skip
-    if "settle" in table:
-        out = replace(out, settle_s=parse_duration(table["settle"], "classify.settle"))
-    if "action_verbs" in table:
-        out = replace(out, action_verbs=_words(table["action_verbs"], "classify.action_verbs"))
-    if "keywords" in table:
-        kw = table["keywords"]
-        if not isinstance(kw, Mapping):
-            raise ConfigError("classify.keywords must be a table of cause = [words]")
-        _expect_keys(kw, set(KEYWORDS), "classify.keywords")
-        merged = dict(out.keywords)
-        for cause, words in kw.items():
-            merged[cause] = _words(words, f"classify.keywords.{cause}")
-        out = replace(out, keywords=tuple(merged.items()))
-    return out
-
-
-_CATALOGUE_KEYS = {"system", "name", "pattern", "cause", "example", "source"}
-_TEXT_CAUSES = ("version_mismatch", "duplicate_create", "resource_locked", "state_conflict")
-
-
-def _catalogue(value: object) -> tuple[Entry, ...]:
-    """`[[classify.catalogue]]` tables: system, pattern and cause required."""
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise ConfigError("classify.catalogue must be an array of tables ([[classify.catalogue]])")
-    out = []
-    for i, item in enumerate(value):
-        where = f"classify.catalogue[{i}]"
-        _expect_keys(item, _CATALOGUE_KEYS, where)
-        for key in ("system", "pattern", "cause"):
-            if not isinstance(item.get(key), str) or not item[key].strip():
-                raise ConfigError(f"{where}.{key} is required (a non-empty string)")
-        if item["cause"] not in _TEXT_CAUSES:
-            raise ConfigError(
-                f"{where}.cause = {item['cause']!r} is not allowed; use one of "
-                + ", ".join(_TEXT_CAUSES)
-            )
-        try:
-            re.compile(item["pattern"])
-        except re.error as exc:
-            raise ConfigError(f"{where}.pattern = {item['pattern']!r} is not a regular"
-                              f" expression: {exc}") from None  # fmt: skip
-        out.append(Entry(str(item["system"]), str(item.get("name", "")), str(item["pattern"]),
-                         Cause(item["cause"]), str(item.get("example", "")),
-                         str(item.get("source", "conflictradar.toml"))))  # fmt: skip
-    return tuple(out)
-
-
 def _endpoints(table: Mapping[str, Any], base: Path) -> EndpointSettings:
     _expect_keys(table, {"openapi", "fold_threshold"}, "endpoints")
     out = EndpointSettings()
@@ -296,18 +160,6 @@ def _sql(table: Mapping[str, Any]) -> SqlSettings:
     if "memory_limit" in table:
         out = replace(out, memory_limit=_memory(table["memory_limit"], "sql.memory_limit"))
     return out
-
-
-def _memory(raw: object, key: str) -> str:
-    """A DuckDB memory limit such as "2GB" or "512MB", from 64MB to 10000GB."""
-    value = str(raw)
-    match = re.fullmatch(r"(\d{1,9}(?:\.\d{1,6})?)\s*([KMG])i?B", value, re.I)
-    if not match:
-        raise ConfigError(f'{key} = {value!r} must look like "2GB" or "512MB"')
-    mb = float(match.group(1)) * {"K": 1e-3, "M": 1.0, "G": 1e3}[match.group(2).upper()]
-    if not 64 <= mb <= 1e7:
-        raise ConfigError(f"{key} = {value!r} must be from 64MB to 10000GB")
-    return value
 
 
 def _ingest(table: Mapping[str, Any]) -> IngestSettings:

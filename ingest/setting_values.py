@@ -1,0 +1,93 @@
+"""Settings -> values: one `conflictradar.toml` value checked and converted, at load.
+
+Durations, shares of a core, whole numbers, word lists and DuckDB memory sizes, and the check
+that a table holds only known keys. A refusal is a ConfigError naming the key, the value and what
+is allowed. The section readers (`ingest.settings`, `ingest.classify_settings`) are built on these.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from conflictradar.ingest.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+MAX_DURATION_S = 366 * 86400.0  # past this, windows and deadlines overflow datetimes
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _share(value: object, key: str) -> float:
+    """`"3%"` or `3` (percent of one core) -> 0.03; `0` is none."""
+    text = str(value).strip().removesuffix("%").strip()
+    try:
+        percent = float(text) if not isinstance(value, bool) else math.nan
+    except ValueError:
+        percent = math.nan
+    if not 0 <= percent <= 100:  # NaN fails too
+        raise ConfigError(f'{key} = {value!r} is not a share of one core; use e.g. "3%" (0 = none)')
+    return percent / 100
+
+
+def parse_duration(value: object, key: str) -> float:
+    """`"5s"`, `"1m"`, `"500ms"`, `"2h"`, `"7d"` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f'{key} = {value!r} is not a duration; use e.g. "30s", "5m", "1h"')
+    if isinstance(value, int | float):
+        seconds = float(value) if abs(value) < 1e300 else math.inf
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(
+                f'{key} = {value!r} is not a duration; use e.g. "500ms", "30s", "5m", "1h"'
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ConfigError(f'{key} = {value!r} is not a finite duration; use e.g. "30s", "5m", "1h"')
+    if seconds < 0:
+        raise ConfigError(f"{key} = {value!r} must not be negative")
+    if seconds > MAX_DURATION_S:
+        raise ConfigError(f"{key} = {value!r} must be at most 366 days")
+    return seconds
+
+
+def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key {where}.{key}; allowed keys are {', '.join(sorted(allowed))}"
+            )
+
+
+def _int(value: object, key: str, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"{key} = {value!r} must be a whole number")
+    try:
+        number = int(value) if len(str(value)) <= 20 else maximum + 1
+    except ValueError:
+        raise ConfigError(f"{key} = {value!r} must be a whole number") from None
+    if number < minimum:
+        raise ConfigError(f"{key} = {value!r} must be at least {minimum}")
+    if number > maximum:
+        raise ConfigError(f"{key} = {str(value)[:24]} must be at most {maximum}")
+    return number
+
+
+def _words(value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"{key} must be a list of non-empty strings, got {value!r}")
+    return tuple(v.strip().lower() for v in value)
+
+
+def _memory(raw: object, key: str) -> str:
+    """A DuckDB memory limit such as "2GB" or "512MB", from 64MB to 10000GB."""
+    value = str(raw)
+    match = re.fullmatch(r"(\d{1,9}(?:\.\d{1,6})?)\s*([KMG])i?B", value, re.I)
+    if not match:
+        raise ConfigError(f'{key} = {value!r} must look like "2GB" or "512MB"')
+    mb = float(match.group(1)) * {"K": 1e-3, "M": 1.0, "G": 1e3}[match.group(2).upper()]
+    if not 64 <= mb <= 1e7:
+        raise ConfigError(f"{key} = {value!r} must be from 64MB to 10000GB")
+    return value
