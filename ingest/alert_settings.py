@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.setting_values import parse_duration
 
 
 class Scope(StrEnum):
@@ -193,8 +194,6 @@ def _table(value: object, where: str) -> Mapping[str, Any]:
 
 
 def _duration(value: object, key: str, *, zero_ok: bool = False) -> float:
-    from conflictradar.ingest.settings import parse_duration  # settings imports this module
-
     seconds = parse_duration(value, key)
     if seconds == 0 and not zero_ok:
         raise ConfigError(f"{key} = {value!r} must be longer than 0s")

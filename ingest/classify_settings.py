@@ -16,7 +16,7 @@ from typing import Any
 from conflictradar.ingest.catalogue import Entry
 from conflictradar.ingest.causes import Cause
 from conflictradar.ingest.errors import ConfigError
-from conflictradar.ingest.setting_values import _expect_keys, _words, parse_duration
+from conflictradar.ingest.setting_values import expect_keys, parse_duration, parse_words
 from conflictradar.ingest.tiers import SERVICE_FORMATS
 
 ACTION_VERBS: tuple[str, ...] = (
@@ -59,15 +59,15 @@ class ClassifySettings:
     catalogue: tuple[Entry, ...] = ()
 
 
-def _classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
-    _expect_keys(table, {"retry_window", "race_window", "settle", "action_verbs", "keywords",
+def parse_classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
+    expect_keys(table, {"retry_window", "race_window", "settle", "action_verbs", "keywords",
                          "join_window", "service_formats", "catalogue"}, "classify")  # fmt: skip
     out = ClassifySettings()
     if "join_window" in table:
         out = replace(out, join_window_s=parse_duration(table["join_window"],
                                                         "classify.join_window"))  # fmt: skip
     if "service_formats" in table:
-        out = replace(out, service_formats=_words(table["service_formats"],
+        out = replace(out, service_formats=parse_words(table["service_formats"],
                                                   "classify.service_formats"))  # fmt: skip
     if "catalogue" in table:
         out = replace(out, catalogue=_catalogue(table["catalogue"]))
@@ -80,15 +80,15 @@ def _classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
     if "settle" in table:
         out = replace(out, settle_s=parse_duration(table["settle"], "classify.settle"))
     if "action_verbs" in table:
-        out = replace(out, action_verbs=_words(table["action_verbs"], "classify.action_verbs"))
+        out = replace(out, action_verbs=parse_words(table["action_verbs"], "classify.action_verbs"))
     if "keywords" in table:
         kw = table["keywords"]
         if not isinstance(kw, Mapping):
             raise ConfigError("classify.keywords must be a table of cause = [words]")
-        _expect_keys(kw, set(KEYWORDS), "classify.keywords")
+        expect_keys(kw, set(KEYWORDS), "classify.keywords")
         merged = dict(out.keywords)
         for cause, words in kw.items():
-            merged[cause] = _words(words, f"classify.keywords.{cause}")
+            merged[cause] = parse_words(words, f"classify.keywords.{cause}")
         out = replace(out, keywords=tuple(merged.items()))
     return out
 
@@ -104,7 +104,7 @@ def _catalogue(value: object) -> tuple[Entry, ...]:
     out = []
     for i, item in enumerate(value):
         where = f"classify.catalogue[{i}]"
-        _expect_keys(item, _CATALOGUE_KEYS, where)
+        expect_keys(item, _CATALOGUE_KEYS, where)
         for key in ("system", "pattern", "cause"):
             if not isinstance(item.get(key), str) or not item[key].strip():
                 raise ConfigError(f"{where}.{key} is required (a non-empty string)")

@@ -19,7 +19,7 @@ MAX_DURATION_S = 366 * 86400.0  # past this, windows and deadlines overflow date
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-def _share(value: object, key: str) -> float:
+def parse_share(value: object, key: str) -> float:
     """`"3%"` or `3` (percent of one core) -> 0.03; `0` is none."""
     text = str(value).strip().removesuffix("%").strip()
     try:
@@ -53,7 +53,7 @@ def parse_duration(value: object, key: str) -> float:
     return seconds
 
 
-def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
             raise ConfigError(
@@ -61,7 +61,7 @@ def _expect_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> Non
             )
 
 
-def _int(value: object, key: str, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+def parse_int(value: object, key: str, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ConfigError(f"{key} = {value!r} must be a whole number")
     try:
@@ -75,13 +75,13 @@ def _int(value: object, key: str, minimum: int = 0, maximum: int = 2**31 - 1) ->
     return number
 
 
-def _words(value: object, key: str) -> tuple[str, ...]:
+def parse_words(value: object, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ConfigError(f"{key} must be a list of non-empty strings, got {value!r}")
     return tuple(v.strip().lower() for v in value)
 
 
-def _memory(raw: object, key: str) -> str:
+def parse_memory(raw: object, key: str) -> str:
     """A DuckDB memory limit such as "2GB" or "512MB", from 64MB to 10000GB."""
     value = str(raw)
     match = re.fullmatch(r"(\d{1,9}(?:\.\d{1,6})?)\s*([KMG])i?B", value, re.I)

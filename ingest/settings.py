@@ -22,17 +22,17 @@ from conflictradar.ingest.classify_settings import (
     ACTION_VERBS,
     KEYWORDS,
     ClassifySettings,
-    _classify,
+    parse_classify,
 )
 from conflictradar.ingest.errors import ConfigError
 from conflictradar.ingest.mappings import FieldMapping, load_mappings
 from conflictradar.ingest.setting_values import (
     MAX_DURATION_S,
-    _expect_keys,
-    _int,
-    _memory,
-    _share,
+    expect_keys,
     parse_duration,
+    parse_int,
+    parse_memory,
+    parse_share,
 )
 
 # What callers import from here, defined here or in the modules above.
@@ -136,7 +136,7 @@ _SECTIONS = {"ingest", "classify", "endpoints", "sql", "dashboard", "watch", "al
 
 
 def _endpoints(table: Mapping[str, Any], base: Path) -> EndpointSettings:
-    _expect_keys(table, {"openapi", "fold_threshold"}, "endpoints")
+    expect_keys(table, {"openapi", "fold_threshold"}, "endpoints")
     out = EndpointSettings()
     if "openapi" in table:
         spec = Path(str(table["openapi"]))
@@ -145,25 +145,25 @@ def _endpoints(table: Mapping[str, Any], base: Path) -> EndpointSettings:
             raise ConfigError(f"endpoints.openapi = {str(table['openapi'])!r}: no such file {spec}")
         out = replace(out, openapi=spec)
     if "fold_threshold" in table:
-        out = replace(out, fold_threshold=_int(table["fold_threshold"],
+        out = replace(out, fold_threshold=parse_int(table["fold_threshold"],
                                                "endpoints.fold_threshold", 2))  # fmt: skip
     return out
 
 
 def _sql(table: Mapping[str, Any]) -> SqlSettings:
-    _expect_keys(table, {"timeout", "max_rows", "memory_limit"}, "sql")
+    expect_keys(table, {"timeout", "max_rows", "memory_limit"}, "sql")
     out = SqlSettings()
     if "timeout" in table:
         out = replace(out, timeout_s=parse_duration(table["timeout"], "sql.timeout"))
     if "max_rows" in table:
-        out = replace(out, max_rows=_int(table["max_rows"], "sql.max_rows", 1, 10_000_000))
+        out = replace(out, max_rows=parse_int(table["max_rows"], "sql.max_rows", 1, 10_000_000))
     if "memory_limit" in table:
-        out = replace(out, memory_limit=_memory(table["memory_limit"], "sql.memory_limit"))
+        out = replace(out, memory_limit=parse_memory(table["memory_limit"], "sql.memory_limit"))
     return out
 
 
 def _ingest(table: Mapping[str, Any]) -> IngestSettings:
-    _expect_keys(table, {"block_mb", "max_line_mb", "timezone"}, "ingest")
+    expect_keys(table, {"block_mb", "max_line_mb", "timezone"}, "ingest")
     out = IngestSettings()
     if "timezone" in table:
         from conflictradar.ingest.timestamps import (
@@ -178,21 +178,21 @@ def _ingest(table: Mapping[str, Any]) -> IngestSettings:
             )
         out = replace(out, timezone=zone)
     if "block_mb" in table:
-        block_mb = _int(table["block_mb"], "ingest.block_mb", 1, MAX_BLOCK_MB)
+        block_mb = parse_int(table["block_mb"], "ingest.block_mb", 1, MAX_BLOCK_MB)
         out = replace(out, block_bytes=block_mb << 20)
     if "max_line_mb" in table:
-        line_mb = _int(table["max_line_mb"], "ingest.max_line_mb", 1, MAX_BLOCK_MB)
+        line_mb = parse_int(table["max_line_mb"], "ingest.max_line_mb", 1, MAX_BLOCK_MB)
         out = replace(out, max_line_bytes=line_mb << 20)
     return out
 
 
 def _dashboard(table: Mapping[str, Any]) -> DashboardSettings:
-    _expect_keys(table, {"host", "port", "public_url"}, "dashboard")
+    expect_keys(table, {"host", "port", "public_url"}, "dashboard")
     out = DashboardSettings()
     if "host" in table:
         out = replace(out, host=str(table["host"]))
     if "port" in table:
-        port = _int(table["port"], "dashboard.port", 1)
+        port = parse_int(table["port"], "dashboard.port", 1)
         if port > 65535:
             raise ConfigError(f"dashboard.port = {port} must be at most 65535")
         out = replace(out, port=port)
@@ -204,7 +204,7 @@ def _dashboard(table: Mapping[str, Any]) -> DashboardSettings:
 def _watch(table: Mapping[str, Any]) -> WatchSettings:
     keys = {"poll_interval", "retention_days", "threads", "memory_limit", "cpu_budget",
             "batch_wait"}  # fmt: skip
-    _expect_keys(table, keys, "watch")
+    expect_keys(table, keys, "watch")
     out = WatchSettings()
     if "batch_wait" in table:
         wait = parse_duration(table["batch_wait"], "watch.batch_wait")
@@ -214,11 +214,11 @@ def _watch(table: Mapping[str, Any]) -> WatchSettings:
                               " look")  # fmt: skip
         out = replace(out, batch_wait_s=wait)
     if "cpu_budget" in table:
-        out = replace(out, cpu_budget=_share(table["cpu_budget"], "watch.cpu_budget"))
+        out = replace(out, cpu_budget=parse_share(table["cpu_budget"], "watch.cpu_budget"))
     if "memory_limit" in table:
-        out = replace(out, memory_limit=_memory(table["memory_limit"], "watch.memory_limit"))
+        out = replace(out, memory_limit=parse_memory(table["memory_limit"], "watch.memory_limit"))
     if "threads" in table:
-        out = replace(out, threads=_int(table["threads"], "watch.threads", 1, 256))
+        out = replace(out, threads=parse_int(table["threads"], "watch.threads", 1, 256))
     if "poll_interval" in table:
         out = replace(out, poll_interval_s=parse_duration(table["poll_interval"],
                                                           "watch.poll_interval"))  # fmt: skip
@@ -314,7 +314,7 @@ def load_settings(
         db=db_path,
         config_path=config_path,
         ingest=_ingest(raw.get("ingest", {})),
-        classify=_classify(raw.get("classify", {}), base),
+        classify=parse_classify(raw.get("classify", {}), base),
         endpoints=_endpoints(raw.get("endpoints", {}), base),
         sql=_sql(raw.get("sql", {})),
         dashboard=_dashboard(raw.get("dashboard", {})),
