@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from conflictradar.ingest.read_filters import Filters, where_clause
 from conflictradar.ingest.reader import Reader
-from conflictradar.ingest.reads import Filters, _where
 
 LEVELS = ("certain", "inferred", "unknown")
 
@@ -16,7 +16,7 @@ _COUNTS = ", ".join(f"count(*) FILTER (WHERE confidence = '{c}') AS {c}" for c i
 
 def confidence_by_cause(reader: Reader, f: Filters) -> pl.DataFrame:
     """cause, conflicts, certain, inferred, unknown: the conflicts of each cause by confidence."""
-    raw, params = _where(f, "ts", cause=True)
+    raw, params = where_clause(f, "ts", cause=True)
     return reader.frame(
         f"SELECT cause, count(*) AS conflicts, {_COUNTS} FROM conflicts WHERE {raw}"
         " GROUP BY cause ORDER BY conflicts DESC, cause",
@@ -26,7 +26,7 @@ def confidence_by_cause(reader: Reader, f: Filters) -> pl.DataFrame:
 
 def confidence_by_endpoint(reader: Reader, f: Filters, limit: int = 15) -> pl.DataFrame:
     """The endpoints with the most conflicts: how much of each one's picture is proven."""
-    raw, params = _where(f, "ts", cause=True)
+    raw, params = where_clause(f, "ts", cause=True)
     return reader.frame(
         f"SELECT endpoint, count(*) AS conflicts, {_COUNTS},"
         " round(certain / count(*), 3) AS certain_share, mode(cause) AS main_cause"

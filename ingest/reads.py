@@ -4,69 +4,59 @@ store -> (read queries) -> dashboard. Counts and rates come from the per-minute 
 maintains (request_minutes, conflict_minutes), so no page scans the raw requests; lists of
 conflicts come from `conflicts`, which holds only the 409s. Filters are whole minutes, so rollups
 and raw rows always agree on what a time range contains.
+
+The filters and the WHERE clauses they become are in `ingest.read_filters`; callers import them
+from here too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
+from conflictradar.ingest.read_filters import (
+    MINUTE,
+    Filters,
+    ceil_minute,
+    filters_sql,
+    floor_minute,
+    rollup_where_clauses,
+    where_clause,
+)
 from conflictradar.ingest.reader import Reader
 
-MINUTE = timedelta(minutes=1)
+# What callers import from here, defined here or in ingest.read_filters.
+__all__ = [
+    "BUCKETS_S",
+    "EXAMPLE_QUERIES",
+    "MINUTE",
+    "DataStatus",
+    "Drill",
+    "FilterOptions",
+    "Filters",
+    "bucket_seconds",
+    "cause_catalog",
+    "cause_examples",
+    "cause_shares",
+    "ceil_minute",
+    "conflict_detail",
+    "conflict_rows",
+    "data_status",
+    "endpoint_causes",
+    "endpoint_heatmap",
+    "filter_options",
+    "filters_sql",
+    "floor_minute",
+    "kpis",
+    "timeline",
+    "top_clients",
+    "top_endpoints",
+    "top_resources",
+]
+
 BUCKETS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
-
-
-def floor_minute(t: datetime) -> datetime:
-    t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
-    return t.replace(second=0, microsecond=0)
-
-
-def ceil_minute(t: datetime) -> datetime:
-    down = floor_minute(t)
-    return down if down == t.astimezone(UTC) else down + MINUTE
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What the sidebar selects: a [start, end) range in whole UTC minutes and column values.
-
-    An empty tuple means "any". `causes` narrows conflicts only; request counts ignore it.
-    """
-
-    start: datetime
-    end: datetime
-    files: tuple[str, ...] = ()
-    hosts: tuple[str, ...] = ()
-    endpoints: tuple[str, ...] = ()
-    methods: tuple[str, ...] = ()
-    causes: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        start, end = floor_minute(self.start), ceil_minute(self.end)
-        object.__setattr__(self, "start", start)
-        object.__setattr__(self, "end", max(end, start + MINUTE))
-
-    @property
-    def span(self) -> timedelta:
-        return self.end - self.start
-
-    def previous(self) -> Filters:
-        """The same filters over the period of equal length just before."""
-        return replace(self, start=self.start - self.span, end=self.start)
-
-    def dimensions(self, cause: bool = True) -> list[tuple[str, tuple[str, ...]]]:
-        """(column, selected values) for every narrowed column."""
-        dims = [
-            ("file", self.files),
-            ("host", self.hosts),
-            ("endpoint", self.endpoints),
-            ("method", self.methods),
-            ("cause", self.causes if cause else ()),
-        ]
-        return [(col, values) for col, values in dims if values]
 
 
 @dataclass(frozen=True)
@@ -114,24 +104,6 @@ def bucket_seconds(span: timedelta, target: int = 72) -> int:
         if span.total_seconds() / b <= target:
             return b
     return BUCKETS_S[-1]
-
-
-def _where(f: Filters, time_col: str, *, cause: bool) -> tuple[str, dict[str, object]]:
-    """A WHERE clause over the time range and the narrowed columns, and its parameters."""
-    parts = [f"{time_col} >= $start", f"{time_col} < $end"]
-    params: dict[str, object] = {"start": f.start, "end": f.end}
-    for col, values in f.dimensions(cause):
-        parts.append(f"list_contains(${col}_in, {col})")
-        params[f"{col}_in"] = list(values)
-    return " AND ".join(parts), params
-
-
-def _rollup_wheres(f: Filters) -> tuple[str, str, dict[str, object]]:
-    """WHERE clauses over `request_minutes` (no cause) and `conflict_minutes`, and their
-    parameters: the queries that set conflicts beside requests use both."""
-    req, p1 = _where(f, "minute", cause=False)
-    con, p2 = _where(f, "minute", cause=True)
-    return req, con, p1 | p2
 
 
 def _bucket(col: str) -> str:
@@ -182,8 +154,8 @@ def filter_options(reader: Reader) -> FilterOptions:
 
 def kpis(reader: Reader, f: Filters) -> pl.DataFrame:
     """One row: requests, conflicts, rate, endpoints and resources hit, clients, top cause."""
-    req, con, params = _rollup_wheres(f)
-    raw, _ = _where(f, "ts", cause=True)
+    req, con, params = rollup_where_clauses(f)
+    raw, _ = where_clause(f, "ts", cause=True)
     return reader.frame(
         f"WITH r AS (SELECT coalesce(sum(requests), 0) AS n FROM request_minutes WHERE {req}),"
         f" c AS (SELECT coalesce(sum(conflicts), 0) AS n, count(DISTINCT endpoint) AS endpoints"
@@ -202,7 +174,7 @@ def kpis(reader: Reader, f: Filters) -> pl.DataFrame:
 
 def timeline(reader: Reader, f: Filters) -> pl.DataFrame:
     """Per time bucket and cause: conflicts, with the bucket's requests (cause null if none)."""
-    req, con, params = _rollup_wheres(f)
+    req, con, params = rollup_where_clauses(f)
     bucket = bucket_seconds(f.span)
     return reader.frame(
         f"WITH r AS (SELECT {_bucket('minute')} AS bucket, sum(requests)::BIGINT AS requests"
@@ -218,7 +190,7 @@ def timeline(reader: Reader, f: Filters) -> pl.DataFrame:
 
 def top_endpoints(reader: Reader, f: Filters, limit: int = 10) -> pl.DataFrame:
     """Endpoints by conflicts: requests, rate and the main cause."""
-    req, con, params = _rollup_wheres(f)
+    req, con, params = rollup_where_clauses(f)
     return reader.frame(
         f"WITH c AS (SELECT endpoint, cause, sum(conflicts) AS n FROM conflict_minutes"
         f"           WHERE {con} GROUP BY ALL HAVING n > 0),"
@@ -235,7 +207,7 @@ def top_endpoints(reader: Reader, f: Filters, limit: int = 10) -> pl.DataFrame:
 
 def endpoint_heatmap(reader: Reader, f: Filters, top: int = 15) -> pl.DataFrame:
     """The top endpoints by conflicts x time buckets: requests, conflicts and the 409 rate."""
-    req, con, params = _rollup_wheres(f)
+    req, con, params = rollup_where_clauses(f)
     bucket = bucket_seconds(f.span)
     return reader.frame(
         f"WITH e AS (SELECT endpoint FROM conflict_minutes WHERE {con} GROUP BY endpoint"
@@ -255,7 +227,7 @@ def endpoint_heatmap(reader: Reader, f: Filters, top: int = 15) -> pl.DataFrame:
 
 def endpoint_causes(reader: Reader, f: Filters, top: int = 25) -> pl.DataFrame:
     """Conflicts per endpoint and cause, for the busiest `top` endpoints."""
-    con, params = _where(f, "minute", cause=True)
+    con, params = where_clause(f, "minute", cause=True)
     return reader.frame(
         f"WITH c AS (SELECT endpoint, cause, sum(conflicts)::BIGINT AS conflicts"
         f"           FROM conflict_minutes WHERE {con} GROUP BY ALL HAVING conflicts > 0),"
@@ -269,7 +241,7 @@ def endpoint_causes(reader: Reader, f: Filters, top: int = 25) -> pl.DataFrame:
 
 def cause_shares(reader: Reader, f: Filters) -> pl.DataFrame:
     """Each cause's conflicts and share of all conflicts in the filters, with its title."""
-    con, params = _where(f, "minute", cause=True)
+    con, params = where_clause(f, "minute", cause=True)
     return reader.frame(
         f"WITH c AS (SELECT cause, sum(conflicts)::BIGINT AS conflicts FROM conflict_minutes"
         f"           WHERE {con} GROUP BY cause HAVING conflicts > 0)"
@@ -285,7 +257,7 @@ def cause_shares(reader: Reader, f: Filters) -> pl.DataFrame:
 
 def top_resources(reader: Reader, f: Filters, limit: int = 20) -> pl.DataFrame:
     """Concrete paths with the most conflicts (counted first, described for the top only)."""
-    raw, params = _where(f, "ts", cause=True)
+    raw, params = where_clause(f, "ts", cause=True)
     return reader.frame(
         f"WITH top AS (SELECT path, count(*) AS n FROM conflicts WHERE {raw}"
         "             GROUP BY path ORDER BY n DESC, path LIMIT $limit)"
@@ -300,7 +272,7 @@ def top_resources(reader: Reader, f: Filters, limit: int = 20) -> pl.DataFrame:
 
 def top_clients(reader: Reader, f: Filters, limit: int = 20) -> pl.DataFrame:
     """Clients (IP plus user agent) with the most conflicts."""
-    raw, params = _where(f, "ts", cause=True)
+    raw, params = where_clause(f, "ts", cause=True)
     return reader.frame(
         f"WITH top AS (SELECT client_ip, user_agent, count(*) AS n FROM conflicts WHERE {raw}"
         "             GROUP BY ALL ORDER BY n DESC, client_ip, user_agent LIMIT $limit)"
@@ -319,7 +291,7 @@ def cause_catalog(reader: Reader) -> pl.DataFrame:
 
 def cause_examples(reader: Reader, f: Filters, per_cause: int = 3) -> pl.DataFrame:
     """The newest few conflicts of each cause, with their evidence."""
-    raw, params = _where(f, "ts", cause=True)
+    raw, params = where_clause(f, "ts", cause=True)
     return reader.frame(
         "FROM (SELECT cause, unnest(max_by(struct_pack(ts, method, path, evidence, file, line),"
         f" (ts, file, line), $n), recursive := true) FROM conflicts WHERE {raw} GROUP BY cause)"
@@ -332,7 +304,7 @@ def conflict_rows(
     reader: Reader, f: Filters, drill: Drill = Drill(), limit: int = 1000
 ) -> pl.DataFrame:
     """Conflicts in the filters, newest first, with `total` = how many matched before the limit."""
-    raw, params = _where(f, "ts", cause=True)
+    raw, params = where_clause(f, "ts", cause=True)
     if drill.path is not None:
         raw += " AND path = $path"
         params["path"] = drill.path
@@ -387,21 +359,3 @@ GROUP BY ALL ORDER BY retries DESC LIMIT 20"""),
     ("Lines that did not parse", """SELECT file, line, reason, left(raw, 120) AS raw
 FROM rejects ORDER BY file, line LIMIT 100"""),
 )  # fmt: skip
-
-
-def _literal(value: object) -> str:
-    if isinstance(value, datetime):
-        return f"TIMESTAMPTZ '{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def filters_sql(f: Filters) -> str:
-    """A query over `conflicts` with the filters written out as a WHERE clause, to start from."""
-    parts = [f"ts >= {_literal(f.start)}", f"ts < {_literal(f.end)}"]
-    for col, values in f.dimensions():
-        parts.append(f"{col} IN ({', '.join(_literal(v) for v in values)})")
-    where = "\n  AND ".join(parts)
-    return (
-        "SELECT ts, method, path, cause, evidence, file, line\nFROM conflicts\n"
-        f"WHERE {where}\nORDER BY ts DESC LIMIT 500"
-    )
