@@ -61,14 +61,14 @@ class ClassifySettings:
 
 def parse_classify(table: Mapping[str, Any], base: Path) -> ClassifySettings:
     expect_keys(table, {"retry_window", "race_window", "settle", "action_verbs", "keywords",
-                         "join_window", "service_formats", "catalogue"}, "classify")  # fmt: skip
+                        "join_window", "service_formats", "catalogue"}, "classify")  # fmt: skip
     out = ClassifySettings()
     if "join_window" in table:
         out = replace(out, join_window_s=parse_duration(table["join_window"],
                                                         "classify.join_window"))  # fmt: skip
     if "service_formats" in table:
         out = replace(out, service_formats=parse_words(table["service_formats"],
-                                                  "classify.service_formats"))  # fmt: skip
+                                                       "classify.service_formats"))  # fmt: skip
     if "catalogue" in table:
         out = replace(out, catalogue=_catalogue(table["catalogue"]))
     if "retry_window" in table:

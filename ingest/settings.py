@@ -146,7 +146,7 @@ def _endpoints(table: Mapping[str, Any], base: Path) -> EndpointSettings:
         out = replace(out, openapi=spec)
     if "fold_threshold" in table:
         out = replace(out, fold_threshold=parse_int(table["fold_threshold"],
-                                               "endpoints.fold_threshold", 2))  # fmt: skip
+                                                    "endpoints.fold_threshold", 2))  # fmt: skip
     return out
 
 
@@ -249,7 +249,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, value in env.items():
         if not name.startswith("CONFLICTRADAR_") or name in ("CONFLICTRADAR_DB",
-                                                            "CONFLICTRADAR_CONFIG"):  # fmt: skip
+                                                             "CONFLICTRADAR_CONFIG"):  # fmt: skip
             continue
         rest = name[len("CONFLICTRADAR_") :].lower()
         section, _, key = rest.partition("_")
