@@ -489,6 +489,24 @@ def test_allocator_setting_reaches_polars_before_it_loads(entry: str) -> None:
     assert ours == "dirty_decay_ms:30000,muzzy_decay_ms:30000", out
 
 
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("3", "3")])
+def test_openblas_threads_are_one_before_numpy_loads_unless_the_user_set_them(
+    given: str | None, expected: str
+) -> None:
+    # numpy's OpenBLAS reads the variable once, when numpy loads: every entry point loads the
+    # conflictradar package (which sets it) before anything imports numpy.
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = (
+        "import sys, conflictradar, os; loaded = 'numpy' in sys.modules;"
+        " import bench.run_ingest; print(loaded, os.environ['OPENBLAS_NUM_THREADS'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["False", expected]
+
+
 def test_retention_prunes_every_table_and_keeps_rollups_exact(tmp_path: Path) -> None:
     # Lines run 13:55:00-13:55:59 (+0200) then 13:56:00-13:56:29; pruning before 11:56:20 UTC
     # cuts at 11:56:00, the start of that minute, in every table at once.
