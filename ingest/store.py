@@ -35,10 +35,11 @@ from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.timestamps import time_spans
 
 
-def _create(path: Path) -> bool:
+def _create(path: Path) -> int | None:
     """A new database appears at `path` complete with its schema, or not at all: it is built
-    under a temporary name and renamed, so no reader ever opens a file without tables. Whether
-    this call put it there (False: another process created it meanwhile)."""
+    under a temporary name and linked into place (never over a file another process created
+    meanwhile), so no reader ever opens a file without tables. The inode this call put there,
+    or None if it put nothing there."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
     tmp.unlink(missing_ok=True)
     try:
@@ -49,10 +50,15 @@ def _create(path: Path) -> bool:
         finally:
             con.close()
         os.chmod(tmp, 0o600)  # request logs carry clients, paths and messages: owner only
-        if path.exists():  # another process created it meanwhile
-            return False
-        os.replace(tmp, path)
-        return True
+        try:
+            os.link(tmp, path)  # fails if another process created it meanwhile
+        except FileExistsError:
+            return None
+        except OSError:  # a filesystem without hard links: check, then rename
+            if path.exists():
+                return None
+            os.replace(tmp, path)
+        return os.stat(path).st_ino
     except duckdb.Error as exc:
         raise translate(exc, path) from exc
     except OSError as exc:
@@ -60,6 +66,13 @@ def _create(path: Path) -> bool:
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
+
+
+def _same_inode(path: Path, inode: int) -> bool:
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
 
 
 class _Trial(Exception):
@@ -94,8 +107,7 @@ class Store:
             raise DatabaseError(
                 f"cannot create database {path}: folder {path.parent} does not exist"
             )
-        # A database this call has just created holds the current schema and causes already.
-        created = not path.exists() and _create(path)
+        created = _create(path) if not path.exists() else None
         # Row order on disk carries no meaning here (every read orders explicitly); letting
         # DuckDB write batches in any order makes ingest ~30% cheaper (measured: bench).
         # A bulk insert compresses each row group as it fills, not five at a time: one-shot
@@ -119,7 +131,9 @@ class Store:
                 shutil.rmtree(spill, ignore_errors=True)
             raise
         store = cls(con, path, spill)
-        if not created:
+        # A database this call has just created holds the current schema and causes already,
+        # unless the file was replaced or removed before the connection opened it.
+        if created is None or not _same_inode(path, created):
             store._migrate()
         return store
 

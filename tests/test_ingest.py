@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conflictradar.ingest import pipeline
+from conflictradar.ingest import pipeline, store
 from conflictradar.ingest.errors import ConfigError
 from conflictradar.ingest.paths import expand_paths
 from conflictradar.ingest.pipeline import Ingester
@@ -487,6 +487,38 @@ def test_allocator_setting_reaches_polars_before_it_loads(entry: str) -> None:
     polars_default, ours = out.split(",", 2)[:2], out.split(",", 2)[2]
     assert polars_default[0].startswith("dirty_decay_ms:"), out
     assert ours == "dirty_decay_ms:30000,muzzy_decay_ms:30000", out
+
+
+def test_a_database_another_process_created_meanwhile_is_kept(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    with Store.open(db) as theirs:
+        theirs.con.execute("INSERT INTO meta VALUES ('made_by', 'them')")
+    assert store._create(db) is None  # ours is not put over theirs
+    with Store.open(db) as ours:
+        assert ours.con.execute("SELECT value FROM meta WHERE key = 'made_by'").fetchall() == [
+            ("them",)
+        ]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.duckdb"]  # no temporary file left
+
+
+def test_a_new_database_replaced_before_it_is_opened_still_gets_its_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Created, then swapped for an empty file before the connection opened it: the schema the
+    # new file lacks is created then (the create step's own schema is not taken on trust).
+    create = store._create
+
+    def create_then_swap(path: Path) -> int | None:
+        made = create(path)
+        other = path.with_name("other.duckdb")  # made while the first exists: another inode
+        duckdb.connect(str(other)).close()
+        os.replace(other, path)
+        return made
+
+    monkeypatch.setattr(store, "_create", create_then_swap)
+    db = tmp_path / "x.duckdb"
+    with Store.open(db) as opened:
+        assert opened.con.execute("SELECT count(*) FROM causes").fetchone() != (0,)
 
 
 # Records OPENBLAS_NUM_THREADS as it is when numpy starts to load (OpenBLAS reads it then).
