@@ -1,7 +1,7 @@
 """Settings -> evaluation: what an alert rule says (scope, detector, timing) and the defaults.
 
 A rule is plain data, parsed and validated with the rest of the settings at load
-(`ingest.alert_settings`, so the dashboard can show it too); the detectors and the lifecycle read
+(`ingest.rule_settings`, so the dashboard can show it too); the detectors and the lifecycle read
 it. Durations are seconds.
 """
 

@@ -1,6 +1,6 @@
 """Launches the dashboard: `streamlit run dashboard/app.py` as a child process, bound to loopback.
 
-conflictradar.cli -> run_dashboard (foreground, until Ctrl-C) or start_dashboard (the demo: the
+conflictradar.commands -> run_dashboard (foreground, until Ctrl-C) or start_dashboard (the demo: the
 process and its URL). The app gets the database and config paths through CONFLICTRADAR_DB and
 CONFLICTRADAR_CONFIG, the same variables every command reads, so it resolves the same settings.
 """

@@ -6,7 +6,7 @@ without importing the alerts package. Secrets are not here: channels name the en
 variables, and the alerts package reads them when it sends. Durations are seconds.
 
 The rules (`[[alerts.rules]]`) are read in `ingest.rule_settings`; single values are checked in
-`ingest.alert_values`. Callers import all of it from here.
+`ingest.alert_values`. The types and `parse_alert_settings` can be imported from here.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from conflictradar.ingest.rule_settings import (
 )
 from conflictradar.ingest.setting_values import expect_keys
 
-# What callers import from here, defined here or in the modules above.
+# What can be imported from here, defined here or in the modules above.
 __all__ = [
     "CHANNEL_KEYS",
     "DEFAULT_RULES",

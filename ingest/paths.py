@@ -1,4 +1,4 @@
-"""The files a command names (cli -> pipeline): files, globs and folders, expanded."""
+"""The files a command names (commands -> pipeline): files, globs and folders, expanded."""
 
 from __future__ import annotations
 

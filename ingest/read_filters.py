@@ -1,8 +1,9 @@
-"""What the dashboard's sidebar and drill-downs select, and the SQL WHERE clauses it becomes.
+"""What the dashboard's sidebar selects, and the SQL WHERE clauses it becomes.
 
 A selection is a [start, end) range in whole UTC minutes plus column values, so the per-minute
 rollups and the raw rows always agree on what a time range contains. The read queries
-(`ingest.reads`, `ingest.confidence_reads`, `ingest.alert_reads`) take these.
+(`ingest.reads`, `ingest.confidence_reads`, `ingest.alert_reads`) take these; a drill-down's
+extra selection (`reads.Drill`) is applied by the one read that takes it.
 """
 
 from __future__ import annotations

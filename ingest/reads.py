@@ -5,8 +5,8 @@ maintains (request_minutes, conflict_minutes), so no page scans the raw requests
 conflicts come from `conflicts`, which holds only the 409s. Filters are whole minutes, so rollups
 and raw rows always agree on what a time range contains.
 
-The filters and the WHERE clauses they become are in `ingest.read_filters`; callers import them
-from here too.
+The filters and the WHERE clauses they become are in `ingest.read_filters`; the filters and
+`filters_sql` can be imported from here too.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from conflictradar.ingest.read_filters import (
 )
 from conflictradar.ingest.reader import Reader
 
-# What callers import from here, defined here or in ingest.read_filters.
+# What can be imported from here, defined here or in ingest.read_filters.
 __all__ = [
     "BUCKETS_S",
     "EXAMPLE_QUERIES",

@@ -1,4 +1,4 @@
-"""What an ingest reports (pipeline -> render, cli): per file and for the run."""
+"""What an ingest reports (pipeline -> render, commands): per file and for the run."""
 
 from __future__ import annotations
 

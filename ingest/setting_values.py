@@ -2,7 +2,8 @@
 
 Durations, shares of a core, whole numbers, word lists and DuckDB memory sizes, and the check
 that a table holds only known keys. A refusal is a ConfigError naming the key, the value and what
-is allowed. The section readers (`ingest.settings`, `ingest.classify_settings`) are built on these.
+is allowed. The section readers (`ingest.settings`, `ingest.classify_settings`,
+`ingest.alert_settings`, `ingest.rule_settings`, `ingest.alert_values`) are built on these.
 """
 
 from __future__ import annotations

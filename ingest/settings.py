@@ -4,8 +4,8 @@ Resolved once by the CLI and passed down explicitly. Validated whole at load: an
 bad value is a ConfigError naming the key, the value and what is allowed.
 
 The `[classify]` table is read in `ingest.classify_settings` and the `[alerts]` table in
-`ingest.alert_settings`; single values are checked in `ingest.setting_values`. Callers import
-all of it from here.
+`ingest.alert_settings`; single values are checked in `ingest.setting_values`. The settings
+types and `load_settings` can be imported from here.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from conflictradar.ingest.setting_values import (
     parse_share,
 )
 
-# What callers import from here, defined here or in the modules above.
+# What can be imported from here, defined here or in the modules above.
 __all__ = [
     "ACTION_VERBS",
     "DEFAULT_CONFIG",

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import conflictradar
-from conflictradar.cli import build_parser
+from conflictradar.arguments import build_parser
 
 LINE = (
     '10.0.0.{ip} - - [02/Jun/2025:10:00:{s:02d} +0000] "{m} /orders/{n} HTTP/1.1" {st} 12 "-" "t"\n'

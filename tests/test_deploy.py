@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conflictradar.cli import build_parser
+from conflictradar.arguments import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
