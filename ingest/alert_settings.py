@@ -6,7 +6,7 @@ without importing the alerts package. Secrets are not here: channels name the en
 variables, and the alerts package reads them when it sends. Durations are seconds.
 
 The rules (`[[alerts.rules]]`) are read in `ingest.rule_settings`; single values are checked in
-`ingest.alert_values`. The types and `parse_alert_settings` can be imported from here.
+`ingest.setting_values`. The types and `parse_alert_settings` can be imported from here.
 """
 
 from __future__ import annotations
@@ -17,15 +17,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from conflictradar.ingest.alert_values import (
-    ENV_NAME,
-    expect_choice,
-    expect_duration,
-    expect_env_name,
-    expect_table,
-    expect_text,
-    list_allowed,
-)
 from conflictradar.ingest.errors import ConfigError
 from conflictradar.ingest.rule_settings import (
     DEFAULT_RULES,
@@ -35,7 +26,16 @@ from conflictradar.ingest.rule_settings import (
     Scope,
     parse_rule,
 )
-from conflictradar.ingest.setting_values import expect_keys
+from conflictradar.ingest.setting_values import (
+    ENV_NAME,
+    expect_choice,
+    expect_duration,
+    expect_env_name,
+    expect_keys,
+    expect_table,
+    expect_text,
+    list_allowed,
+)
 
 # What can be imported from here, defined here or in the modules above.
 __all__ = [

@@ -11,9 +11,11 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from conflictradar.ingest.alert_values import (
+from conflictradar.ingest.errors import ConfigError
+from conflictradar.ingest.setting_values import (
     expect_choice,
     expect_duration,
+    expect_keys,
     expect_minutes,
     expect_number,
     expect_table,
@@ -21,8 +23,6 @@ from conflictradar.ingest.alert_values import (
     expect_whole,
     list_allowed,
 )
-from conflictradar.ingest.errors import ConfigError
-from conflictradar.ingest.setting_values import expect_keys
 
 
 class Scope(StrEnum):
