@@ -1,12 +1,13 @@
 """Parsed blocks of one file -> committed batches: the pipeline's writer stage.
 
-Watch commits each block as it comes. One-shot ingest adds each block's rows to one open
-transaction as it is parsed and commits once the transaction holds ~4 of DuckDB's row groups:
-a commit of a few row groups costs far less than one of ~1.4 (one 32 MB block of the realistic
-bench file; measured on its 2M lines: 2.8 against 5.2 s of CPU), and the writer's work still
-overlaps the parsing. A batch is committed whole or not at all and carries the offset of its
-last line; when a piece fails for a reason of the data, the transaction is rolled back and the
-blocks it held are committed by the isolating path (ingest.isolation) instead.
+Watch commits each block as it comes (in a look over several files that each grew a little, it
+hands each over to be committed with the others': ingest.holding). One-shot ingest adds each
+block's rows to one open transaction as it is parsed and commits once the transaction holds ~4
+of DuckDB's row groups: a commit of a few row groups costs far less than one of ~1.4 (one 32 MB
+block of the realistic bench file; measured on its 2M lines: 2.8 against 5.2 s of CPU), and the
+writer's work still overlaps the parsing. A batch is committed whole or not at all and carries
+the offset of its last line; when a piece fails for a reason of the data, the transaction is
+rolled back and the blocks it held are committed by the isolating path (ingest.isolation) instead.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class Hooks:
     raw_reader: Callable[[int, int, int], RawOf]
     # After each commit: the file's record, what was parsed, what was committed, bytes read.
     committed: Callable[[FileRecord, Parsed, Batch, int], None]
+    # Set for a watcher's look over several files: a batch is handed over with the step to take
+    # once it is committed (the look commits them together, ingest.holding), not committed here.
+    hold: Callable[[Batch, RawOf, Callable[[Batch], None]], None] | None = None
 
 
 class BatchWriter:
@@ -124,6 +128,11 @@ class BatchWriter:
                 if systemic(exc):
                     raise
                 batch = self.hooks.commit_isolated(batch, raw_of)
+        elif self.hooks.hold is not None:
+            rec, committed = self.rec, self.hooks.committed
+            self.hooks.hold(batch, raw_of, lambda done: committed(rec, parsed, done, nbytes))
+            self.drop = None
+            return
         else:
             batch = self.hooks.commit_isolated(batch, raw_of)
         self.drop = None

@@ -31,6 +31,7 @@ from conflictradar.ingest.formats import (
     names,
     time_read_label,
 )
+from conflictradar.ingest.holding import HeldBatch, Holding
 from conflictradar.ingest.lines import split_lines
 from conflictradar.ingest.reports import FileReport, IngestReport
 from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
@@ -83,6 +84,8 @@ class Ingester:
             self.classifier.classify_pending(store.con)
         self.records = store.file_records()
         self._next_id = store.next_file_id()
+        # A watcher's look over several files holds their batches and commits them together.
+        self.holding = Holding(store, self._classify_hook, self._commit)
 
     def ingest(self, paths: Sequence[Path]) -> IngestReport:
         """One-shot ingest. Batches are inserted on one DuckDB thread (the parser has the other
@@ -125,7 +128,8 @@ class Ingester:
 
     def _resume_point(self, source: Source) -> tuple[FileRecord | None, int, int, bool]:
         """(record, start offset, first line number, re-reading an unterminated tail?)."""
-        rec = find_record(source, self.records)
+        rec = find_record(source, list(({r.file_id: r for r in self.records}
+                                        | self.holding.pending()).values()))  # fmt: skip
         if rec is None:
             return None, 0, 1, False
         if not source.compressed and source.size < rec.read_offset:
@@ -140,7 +144,7 @@ class Ingester:
 
     def ingest_source(
         self, source: Source, opener: Opener, take_unterminated: bool = True,
-        classify_now: bool = False,
+        classify_now: bool = False, hold: bool = False,
     ) -> FileReport:  # fmt: skip
         """Read what is new in one file (resuming at its stored offset) into the store.
 
@@ -150,16 +154,24 @@ class Ingester:
         `classify_now` explains the batch's 409s in its own transaction even when classification
         is deferred (watch: a look that reads a small append of one file needs one transaction,
         not a commit and then a classification pass with its pending-range bookkeeping).
+        `hold`: the batches wait for `commit_held` (watch: a look over several files commits
+        their small appends together); the report counts them once they are committed.
         """
         if classify_now and self._deferred and self.classifier is not None:
             self._deferred = False
             try:
-                return self._ingest_source(source, opener, take_unterminated)
+                return self._ingest_source(source, opener, take_unterminated, hold)
             finally:
                 self._deferred = True
-        return self._ingest_source(source, opener, take_unterminated)
+        return self._ingest_source(source, opener, take_unterminated, hold)
 
-    def _ingest_source(self, source: Source, opener: Opener, take_unterminated: bool) -> FileReport:
+    def commit_held(self) -> None:
+        """Commit the batches held by `ingest_source(hold=True)` (ingest.holding): their reports
+        count them, or say "error" with why when they could not be stored."""
+        self.holding.commit()
+
+    def _ingest_source(self, source: Source, opener: Opener, take_unterminated: bool,
+                       hold: bool = False) -> FileReport:  # fmt: skip
         report = FileReport(str(source.path))
         if not source.head:
             report.status = "unchanged"
@@ -190,7 +202,7 @@ class Ingester:
         rec = replace(rec, path=str(source.path), dev=source.dev, inode=source.inode,
                       compressed=source.compressed, format=fmt.name, envelope=envelope)  # fmt: skip
         self._read(source, opener, rec, start, first_line, retail, fmt, envelope, state, report,
-                   take_unterminated)  # fmt: skip
+                   take_unterminated, hold)  # fmt: skip
         return report
 
     def _choose_format(
@@ -221,7 +233,7 @@ class Ingester:
     def _read(
         self, source: Source, opener: Opener, rec: FileRecord, start: int, first_line: int,
         retail: bool, fmt: Format, envelope: str | None, state: ParserState, report: FileReport,
-        take_unterminated: bool,
+        take_unterminated: bool, hold: bool = False,
     ) -> None:  # fmt: skip
         cfg = self.settings.ingest
         drop = (rec.path, rec.tail_line) if retail and rec.tail_line is not None else None
@@ -311,6 +323,9 @@ class Ingester:
             commit_isolated=self._commit,
             raw_reader=lambda a, b, line: isolation.raw_reader(opener, a, b, line),
             committed=committed,
+            hold=(lambda b, r, done: self.holding.hold(HeldBatch(b, r, done, report.fail)))
+            if hold
+            else None,
         )
         writer = BatchWriter(self.store, rec, drop, head, first_line - 1,
                              time_read_label(fmt.name), COMMIT_ROWS if self._one_shot else 0,
@@ -380,6 +395,7 @@ class Ingester:
         fresh = tuple(f for f in new if f not in self.ctx.folds)
         if not fresh:
             return
+        self.holding.commit()  # rows held were templated without them: stored first, re-templated
         self.store.record_folds(fresh)
         self.ctx = replace(self.ctx, folds=self.ctx.folds + fresh)
 

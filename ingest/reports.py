@@ -22,6 +22,10 @@ class FileReport:
     conflicts: int = 0
     message: str = ""
 
+    def fail(self, exc: BaseException) -> None:
+        """What was read could not be stored (a batch held for a look's commit)."""
+        self.status, self.message = "error", str(exc)
+
 
 @dataclass
 class IngestReport:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from conflictradar.ingest.database import REQUEST_COLUMNS
@@ -131,3 +132,34 @@ def add_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     if batch.conflict_lines.height:
         _append(con, "conflict_lines",
                 batch.conflict_lines.select("file", "line", "ts", "raw"))  # fmt: skip
+
+
+def add_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> None:
+    """`add_rows` of several batches (files) with one insert per table: a batch's `file` and
+    `format` become columns (for a few lines a file, an insert per table and file cost a
+    watcher following many files more than the rows did)."""
+    if len(batches) == 1:
+        add_rows(con, batches[0])
+        return
+    with_rows = [b for b in batches if b.requests.height]
+    if with_rows:
+        # The batches' own `file` and `format` in a gather over their rows: per-frame columns
+        # cost ~0.7 ms a batch.
+        which = pl.Series(
+            np.repeat(np.arange(len(with_rows)), [b.requests.height for b in with_rows])
+        )
+        named = {
+            "file": pl.Series([b.file.path for b in with_rows], dtype=pl.String).gather(which),
+            "format": pl.Series([b.file.format for b in with_rows], dtype=pl.String).gather(which),
+        }
+        requests = pl.concat([b.requests.select(REQUEST_COLUMNS) for b in with_rows],
+                             how="vertical_relaxed")  # fmt: skip
+        _append(con, "requests", requests.with_columns(**named))
+        minutes = [minute_rollup(b.requests) if b.minutes is None else b.minutes for b in with_rows]
+        _append(con, "request_minutes", pl.concat(minutes, how="vertical_relaxed"))
+    tables = (("rejects", ("file", "line", "reason", "raw")),
+              ("conflict_lines", ("file", "line", "ts", "raw")))  # fmt: skip
+    for table, columns in tables:
+        frames = [getattr(b, table).select(columns) for b in batches if getattr(b, table).height]
+        if frames:
+            _append(con, table, pl.concat(frames, how="vertical_relaxed"))

@@ -34,6 +34,14 @@ from conflictradar.ingest.errors import DatabaseError
 from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.timestamps import time_spans
 
+# A file record's fields in the `files` table's order (before first_seen and updated).
+FILE_SCHEMA = {
+    "file_id": pl.Int64, "path": pl.String, "dev": pl.UInt64, "inode": pl.UInt64,
+    "fp_len": pl.Int32, "fp_hash": pl.String, "read_offset": pl.Int64, "lines": pl.Int64,
+    "tail_start": pl.Int64, "tail_line": pl.Int64, "format": pl.String, "envelope": pl.String,
+    "parser_state": pl.String, "compressed": pl.Boolean,
+}  # fmt: skip
+
 
 def _create(path: Path) -> int | None:
     """A new database appears at `path` complete with its schema, or not at all: it is built
@@ -301,6 +309,28 @@ class Store:
             [rec.file_id, *values],
         )
 
+    def _upsert_files(self, recs: Sequence[FileRecord]) -> None:
+        """`_upsert_file` for several files in two statements (a file's last record wins)."""
+        latest = list({rec.file_id: rec for rec in recs}.values())
+        if len(latest) == 1:
+            self._upsert_file(latest[0])
+            return
+        frame = pl.DataFrame({name: [getattr(rec, name) for rec in latest] for name in FILE_SCHEMA},
+                             schema=FILE_SCHEMA)  # fmt: skip
+        fields = [name for name in FILE_SCHEMA if name != "file_id"]
+        self.con.register("_files", frame.to_arrow())
+        try:
+            self.con.execute(
+                f"UPDATE files SET {', '.join(f'{c} = r.{c}' for c in fields)}, updated = now()"
+                " FROM _files r WHERE files.file_id = r.file_id"
+            )
+            self.con.execute(
+                "INSERT INTO files SELECT r.*, now(), now() FROM _files r"
+                " ANTI JOIN files f ON f.file_id = r.file_id"
+            )
+        finally:
+            self.con.unregister("_files")
+
     # -- batches ---------------------------------------------------------------------------
 
     def commit_batch(
@@ -322,6 +352,23 @@ class Store:
                     raise _Trial
         except _Trial:
             pass
+        except duckdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def commit_batches(self, batches: Sequence[Batch], after: AfterInsert | None) -> None:
+        """Several files' batches in one transaction (a watcher's look over files that each
+        grew a little, ingest.holding): their rows with one insert per table, each file's
+        record (a file's later batch last), and `after` over the times of all their rows."""
+        try:
+            with self.transaction():
+                for batch in batches:
+                    rows.drop_line(self.con, batch.drop_line)
+                rows.add_batches(self.con, batches)
+                self._upsert_files([batch.file for batch in batches])
+                times = [b.requests["ts"] for b in batches if b.requests.height]
+                if after is not None and times:
+                    for lo, hi in time_spans(pl.concat(times)):
+                        after(self.con, lo, hi)
         except duckdb.Error as exc:
             raise translate(exc, self.path) from exc
 

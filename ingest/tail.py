@@ -25,6 +25,7 @@ from typing import BinaryIO
 from conflictradar.ingest.batching import Batcher
 from conflictradar.ingest.followed import FdReader, Followed, expand_watch, source_of
 from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.reports import FileReport
 from conflictradar.ingest.sources import GZIP_MAGIC
 from conflictradar.ingest.store import Store
 
@@ -265,16 +266,17 @@ class Tailer:
 
     def _read_followed(
         self, f: Followed, now: float, idle: float, take_unterminated: bool,
-        look: tuple[int, int, bool], alone: bool = False,
-    ) -> tuple[int, int]:  # fmt: skip
-        """Read what is new in one followed file; the lines committed, and the 409 lines among
-        them. `alone`: the only file this look reads, so a small append is explained in its own
-        commit's transaction."""
+        alone: bool = False, hold: bool = False,
+    ) -> FileReport | None:  # fmt: skip
+        """Read what is new in one followed file; its report (None: not read now). `alone`: the
+        only file this look reads, so a small append is explained in its own commit's
+        transaction. `hold`: a look over several files, so a small append waits to be
+        committed with the others' (Ingester.commit_held)."""
         if f.compressed and idle < GZIP_SETTLE_S:
-            return 0, 0  # still being written by gzip/logrotate: read it once it is complete
+            return None  # still being written by gzip/logrotate: read it once it is complete
         source = source_of(f)
         if source is None:
-            return 0, 0
+            return None
         opener: Callable[[], BinaryIO]
         fd = f.fd
         if f.compressed:
@@ -291,16 +293,28 @@ class Tailer:
                 not f.compressed and f.looked is not None
                 and 0 <= source.size - f.looked[0] <= self.ingester.settings.ingest.block_bytes
             )  # fmt: skip
-            report = self.ingester.ingest_source(source, opener, take_unterminated,
-                                                 classify_now=alone and small)  # fmt: skip
+            return self.ingester.ingest_source(source, opener, take_unterminated,
+                                               classify_now=alone and small,
+                                               hold=hold and small)  # fmt: skip
         except Exception as exc:  # one bad file must not stop the others
-            # Not tied to its lines (those become rejects): the database or the disk. Back
-            # off, doubling up to RETRY_MAX_S, instead of hammering the same bytes.
-            f.failures += 1
-            wait = min(RETRY_MAX_S, 2.0 ** (f.failures - 1))
-            f.retry_at = now + wait
-            log.error("reading failed", extra={"path": str(f.path), "error": str(exc),
-                                               "retry_in_s": wait})  # fmt: skip
+            self._failed(f, now, str(exc))
+            return None
+
+    def _failed(self, f: Followed, now: float, error: str) -> None:
+        # Not tied to its lines (those become rejects): the database or the disk. Back off,
+        # doubling up to RETRY_MAX_S, instead of hammering the same bytes.
+        f.failures += 1
+        wait = min(RETRY_MAX_S, 2.0 ** (f.failures - 1))
+        f.retry_at = now + wait
+        log.error("reading failed", extra={"path": str(f.path), "error": error,
+                                           "retry_in_s": wait})  # fmt: skip
+
+    def _finish(
+        self, f: Followed, report: FileReport, now: float, look: tuple[int, int, bool]
+    ) -> tuple[int, int]:
+        """After a file's read is committed: the lines committed, and the 409 lines among them."""
+        if report.status == "error":  # a held batch that could not be stored
+            self._failed(f, now, report.message)
             return 0, 0
         f.failures = 0
         if report.lines:
@@ -377,12 +391,21 @@ class Tailer:
         if not wait:
             self.batcher.read_all(started)
         files = conflicts = 0
-        for key, f, idle, look in looks:
+        read: list[tuple[Followed, FileReport, tuple[int, int, bool]]] = []
+        for _key, f, idle, look in looks:
             if look != f.looked and not wait:
-                lines, found = self._read_followed(f, now, idle, look[2], look, alone=changed == 1)
-                total += lines
-                files += lines > 0
-                conflicts += found
+                report = self._read_followed(f, now, idle, look[2], alone=changed == 1,
+                                             hold=changed > 1)  # fmt: skip
+                if report is not None:
+                    read.append((f, report, look))
+        # Several files' small appends, read above, are committed together (ingest.holding).
+        self.ingester.commit_held()
+        for f, report, look in read:
+            lines, found = self._finish(f, report, now, look)
+            total += lines
+            files += lines > 0
+            conflicts += found
+        for key, f, idle, _look in looks:  # after the commit: a held batch may re-read its lines
             if not f.present and idle >= DRAIN_IDLE_S:
                 with contextlib.suppress(OSError):
                     os.close(f.fd)
