@@ -22,6 +22,8 @@ the end (the watcher must not grow with rows ingested).
 logs and two ECS-logging service logs (`sample_logs.tiered`: request ids that link each service
 line to its gateway line, the services' database and cloud-API error texts), so the watcher's
 classification takes its linked, text-matching form; the rate counts the lines of all four.
+`--files N` spreads the realistic traffic over N access logs instead of one (a host's virtual
+hosts, each growing by a line or two a second: what each file's read costs beside its lines).
 """
 
 from __future__ import annotations
@@ -120,15 +122,17 @@ class Writer(threading.Thread):
     access.log, or with `fleet` both tiers to their four files; probe 409s (to access.log)
     on request."""
 
-    def __init__(self, log: Path, rate: int, seed: int, fleet: bool = False) -> None:
+    def __init__(self, log: Path, rate: int, seed: int, fleet: bool = False,
+                 files: int = 1) -> None:  # fmt: skip
         super().__init__(daemon=True)
-        self.log, self.rate = log, rate
+        self.log, self.rate, self.files = log, rate, files
         self.traffic = Traffic(seed)
         self.fleet = Fleet(seed) if fleet else None
         self.stop = threading.Event()
         self.probing = threading.Event()
         self.probes: dict[int, float] = {}  # probe number -> monotonic time written
         self.written = 0
+        self.ticks = 0  # writes of plain traffic so far
 
     def run(self) -> None:
         started = time.monotonic()
@@ -142,9 +146,11 @@ class Writer(threading.Thread):
                 if due > 0 and self.fleet is not None:
                     files = self.fleet.lines(due, _now_us())
                     self.written += sum(d.count(b"\n") for d in files.values())
-                elif due > 0:
-                    files = {self.log.name: self.traffic.lines(due, now_stamps(due))}
+                elif due > 0:  # with several files, each write goes to the next one
+                    name = spread_name(self.log, self.ticks % self.files)
+                    files = {name: self.traffic.lines(due, now_stamps(due))}
                     self.written += due
+                    self.ticks += 1
                 now = time.monotonic()
                 if self.probing.is_set() and now >= next_probe:
                     probe += 1
@@ -163,6 +169,11 @@ class Writer(threading.Thread):
                 fh.close()
 
 
+def spread_name(log: Path, k: int) -> str:
+    """The k-th of the access logs `--files` spreads traffic over (the first is `log`)."""
+    return log.name if k == 0 else f"site{k}.{log.name}"
+
+
 def _probe_line(probe: int, stamp: str) -> bytes:
     return (f'192.0.2.1 - - [{stamp}] "PUT /api/v2/orders/{probe}?probe={probe} HTTP/1.1" 409 15'
             ' "-" "probe/1.0"\n').encode()  # fmt: skip
@@ -170,7 +181,7 @@ def _probe_line(probe: int, stamp: str) -> bytes:
 
 @contextmanager
 def watcher(
-    seed: int, budget: float = 0.0, fleet: bool = False
+    seed: int, budget: float = 0.0, fleet: bool = False, spread: int = 1
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Settings]]:
     with tempfile.TemporaryDirectory(prefix="conflictradar-bench-cost-") as tmp:
         logs = Path(tmp) / "logs"
@@ -190,7 +201,9 @@ def watcher(
                 (logs / name).write_bytes(data)
         else:
             traffic = Traffic(seed)
-            log.write_bytes(traffic.lines(BACKFILL_LINES, past_stamps(BACKFILL_LINES, 100)))
+            lines = traffic.lines(BACKFILL_LINES, past_stamps(BACKFILL_LINES, 100)).splitlines(True)
+            for k in range(spread):
+                (logs / spread_name(log, k)).write_bytes(b"".join(lines[k::spread]))
         proc = subprocess.Popen(
             [sys.executable, "-m", "conflictradar", "watch", str(logs), "--db", str(db),
              "--config", str(config)],
@@ -263,9 +276,9 @@ def _pct(values: list[float], p: float) -> float:
 
 
 def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7,
-             budget: float = 0.0, fleet: bool = False) -> Cost:  # fmt: skip
-    with watcher(seed, budget, fleet) as (proc, log, settings):
-        writer = Writer(log, rate, seed + 1, fleet)
+             budget: float = 0.0, fleet: bool = False, files: int = 1) -> Cost:  # fmt: skip
+    with watcher(seed, budget, fleet, files) as (proc, log, settings):
+        writer = Writer(log, rate, seed + 1, fleet, files)
         writer.start()
         time.sleep(3.0)  # past the first batches at this rate
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -281,8 +294,8 @@ def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7,
                 len(lat))  # fmt: skip
 
 
-def idle_run(seconds: float, seed: int = 7, fleet: bool = False) -> float:
-    with watcher(seed, fleet=fleet) as (proc, _log, _settings):
+def idle_run(seconds: float, seed: int = 7, fleet: bool = False, files: int = 1) -> float:
+    with watcher(seed, fleet=fleet, spread=files) as (proc, _log, _settings):
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(seconds)
         return 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
@@ -319,23 +332,26 @@ def long_run(minutes: float, rate: int = 1_000, seed: int = 7) -> None:
 
 
 def bench_watch_cost(
-    rates: list[int], seconds: float, latency_s: float, budget: float = 0.0, fleet: bool = False
-) -> None:
+    rates: list[int], seconds: float, latency_s: float, budget: float = 0.0, fleet: bool = False,
+    files: int = 1,
+) -> None:  # fmt: skip
     print("\n== watch cost: the watcher's own CPU (% of one core, /proc utime+stime) and RSS,"
           + (" a fleet: two gateway and two service logs of the same requests, linked by"
              " request id, with the services' error texts" if fleet else " realistic traffic")
+          + (f" spread over {files} access logs" if files > 1 else "")
           + (f"; [watch] cpu_budget = {budget:g}% (the issue's targets are for the default)"
              if budget else "") + " ==")  # fmt: skip
     if not budget:
         print(
-            f"idle (nothing appended), {seconds:g} s: {idle_run(seconds, fleet=fleet):.2f}%"
+            f"idle (nothing appended), {seconds:g} s:"
+            f" {idle_run(seconds, fleet=fleet, files=files):.2f}%"
             " of a core"
         )
     print(f"{'rate':>10} {'CPU':>7} {'RSS':>8} {'p50':>7} {'p95':>7}  probes  {'read CPU':>8}"
           "  targets")  # fmt: skip
     targets = {100: 3.0, 1_000: 10.0}
     for rate in rates:
-        c = cost_run(rate, seconds, latency_s, budget=budget, fleet=fleet)
+        c = cost_run(rate, seconds, latency_s, budget=budget, fleet=fleet, files=files)
         cpu_target = targets.get(rate)
         verdict = (f"CPU <= {cpu_target:g}%: {'met' if c.cpu_pct <= cpu_target else 'NOT met'}; "
                    if cpu_target else "")  # fmt: skip
@@ -369,10 +385,13 @@ def main() -> None:
     p.add_argument("--fleet", action="store_true",
                    help="follow two gateway and two service logs of the same requests (linked by"
                    " request id, with error texts) instead of one access log")  # fmt: skip
+    p.add_argument("--files", type=int, default=1, metavar="N",
+                   help="spread the traffic over N access logs (default 1)")  # fmt: skip
     args = p.parse_args()
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     if rates:
-        bench_watch_cost(rates, args.seconds, args.latency_seconds, args.budget, args.fleet)
+        bench_watch_cost(rates, args.seconds, args.latency_seconds, args.budget, args.fleet,
+                         max(1, args.files))  # fmt: skip
     if args.long > 0:
         long_run(args.long)
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
 
 import polars as pl
 
@@ -39,12 +38,15 @@ from conflictradar.ingest.schema import STRAY, TIME_REASONS
 from conflictradar.ingest.settings import Settings
 from conflictradar.ingest.sources import (
     FP_BYTES,
+    Opener,
     Source,
     find_record,
     fingerprint,
+    first_block,
     inspect,
     open_bytes,
     read_blocks,
+    same_start,
 )
 from conflictradar.ingest.store import Store
 
@@ -54,7 +56,6 @@ from conflictradar.ingest.store import Store
 CLASSIFY_EVERY_ROWS = 4_000_000
 
 Progress = Callable[[int], None]  # bytes read since the last call
-Opener = Callable[[], BinaryIO]
 
 
 class Ingester:
@@ -212,7 +213,7 @@ class Ingester:
         if self.forced is not None:
             state.extra["format_spec"] = self.forced_spec or self.forced.name
             if rec is None or rec.envelope is None:
-                sample = split_lines(_first_block(opener))
+                sample = split_lines(first_block(opener))
                 env = envelopes.detect_envelope(detect.sample_of(sample)) if sample.len() else None
             else:
                 env = rec.envelope
@@ -225,7 +226,7 @@ class Ingester:
                 raise InputError(
                     f"{source.path} was read as {spec!r}, which no longer resolves: {exc}"
                 ) from exc
-        found = detect.detect(split_lines(_first_block(opener)))
+        found = detect.detect(split_lines(first_block(opener)))
         if found.format is not None:
             state.extra["format_spec"] = found.format.name
         return found.format, found.envelope, state
@@ -317,15 +318,16 @@ class Ingester:
                 if self.unclassified >= CLASSIFY_EVERY_ROWS:
                     self.classify_pending()
 
+        def held(batch: Batch, raw_of: isolation.RawOf, done: Callable[[Batch], None]) -> None:
+            self.holding.hold(HeldBatch(batch, raw_of, done, report.fail))
+
         head = source.head[:FP_BYTES]
         hooks = Hooks(
             classify=self._classify_hook,
             commit_isolated=self._commit,
             raw_reader=lambda a, b, line: isolation.raw_reader(opener, a, b, line),
             committed=committed,
-            hold=(lambda b, r, done: self.holding.hold(HeldBatch(b, r, done, report.fail)))
-            if hold
-            else None,
+            hold=held if hold else None,
         )
         writer = BatchWriter(self.store, rec, drop, head, first_line - 1,
                              time_read_label(fmt.name), COMMIT_ROWS if self._one_shot else 0,
@@ -340,7 +342,7 @@ class Ingester:
                     if isinstance(item, OSError | EOFError):
                         raise InputError(f"cannot read {source.path}: {item}") from item
                     raise item
-                if not _same_start(opener, head):
+                if not same_start(opener, head):
                     # Truncated and rewritten while we read (copytruncate): these bytes may
                     # belong to the new content. Commit nothing of them (what was held was
                     # read before the check that passed for it); the next look starts afresh.
@@ -398,20 +400,3 @@ class Ingester:
         self.holding.commit()  # rows held were templated without them: stored first, re-templated
         self.store.record_folds(fresh)
         self.ctx = replace(self.ctx, folds=self.ctx.folds + fresh)
-
-
-def _same_start(opener: Opener, head: bytes) -> bool:
-    """Whether the file still starts with `head` (not truncated and rewritten meanwhile)."""
-    try:
-        with opener() as fh:
-            return fh.read(len(head)) == head
-    except (OSError, EOFError):
-        return False
-
-
-def _first_block(opener: Opener) -> bytes:
-    """Enough of the file's start for detection: whole lines of up to ~1 MB."""
-    with opener() as fh:
-        data = fh.read(1 << 20)
-    cut = data.rfind(b"\n")
-    return data[: cut + 1] if cut > 0 else data

@@ -13,7 +13,7 @@ import io
 import os
 import stat
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -26,6 +26,8 @@ FP_BYTES = 4096
 # about half an access-log line, which always holds a timestamp.
 MIN_CONTENT_MATCH = 64
 GZIP_MAGIC = b"\x1f\x8b"
+# A fresh binary reader over a file's content (a path, or a descriptor kept across renames).
+Opener = Callable[[], BinaryIO]
 
 
 class Reader(Protocol):
@@ -278,3 +280,20 @@ class _Prefixed:
             out, self._prefix = self._prefix[:n], self._prefix[n:]
             return out
         return self._fh.read(n)
+
+
+def same_start(opener: Opener, head: bytes) -> bool:
+    """Whether the file still starts with `head` (not truncated and rewritten meanwhile)."""
+    try:
+        with opener() as fh:
+            return fh.read(len(head)) == head
+    except (OSError, EOFError):
+        return False
+
+
+def first_block(opener: Opener) -> bytes:
+    """Enough of the file's start for detection: whole lines of up to ~1 MB."""
+    with opener() as fh:
+        data = fh.read(1 << 20)
+    cut = data.rfind(b"\n")
+    return data[: cut + 1] if cut > 0 else data

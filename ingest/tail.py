@@ -13,7 +13,6 @@ every `poll_interval` is the safety net.
 from __future__ import annotations
 
 import contextlib
-import glob
 import gzip
 import logging
 import os
@@ -28,6 +27,7 @@ from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reports import FileReport
 from conflictradar.ingest.sources import GZIP_MAGIC
 from conflictradar.ingest.store import Store
+from conflictradar.ingest.structure_events import stop_observer, watch_structure
 
 log = logging.getLogger("conflictradar.watch")
 
@@ -113,51 +113,12 @@ class Tailer:
     # -- filesystem events -------------------------------------------------------------------
 
     def start_events(self) -> None:
-        """watchdog flags files created, moved or deleted under the watched places (best
-        effort), so the next look rescans at once. Growth is not an event: inotify would
-        report every write (a writer flushing each line makes thousands a second, each handled
-        in Python), while an fstat per file per look finds it for next to nothing."""
-        try:
-            from watchdog.events import (
-                DirCreatedEvent,
-                DirDeletedEvent,
-                DirMovedEvent,
-                FileCreatedEvent,
-                FileDeletedEvent,
-                FileMovedEvent,
-                FileSystemEventHandler,
-            )
-            from watchdog.observers import Observer
-        except ImportError:  # pragma: no cover - watchdog is a pinned dependency
-            return
-        wake = self.wake
-        structure = [FileCreatedEvent, FileMovedEvent, FileDeletedEvent, DirCreatedEvent,
-                     DirMovedEvent, DirDeletedEvent]  # fmt: skip
-
-        class _Wake(FileSystemEventHandler):
-            def on_any_event(self, event: object) -> None:
-                wake.set()
-
-        observer = Observer()
-        watched: set[str] = set()
-        for spec in self.specs:
-            base = spec
-            while glob.has_magic(base):
-                base = os.path.dirname(base) or "."
-            folder = base if os.path.isdir(base) else os.path.dirname(os.path.abspath(base))
-            recursive = os.path.isdir(spec) or "**" in spec
-            if os.path.isdir(folder) and folder not in watched:
-                watched.add(folder)
-                observer.schedule(_Wake(), folder, recursive=recursive, event_filter=structure)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
+        """Rescan at the next look when watchdog sees a file created, moved or deleted under
+        the watched places (ingest.structure_events)."""
+        self._observer = watch_structure(self.specs, self.wake)
 
     def stop_events(self) -> None:
-        observer = self._observer
-        if observer is not None:
-            observer.stop()  # type: ignore[attr-defined]
-            observer.join(timeout=2)  # type: ignore[attr-defined]
+        stop_observer(self._observer)
 
     # -- the loop ------------------------------------------------------------------------------
 
