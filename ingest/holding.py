@@ -74,7 +74,7 @@ class Holding:
             self._one_by_one(held)
             return
         for h in held:
-            h.done(h.batch)
+            self._done(h, h.batch)
 
     def _one_by_one(self, held: list[HeldBatch]) -> None:
         failed: set[int] = set()
@@ -87,4 +87,14 @@ class Holding:
                 failed.add(h.batch.file.file_id)
                 h.failed(exc)
                 continue
+            self._done(h, committed)
+
+    @staticmethod
+    def _done(h: HeldBatch, committed: Batch) -> None:
+        """The step after a commit, for every batch committed even if one step fails: a file
+        whose cached record did not move would be read again from its old offset."""
+        try:
             h.done(committed)
+        except Exception as exc:
+            log.error("after storing a batch", extra={"path": h.batch.file.path,
+                                                       "error": sentence(exc)})  # fmt: skip
