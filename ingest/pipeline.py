@@ -307,9 +307,10 @@ class Ingester:
             report.lines += parsed.lines
             report.parsed += batch.requests.height
             report.rejected += batch.rejects.height
-            report.bad_times += batch.rejects.filter(
-                pl.col("reason").is_in([*TIME_REASONS, STRAY])
-            ).height
+            if batch.rejects.height:  # a filter costs ~0.5 ms even on nothing
+                report.bad_times += batch.rejects.filter(
+                    pl.col("reason").is_in([*TIME_REASONS, STRAY])
+                ).height
             report.skipped += parsed.skipped
             report.conflicts += batch.conflict_lines.height
             self.progress(nbytes)

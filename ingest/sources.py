@@ -86,10 +86,6 @@ def inspect(path: Path) -> Source:
     return Source(path, st.st_dev, st.st_ino, st.st_size, compressed, head)
 
 
-def _head_matches(source: Source, rec: FileRecord) -> bool:
-    return len(source.head) >= rec.fp_len and fingerprint(source.head[: rec.fp_len]) == rec.fp_hash
-
-
 def find_record(source: Source, records: Sequence[FileRecord]) -> FileRecord | None:
     """The stored generation this source continues, if any.
 
@@ -97,8 +93,13 @@ def find_record(source: Source, records: Sequence[FileRecord]) -> FileRecord | N
     record; a changed start on the same path/inode is a new generation (truncate + rewrite).
     """
     best: FileRecord | None = None
+    heads: dict[int, str] = {}  # the source's fingerprint by length (records share lengths)
     for rec in records:
-        if not _head_matches(source, rec):
+        if len(source.head) < rec.fp_len:
+            continue
+        if rec.fp_len not in heads:
+            heads[rec.fp_len] = fingerprint(source.head[: rec.fp_len])
+        if heads[rec.fp_len] != rec.fp_hash:
             continue
         same_place = rec.path == str(source.path) or (
             rec.dev == source.dev and rec.inode == source.inode and not rec.compressed

@@ -11,6 +11,14 @@ REAL_LOGS = REPO.parent / "shared" / "real_logs"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
+@pytest.fixture()
+def logs(tmp_path: Path) -> Path:
+    """An empty folder for a test's log files (the watch tests follow it)."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    return d
+
+
 @pytest.fixture(scope="session")
 def real_logs() -> Path:
     if not REAL_LOGS.is_dir():

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+import pytest
 
 
 def free_port() -> int:
@@ -55,3 +57,17 @@ def check_golden(target: Path, got: list[dict[str, Any]]) -> None:
         text = ",\n ".join(json.dumps(r, ensure_ascii=False) for r in got)
         target.write_text(f"[\n {text}\n]\n")
     assert got == json.loads(target.read_text())
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, cls: type, names: Sequence[str]) -> dict[str, int]:
+    """How often each of `cls`'s methods `names` runs from now on (each still does its work)."""
+    counts = dict.fromkeys(names, 0)
+    for name in names:
+        original = getattr(cls, name)
+
+        def counted(self: object, *args: object, _f: Any = original, _n: str = name) -> object:
+            counts[_n] += 1
+            return _f(self, *args)
+
+        monkeypatch.setattr(cls, name, counted)
+    return counts

@@ -13,6 +13,7 @@ from conflictradar.ingest.errors import DatabaseError
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
+from tests.kit import count_calls
 
 NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
 
@@ -40,15 +41,7 @@ def _ingest(
     """Ingest with 4 KB blocks; returns how many batches were committed alone (commit_batch)
     and how many transactions held pieces of several blocks (commit_rows)."""
     monkeypatch.setattr(pipeline, "COMMIT_ROWS", commit_rows)
-    counts = {"commit_batch": 0, "commit_rows": 0}
-    for name in counts:
-        original = getattr(Store, name)
-
-        def counted(self: Store, *args: object, _f: object = original, _n: str = name) -> None:
-            counts[_n] += 1
-            _f(self, *args)  # type: ignore[operator]
-
-        monkeypatch.setattr(Store, name, counted)
+    counts = count_calls(monkeypatch, Store, ["commit_batch", "commit_rows"])
     settings = load_settings(db=db, env={})
     settings = replace(settings, ingest=replace(settings.ingest, block_bytes=4096),
                        endpoints=replace(settings.endpoints, fold_threshold=30))  # fmt: skip

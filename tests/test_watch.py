@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reader import open_reader
 from conflictradar.ingest.served_reader import connect_served
@@ -61,13 +59,6 @@ class Harness:
     def close(self) -> None:
         self.tailer.close()
         self.store.close()
-
-
-@pytest.fixture()
-def logs(tmp_path: Path) -> Path:
-    d = tmp_path / "logs"
-    d.mkdir()
-    return d
 
 
 def test_rename_and_create_reads_the_old_tail(tmp_path: Path, logs: Path) -> None:

@@ -22,13 +22,6 @@ from tests.test_watch import LINE, Harness, write
 from tests.watcher import wait_for
 
 
-@pytest.fixture()
-def logs(tmp_path: Path) -> Path:
-    d = tmp_path / "logs"
-    d.mkdir()
-    return d
-
-
 def _batching(tmp_path: Path, logs: Path, wait_s: float) -> Harness:
     """A hand-driven Tailer that has read the first 50 lines of logs/access.log."""
     write(logs / "access.log", 0, 50)

@@ -25,13 +25,6 @@ from conflictradar.watch_stats import WatchStats
 from tests.test_watch import Harness, write
 
 
-@pytest.fixture()
-def logs(tmp_path: Path) -> Path:
-    d = tmp_path / "logs"
-    d.mkdir()
-    return d
-
-
 def _count(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     """Count calls of Ingester.<name> (the real method still runs)."""
     calls: list[int] = []

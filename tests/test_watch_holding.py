@@ -15,6 +15,7 @@ from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.rows import Batch
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
+from tests.kit import count_calls
 from tests.test_watch import Harness, write
 
 FILES = 5
@@ -28,13 +29,6 @@ TABLES = {
     "request_minutes": "minute, file, endpoint, method, status, sum(requests), sum(bytes)",
     "conflict_minutes": "minute, file, endpoint, method, cause, sum(conflicts)",
 }
-
-
-@pytest.fixture()
-def logs(tmp_path: Path) -> Path:
-    d = tmp_path / "logs"
-    d.mkdir()
-    return d
 
 
 def _started(tmp_path: Path, logs: Path) -> Harness:
@@ -53,20 +47,6 @@ def _grow(logs: Path) -> int:
     with (logs / "site2.log").open("a") as fh:
         fh.write("\x00 not a log line\n")
     return 12 * FILES + 1
-
-
-def _calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """How often each way of committing batches runs from now on."""
-    counts = {"commit_batch": 0, "commit_batches": 0}
-    for name in counts:
-        original = getattr(Store, name)
-
-        def counted(self: Store, *args: object, _f: object = original, _n: str = name) -> None:
-            counts[_n] += 1
-            _f(self, *args)  # type: ignore[operator]
-
-        monkeypatch.setattr(Store, name, counted)
-    return counts
 
 
 def _assert_as_one_shot(h: Harness, logs: Path, tmp_path: Path) -> None:
@@ -97,7 +77,7 @@ def test_a_look_over_several_files_commits_their_appends_in_one_transaction(
     tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = _started(tmp_path, logs)
-    calls = _calls(monkeypatch)
+    calls = count_calls(monkeypatch, Store, ["commit_batch", "commit_batches"])
     grown = _grow(logs)
     assert h.poll() == grown
     assert calls == {"commit_batch": 0, "commit_batches": 1}
@@ -111,7 +91,7 @@ def test_a_shared_commit_refused_for_the_data_commits_each_batch_alone(
     tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = _started(tmp_path, logs)
-    calls = _calls(monkeypatch)
+    calls = count_calls(monkeypatch, Store, ["commit_batch", "commit_batches"])
 
     def refused(self: Store, batches: list[Batch], after: object) -> None:
         calls["commit_batches"] += 1
