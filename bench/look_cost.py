@@ -1,0 +1,77 @@
+"""`python -m bench.look_cost`: what one look of the watcher costs over N files that each grew a
+little, in-process (a Tailer's `poll_once` in a loop, nothing else running): the per-file toll
+that `bench.watch_cost --files N` measures on a real watcher, without its alert evaluation,
+served reads or timing noise.
+
+Each round appends `--rate` x `--every` lines of realistic combined traffic spread over the files
+(what a look every `--every` seconds finds), then times one look: the process's CPU (user + sys,
+polars' and DuckDB's threads included) and its share of one core at that pace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from bench.gen_realistic import Traffic, now_stamps, past_stamps
+from conflictradar.ingest.pipeline import Ingester
+from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
+from conflictradar.ingest.tail import Tailer
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def look_cost(files: int, rate: int, every_s: float, looks: int, seed: int = 7) -> list[float]:
+    """Seconds of CPU of each of `looks` looks over `files` files."""
+    traffic = Traffic(seed)
+    with tempfile.TemporaryDirectory(prefix="conflictradar-bench-look-") as tmp:
+        logs = Path(tmp) / "logs"
+        logs.mkdir()
+        names = [logs / f"site{i}.access.log" for i in range(files)]
+        for name in names:  # each file read once before: later looks read appends
+            name.write_bytes(traffic.lines(200, past_stamps(200, 5)))
+        settings = load_settings(db=Path(tmp) / "look.duckdb", env={})
+        w = settings.watch
+        with Store.open(settings.db, sandboxed=True, memory_limit=w.memory_limit,
+                        threads=w.threads) as store:  # fmt: skip
+            tailer = Tailer(store, Ingester(store, settings, classify_later=True),
+                            [str(logs)], w.poll_interval_s)  # fmt: skip
+            tailer.poll_once()
+            each = max(1, round(rate * every_s / files))
+            spent = []
+            for _ in range(looks):
+                for name in names:
+                    with name.open("ab") as fh:
+                        fh.write(traffic.lines(each, now_stamps(each)))
+                before = _cpu()
+                tailer.poll_once(scan=False)
+                spent.append(_cpu() - before)
+            tailer.close()
+    return spent
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.look_cost")
+    p.add_argument("--files", default="1,4,16,48", help="file counts, comma-separated")
+    p.add_argument("--rate", type=int, default=100, help="lines/s over all the files")
+    p.add_argument("--every", type=float, default=5.0, help="seconds between looks")
+    p.add_argument("--looks", type=int, default=8, help="looks timed per file count")
+    args = p.parse_args()
+    print(f"\n== one look of the watcher over N files, {args.rate} lines/s in all, a look every"
+          f" {args.every:g} s (in-process; process CPU, medians of {args.looks} looks) ==")  # fmt: skip
+    for n in (int(x) for x in args.files.split(",") if x.strip()):
+        spent = statistics.median(look_cost(n, args.rate, args.every, args.looks))
+        each = max(1, round(args.rate * args.every / n))
+        print(f"{n:>4} files, {each:>4} lines each: {1000 * spent:6.0f} ms a look ="
+              f" {100 * spent / args.every:5.1f}% of a core", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
