@@ -12,7 +12,7 @@ import pytest
 
 from conflictradar.ingest.errors import DatabaseError, DatabaseLockedError
 from conflictradar.ingest.pipeline import Ingester
-from conflictradar.ingest.rows import Batch
+from conflictradar.ingest.rows import Batch, FileRecord
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
 from tests.kit import count_calls
@@ -160,3 +160,32 @@ def test_a_batch_that_fails_alone_too_holds_back_only_its_file(
     assert h.poll() == 12  # site3 alone in its look: its own commit
     _assert_as_one_shot(h, logs, tmp_path)
     h.close()
+
+
+def test_file_records_of_a_look_store_what_one_upsert_each_stores(tmp_path: Path) -> None:
+    """The look's file records in two statements (new and known files, a file's later record
+    winning) leave `files` as one upsert per record in turn does."""
+
+    def rec(file_id: int, offset: int, path: str = "") -> FileRecord:
+        return FileRecord(file_id, path or f"/logs/{file_id}.log", 2049, 100 + file_id, 64,
+                          "f" * 64, offset, offset // 10, None, None, "combined", None,
+                          '{"format_spec": "combined"}', False)  # fmt: skip
+
+    looks = [[rec(1, 10), rec(2, 20)], [rec(2, 25), rec(3, 30), rec(2, 40, "/logs/moved.log")]]
+    stored = []
+    for together in (True, False):
+        with Store.open(tmp_path / f"{together}.duckdb") as store:
+            for look in looks:
+                with store.transaction():
+                    if together:
+                        store._upsert_files(look)
+                    else:
+                        for r in look:
+                            store._upsert_file(r)
+            stored.append(store.con.execute(
+                "SELECT * EXCLUDE (first_seen, updated), first_seen <= updated FROM files"
+                " ORDER BY file_id").fetchall())  # fmt: skip
+    assert stored[0] == stored[1]
+    assert [(r[0], r[1], r[6]) for r in stored[0]] == [
+        (1, "/logs/1.log", 10), (2, "/logs/moved.log", 40), (3, "/logs/3.log", 30)
+    ]  # fmt: skip
