@@ -347,7 +347,7 @@ class Store:
             with self.transaction():
                 rows.drop_line(self.con, batch.drop_line)
                 rows.add_rows(self.con, batch)
-                self._close_rows(batch.file, batch.requests["ts"], after)
+                self._close_rows([batch.file], batch.requests["ts"], after)
                 if rollback:
                     raise _Trial
         except _Trial:
@@ -364,11 +364,9 @@ class Store:
                 for batch in batches:
                     rows.drop_line(self.con, batch.drop_line)
                 rows.add_batches(self.con, batches)
-                self._upsert_files([batch.file for batch in batches])
-                times = [b.requests["ts"] for b in batches if b.requests.height]
-                if after is not None and times:
-                    for lo, hi in time_spans(pl.concat(times)):
-                        after(self.con, lo, hi)
+                ts = pl.concat([b.requests["ts"] for b in batches if b.requests.height]
+                               or [batches[0].requests["ts"]])  # fmt: skip
+                self._close_rows([batch.file for batch in batches], ts, after)
         except duckdb.Error as exc:
             raise translate(exc, self.path) from exc
 
@@ -394,7 +392,7 @@ class Store:
     def commit_rows(self, file: FileRecord, ts: pl.Series, after: AfterInsert | None) -> None:
         """The file's record and `after` over the times `ts` of every row added, then commit."""
         try:
-            self._close_rows(file, ts, after)
+            self._close_rows([file], ts, after)
             self.con.execute("COMMIT")
         except duckdb.Error as exc:
             raise translate(exc, self.path) from exc
@@ -403,8 +401,10 @@ class Store:
         with contextlib.suppress(duckdb.Error):
             self.con.execute("ROLLBACK")
 
-    def _close_rows(self, file: FileRecord, ts: pl.Series, after: AfterInsert | None) -> None:
-        self._upsert_file(file)
+    def _close_rows(
+        self, files: Sequence[FileRecord], ts: pl.Series, after: AfterInsert | None
+    ) -> None:
+        self._upsert_files(files)
         if after is not None and ts.len():
             # Once per run of nearby times: a stray old or future line must not widen
             # the range re-explained to everything stored in between.
