@@ -32,6 +32,7 @@ from conflictradar.ingest.formats import (
 )
 from conflictradar.ingest.holding import HeldBatch, Holding
 from conflictradar.ingest.lines import split_lines
+from conflictradar.ingest.preparse import Candidate, Preparsed
 from conflictradar.ingest.reports import FileReport, IngestReport
 from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.schema import STRAY, TIME_REASONS
@@ -85,6 +86,7 @@ class Ingester:
             self.classifier.classify_pending(store.con)
         self.records = store.file_records()
         self._next_id = store.next_file_id()
+        self.preparsed = Preparsed()  # a look's appends of many files, parsed together
         # A watcher's look over several files holds their batches and commits them together.
         self.holding = Holding(store, self._classify_hook, self._commit)
 
@@ -165,6 +167,21 @@ class Ingester:
             finally:
                 self._deferred = True
         return self._ingest_source(source, opener, take_unterminated, hold)
+
+    def preparse(self, sources: Sequence[tuple[Source, Opener]]) -> None:
+        """Parse the small appends of files about to be read, one block per format
+        (ingest.preparse): their reads take the parts instead of parsing alone."""
+        found = []
+        for source, opener in sources:
+            rec, start, first_line, retail = self._resume_point(source)
+            if rec is None or retail or rec.envelope or self.forced or not rec.format:
+                continue
+            with contextlib.suppress(InputError):
+                fmt, _, state = self._choose_format(source, rec, opener)
+                if fmt is not None:
+                    found.append(Candidate(str(source.path), opener, start, first_line, fmt, state))
+        cfg = self.settings.ingest
+        self.preparsed.fill(found, self.ctx, cfg.block_bytes, cfg.max_line_bytes)
 
     def commit_held(self) -> None:
         """Commit the batches held by `ingest_source(hold=True)` (ingest.holding): their reports
@@ -273,8 +290,14 @@ class Ingester:
                         if pending:
                             shift = pending.count(b"\n")
                         oversize = tuple((i + shift, n) for i, n in block.oversize)
-                        parsed = parse(data, bstart, line, block.unterminated, oversize,
-                                       block.unterminated)  # fmt: skip
+                        parsed = (
+                            None
+                            if pending or oversize or block.unterminated
+                            else self.preparsed.take(str(source.path), bstart, data, line, ctx)
+                        )
+                        if parsed is None:
+                            parsed = parse(data, bstart, line, block.unterminated, oversize,
+                                           block.unterminated)  # fmt: skip
                         if parsed.folds:
                             ctx = replace(ctx, folds=ctx.folds + parsed.folds)
                         consumed_bytes = parsed.end - bstart

@@ -25,7 +25,7 @@ from conflictradar.ingest.batching import Batcher
 from conflictradar.ingest.followed import FdReader, Followed, expand_watch, source_of
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reports import FileReport
-from conflictradar.ingest.sources import GZIP_MAGIC
+from conflictradar.ingest.sources import GZIP_MAGIC, Opener, Source
 from conflictradar.ingest.store import Store
 from conflictradar.ingest.structure_events import stop_observer, watch_structure
 
@@ -225,20 +225,15 @@ class Tailer:
                 f.present = False
                 log.info("file moved away or deleted; draining", extra={"path": str(f.path)})
 
-    def _read_followed(
-        self, f: Followed, now: float, idle: float, take_unterminated: bool,
-        alone: bool = False, hold: bool = False,
-    ) -> FileReport | None:  # fmt: skip
-        """Read what is new in one followed file; its report (None: not read now). `alone`: the
-        only file this look reads, so a small append is explained in its own commit's
-        transaction. `hold`: a look over several files, so a small append waits to be
-        committed with the others' (Ingester.commit_held)."""
+    def _opened(self, f: Followed, idle: float) -> tuple[Source, Opener, bool] | None:
+        """The file as it is now, a reader over what it held when this look began, and whether
+        what is new is a small append (None: not read now)."""
         if f.compressed and idle < GZIP_SETTLE_S:
             return None  # still being written by gzip/logrotate: read it once it is complete
         source = source_of(f)
         if source is None:
             return None
-        opener: Callable[[], BinaryIO]
+        opener: Opener
         fd = f.fd
         if f.compressed:
 
@@ -249,11 +244,22 @@ class Tailer:
             def opener(fd: int = fd, limit: int = source.size) -> BinaryIO:
                 return FdReader(fd, limit)  # type: ignore[return-value]
 
+        small = (
+            not f.compressed and f.looked is not None
+            and 0 <= source.size - f.looked[0] <= self.ingester.settings.ingest.block_bytes
+        )  # fmt: skip
+        return source, opener, small
+
+    def _read_followed(
+        self, f: Followed, opened: tuple[Source, Opener, bool], now: float,
+        take_unterminated: bool, alone: bool = False, hold: bool = False,
+    ) -> FileReport | None:  # fmt: skip
+        """Read what is new in one followed file; its report (None: not read now). `alone`: the
+        only file this look reads, so a small append is explained in its own commit's
+        transaction. `hold`: a look over several files, so a small append waits to be
+        committed with the others' (Ingester.commit_held)."""
+        source, opener, small = opened
         try:
-            small = (
-                not f.compressed and f.looked is not None
-                and 0 <= source.size - f.looked[0] <= self.ingester.settings.ingest.block_bytes
-            )  # fmt: skip
             return self.ingester.ingest_source(source, opener, take_unterminated,
                                                classify_now=alone and small,
                                                hold=hold and small)  # fmt: skip
@@ -352,13 +358,17 @@ class Tailer:
         if not wait:
             self.batcher.read_all(started)
         files = conflicts = 0
+        reading = [] if wait else [(f, look, self._opened(f, idle)) for _key, f, idle, look in looks
+                                   if look != f.looked]  # fmt: skip
+        if changed > 1:  # several files' small appends are parsed together (ingest.preparse)
+            self.ingester.preparse([o[:2] for _, _, o in reading if o is not None and o[2]])
         read: list[tuple[Followed, FileReport, tuple[int, int, bool]]] = []
-        for _key, f, idle, look in looks:
-            if look != f.looked and not wait:
-                report = self._read_followed(f, now, idle, look[2], alone=changed == 1,
-                                             hold=changed > 1)  # fmt: skip
-                if report is not None:
-                    read.append((f, report, look))
+        for f, look, opened in reading:
+            report = None if opened is None else self._read_followed(
+                f, opened, now, look[2], alone=changed == 1, hold=changed > 1)  # fmt: skip
+            if report is not None:
+                read.append((f, report, look))
+        self.ingester.preparsed.clear()
         # Several files' small appends, read above, are committed together (ingest.holding).
         self.ingester.commit_held()
         for f, report, look in read:

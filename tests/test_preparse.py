@@ -1,0 +1,205 @@
+"""Several files' small appends parsed as one block (ingest.preparse, blocks.parse_segments)
+give each file exactly what parsing it alone gives, for every format allowed to be grouped; a
+watcher's look over many files parses once per format and stores what a one-shot ingest stores;
+and a part parsed ahead is used only for the very bytes, position and context it came from."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from polars.testing import assert_frame_equal
+
+from conflictradar.ingest import pipeline, preparse
+from conflictradar.ingest.blocks import Context, Parsed, Segment, parse_block, parse_segments
+from conflictradar.ingest.formats import ParserState, get_format
+from conflictradar.ingest.schema import STRAY
+from conflictradar.ingest.settings import load_settings
+from tests.test_real_logs import EXPECTED_FORMAT
+from tests.test_watch import write
+from tests.test_watch_holding import _assert_as_one_shot, _grow, _started
+
+# What a combined file in the wild holds besides plain lines (beside the real logs' own).
+ODD_LINES = [
+    "not an access line at all",
+    "",
+    "   ",
+    '10.0.0.9 - - [04/Dec/2026:10:00:01 +0000] "GET /a\\"b HTTP/1.1" 200 5 "-" "curl \\"x\\""',
+    '"203.0.113.7, 10.0.0.1" 10.0.0.2 - - [04/Dec/2026:10:00:02 +0000] "GET /x HTTP/1.1" 409 0'
+    ' "-" "-"',
+    '10.0.0.9 - - [04/Dec/2026:10:00:03 +0000] "PUT /orders/42 HTTP/1.1" 409 12 "-" "k6/0.49"',
+    '10.0.0.9 - - [31/Feb/2026:10:00:03 +0000] "GET /bad-date HTTP/1.1" 200 1 "-" "-"',
+    "\ufffd\ufffd binary-ish \x01\x02",
+]
+_AFTER_BYTES = re.compile(r'^(.*?"[^"]*" \S+ \S+).*$')
+
+
+def _combined_lines(real_logs: Path) -> list[str]:
+    lines = list(ODD_LINES)
+    for name, fmt in EXPECTED_FORMAT.items():
+        if fmt == "combined":
+            text = (real_logs / name).read_text(encoding="utf-8", errors="replace")
+            lines += text.splitlines()[:150]
+    return lines
+
+
+def _lines_of(fmt: str, real_logs: Path) -> list[str]:
+    combined = _combined_lines(real_logs)
+    if fmt == "combined":
+        return combined
+    if fmt == "common":
+        return [_AFTER_BYTES.sub(r"\1", line) for line in combined]
+    if fmt == "vcombined":
+        return [f"shop{i % 3}.example.com:443 {line}" if line.strip() else line
+                for i, line in enumerate(combined)]  # fmt: skip
+    raise AssertionError(f"no lines for {fmt}: add them when it joins GROUPABLE")
+
+
+def _segments(lines: list[str], seed: int) -> list[Segment]:
+    """`lines` cut into files of 1-40 lines each, at made-up offsets and line numbers."""
+    rng = random.Random(seed)
+    found, i = [], 0
+    while i < len(lines):
+        n = rng.randint(1, 40)
+        data = "".join(f"{line}\n" for line in lines[i : i + n]).encode()
+        k = len(found)
+        found.append(Segment(f"/var/log/site{k}.log", data, rng.randint(0, 10**6), 1 + 7 * k))
+        i += n
+    return found
+
+
+def _context(tmp_path: Path, segments: list[Segment], fmt: str) -> Context:
+    """A context that already knows the folds all these lines teach (as a running watcher's)."""
+    ctx = Context(load_settings(db=tmp_path / "x.duckdb", env={}), (), ())
+    data = b"".join(s.data for s in segments)
+    whole = parse_block(data, 0, 1, False, (), get_format(fmt), None, ParserState(), ctx, "/a",
+                        final=True)  # fmt: skip
+    return Context(ctx.settings, (), whole.folds)
+
+
+def _assert_as_alone(segments: list[Segment], fmt: str, ctx: Context) -> list[Parsed]:
+    together = parse_segments(segments, get_format(fmt), ParserState(), ctx)
+    assert together is not None and len(together) == len(segments)
+    for segment, part in zip(segments, together, strict=True):
+        alone = parse_block(segment.data, segment.start, segment.first_line, False, (),
+                            get_format(fmt), None, ParserState(), ctx, segment.path,
+                            final=True)  # fmt: skip
+        for name in ("requests", "rejects", "conflict_lines"):
+            assert_frame_equal(getattr(part, name), getattr(alone, name))
+        key = list(alone.minutes.columns)
+        assert_frame_equal(part.minutes.sort(key), alone.minutes.sort(key))
+        for name in ("lines", "skipped", "end", "unterminated", "last_line_start", "time_read"):
+            assert getattr(part, name) == getattr(alone, name), (name, segment.path)
+        assert part.folds == ()
+    return together
+
+
+@pytest.mark.parametrize("fmt", sorted(preparse.GROUPABLE))
+def test_appends_of_many_files_parse_together_as_each_alone(
+    fmt: str, real_logs: Path, tmp_path: Path
+) -> None:
+    lines = _lines_of(fmt, real_logs)
+    segments = _segments(lines, seed=len(fmt))
+    assert len(segments) > 20
+    together = _assert_as_alone(segments, fmt, _context(tmp_path, segments, fmt))
+    assert sum(p.requests.height for p in together) > len(lines) // 2
+    assert sum(p.rejects.height for p in together) > 0
+    assert sum(p.conflict_lines.height for p in together) > 0
+    assert sum(p.skipped for p in together) > 0
+
+
+def _line(day: int, n: int) -> str:
+    return f'10.0.0.{n} - - [{day:02d}/Nov/2026:10:00:{n:02d} +0000] "GET /p/{n} HTTP/1.1" 200 1 "-" "-"'
+
+
+def test_a_stray_time_is_judged_among_its_own_files_lines(tmp_path: Path) -> None:
+    """A file whose one line is days from its neighbours in the block (other files' lines) keeps
+    it; a one-line glitch inside a file is still rejected."""
+    lone = Segment("/b.log", f"{_line(20, 1)}\n".encode(), 0, 1)
+    glitch = [_line(2, 1), _line(2, 2), _line(25, 3), _line(2, 4)]
+    segments = [
+        Segment("/a.log", "".join(f"{_line(2, n)}\n" for n in range(1, 6)).encode(), 0, 1),
+        lone,
+        Segment("/c.log", "".join(f"{line}\n" for line in glitch).encode(), 0, 1),
+        Segment("/d.log", "".join(f"{_line(2, n)}\n" for n in range(1, 4)).encode(), 0, 1),
+    ]
+    ctx = Context(load_settings(db=tmp_path / "x.duckdb", env={}), (), ())
+    parts = _assert_as_alone(segments, "combined", ctx)
+    assert parts[1].requests.height == 1 and parts[1].rejects.height == 0
+    assert parts[2].rejects["reason"].to_list() == [STRAY]
+    assert parts[2].rejects["line"].to_list() == [3]
+
+
+def test_a_block_that_would_learn_a_fold_is_left_to_each_file(tmp_path: Path) -> None:
+    settings = load_settings(db=tmp_path / "x.duckdb", env={})
+    threshold = settings.endpoints.fold_threshold
+    words = [f"page-{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}x" for i in range(threshold)]
+    segments = [
+        Segment(f"/s{i}.log", f'10.0.0.1 - - [02/Nov/2026:10:00:00 +0000] "GET /static/{w}'
+                f' HTTP/1.1" 200 1 "-" "-"\n'.encode(), 0, 1)
+        for i, w in enumerate(words)
+    ]  # fmt: skip
+    ctx = Context(settings, (), ())
+    assert parse_segments(segments, get_format("combined"), ParserState(), ctx) is None
+    assert parse_segments(segments[:3], get_format("combined"), ParserState(), ctx) is not None
+
+
+def test_a_part_is_taken_only_for_its_own_bytes_position_and_context(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(3):
+        write(logs / f"s{i}.log", 100 * i, 5, mode="w")
+    ctx = Context(load_settings(db=tmp_path / "x.duckdb", env={}), (), ())
+    fmt = get_format("combined")
+    found = preparse.Preparsed()
+
+    def candidates() -> list[preparse.Candidate]:
+        return [preparse.Candidate(str(p), lambda p=p: p.open("rb"), 0, 1, fmt, ParserState())
+                for p in sorted(logs.iterdir())]  # fmt: skip
+
+    found.fill(candidates(), ctx, 1 << 20, 1 << 16)
+    paths = [str(p) for p in sorted(logs.iterdir())]
+    data = [Path(p).read_bytes() for p in paths]
+    other_ctx = Context(ctx.settings, (), ())
+    assert found.take(paths[0], 0, data[0] + b"x\n", 1, ctx) is None  # the file grew since
+    assert found.take(paths[1], 0, data[1], 2, ctx) is None  # another first line
+    assert found.take(paths[2], 0, data[2], 1, other_ctx) is None  # a fold learned since
+    found.fill(candidates(), ctx, 1 << 20, 1 << 16)
+    part = found.take(paths[1], 0, data[1], 1, ctx)
+    assert part is not None and part.requests.height == 5
+    assert found.take(paths[1], 0, data[1], 1, ctx) is None  # taken once
+    found.clear()
+    assert found.take(paths[0], 0, data[0], 1, ctx) is None
+    # A format that keeps state between blocks, or an unknown one, is never grouped.
+    w3c = get_format("w3c")
+    found.fill([preparse.Candidate(c.path, c.opener, 0, 1, w3c, ParserState())
+                for c in candidates()], ctx, 1 << 20, 1 << 16)  # fmt: skip
+    assert found.take(paths[0], 0, data[0], 1, ctx) is None
+
+
+def test_a_look_over_many_files_parses_once_and_stores_as_one_shot(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = _started(tmp_path, logs)
+    calls = {"together": 0, "alone": 0}
+
+    def counted(name: str, f: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return f(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(preparse, "parse_segments", counted("together", parse_segments))
+    monkeypatch.setattr(pipeline, "parse_block", counted("alone", parse_block))
+    assert h.poll() == 0
+    assert calls == {"together": 0, "alone": 0}  # nothing new: nothing parsed
+    assert h.poll() == 0
+    grown = _grow(logs)
+    assert h.poll() == grown
+    assert calls == {"together": 1, "alone": 0}
+    _assert_as_one_shot(h, logs, tmp_path)
+    h.close()
