@@ -178,15 +178,13 @@ class Segment:
 
 def parse_segments(
     segments: Sequence[Segment], fmt: Format, state: ParserState, ctx: Context
-) -> list[Parsed] | None:
+) -> list[Parsed]:
     """Several files' appends in one format parsed as one block: what `parse_block` gives for
     each alone (its lines, rows, rejects, 409 lines, rollup, position), for the fixed cost of
     one. A watcher following many files paid that cost, ~5 ms, for every file on every look.
 
     For formats whose lines parse independently of each other and of `state` (ingest.preparse
-    decides which), without an envelope. None when the block would learn an endpoint fold:
-    learning from several files at once may differ from learning from each, so those appends
-    are parsed one by one.
+    decides which), without an envelope.
     """
     data = b"".join(s.data for s in segments)
     nl_ends = newline_positions(data)
@@ -210,9 +208,15 @@ def parse_segments(
     out = _judge(frame, ctx, envelope=False, oversize=False, by_file=True)
     requests, rejects, conflict_lines = _outputs(out, "_seg")
     minutes = _rollup(requests.drop("_seg"))
-    if endpoints.learn_folds(minutes["endpoint"], ctx.settings.endpoints.fold_threshold,
-                             ctx.folds):  # fmt: skip
-        return None
+    # A position that is high-cardinality over these files' appends together is folded as in
+    # one file's block; every part carries the folds, and the first read records them.
+    learned = tuple(endpoints.learn_folds(minutes["endpoint"],
+                                          ctx.settings.endpoints.fold_threshold, ctx.folds))  # fmt: skip
+    if learned:
+        requests = requests.with_columns(
+            endpoints.apply_folds(pl.col("endpoint"), learned).alias("endpoint")
+        )
+        minutes = _rollup(requests.drop("_seg"))
     cut = np.concatenate((firsts, [len(text)]))
     flags = out.select(pl.col("_skip", "_untimed").fill_null(False).cast(pl.Int64)).to_numpy()
     skipped, untimed = np.add.reduceat(flags, firsts).T
@@ -224,7 +228,7 @@ def parse_segments(
         n = int(counts[i])
         last = int(nl_ends[cut[i + 1] - 2]) + 1 - offset if n >= 2 else 0
         found.append(Parsed(
-            requests=parts[0][i], minutes=by_file.get((seg.path,), minutes.clear()), folds=(),
+            requests=parts[0][i], minutes=by_file.get((seg.path,), minutes.clear()), folds=learned,
             rejects=parts[1][i], conflict_lines=parts[2][i], lines=n,
             skipped=int(skipped[i]), end=seg.start + len(seg.data), unterminated=False,
             last_line_start=seg.start + last, time_read=bool(untimed[i]),

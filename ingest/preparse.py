@@ -5,7 +5,8 @@ Parsing a block has a fixed cost (~5 ms of polars planning) that a few lines a f
 amortise: a host's 48 virtual-host logs growing by ten lines each cost ~260 ms a look in parsing
 alone. The parts are kept by (file, start offset) with the bytes they came from, and a read takes
 a part only if it reads exactly those bytes from there, with the same parsing context (no fold
-learned in between): anything else is parsed as before, so a part can only save work.
+recorded in between: the first read of a look that learns one records it, and the files read
+after it are parsed alone, with it): anything else is parsed as before.
 """
 
 from __future__ import annotations
@@ -78,8 +79,6 @@ class Preparsed:
                 parts = parse_segments([s for _, s in members], first.fmt, first.state, ctx)
             except Exception as exc:  # each file is then parsed alone, where a bad line is isolated
                 log.debug("parsing appends together failed", extra={"error": str(exc)})
-                continue
-            if parts is None:  # it would learn a fold: each file alone, as before
                 continue
             for (c, segment), parsed in zip(members, parts, strict=True):
                 self._parts[(c.path, c.start)] = _Part(segment.data, c.first_line, ctx, parsed)

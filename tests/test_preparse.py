@@ -15,11 +15,12 @@ from polars.testing import assert_frame_equal
 
 from conflictradar.ingest import pipeline, preparse
 from conflictradar.ingest.blocks import Context, Parsed, Segment, parse_block, parse_segments
+from conflictradar.ingest.endpoints import Fold
 from conflictradar.ingest.formats import ParserState, get_format
 from conflictradar.ingest.schema import STRAY
 from conflictradar.ingest.settings import load_settings
 from tests.test_real_logs import EXPECTED_FORMAT
-from tests.test_watch import write
+from tests.test_watch import Harness, write
 from tests.test_watch_holding import _assert_as_one_shot, _grow, _started
 
 # What a combined file in the wild holds besides plain lines (beside the real logs' own).
@@ -82,7 +83,7 @@ def _context(tmp_path: Path, segments: list[Segment], fmt: str) -> Context:
 
 def _assert_as_alone(segments: list[Segment], fmt: str, ctx: Context) -> list[Parsed]:
     together = parse_segments(segments, get_format(fmt), ParserState(), ctx)
-    assert together is not None and len(together) == len(segments)
+    assert len(together) == len(segments)
     for segment, part in zip(segments, together, strict=True):
         alone = parse_block(segment.data, segment.start, segment.first_line, False, (),
                             get_format(fmt), None, ParserState(), ctx, segment.path,
@@ -133,18 +134,50 @@ def test_a_stray_time_is_judged_among_its_own_files_lines(tmp_path: Path) -> Non
     assert parts[2].rejects["line"].to_list() == [3]
 
 
-def test_a_block_that_would_learn_a_fold_is_left_to_each_file(tmp_path: Path) -> None:
+def _static(path: str, i: int) -> Segment:
+    line = f'10.0.0.1 - - [02/Nov/2026:10:00:00 +0000] "GET /static/page-{i}x.js HTTP/1.1" 200 1 "-" "-"'
+    return Segment(path, f"{line}\n".encode(), 0, 1)
+
+
+def test_a_fold_that_only_many_files_together_show_is_learned_and_applied(
+    tmp_path: Path,
+) -> None:
+    """No file alone shows that `/static/{x}` is high-cardinality; their appends together do, as
+    one file's block of the same lines would: every part carries the fold, its rows folded."""
     settings = load_settings(db=tmp_path / "x.duckdb", env={})
-    threshold = settings.endpoints.fold_threshold
-    words = [f"page-{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}x" for i in range(threshold)]
-    segments = [
-        Segment(f"/s{i}.log", f'10.0.0.1 - - [02/Nov/2026:10:00:00 +0000] "GET /static/{w}'
-                f' HTTP/1.1" 200 1 "-" "-"\n'.encode(), 0, 1)
-        for i, w in enumerate(words)
-    ]  # fmt: skip
+    segments = [_static(f"/s{i}.log", i) for i in range(settings.endpoints.fold_threshold)]
     ctx = Context(settings, (), ())
-    assert parse_segments(segments, get_format("combined"), ParserState(), ctx) is None
-    assert parse_segments(segments[:3], get_format("combined"), ParserState(), ctx) is not None
+    parts = parse_segments(segments, get_format("combined"), ParserState(), ctx)
+    assert {p.folds for p in parts} == {(Fold("/static", 2),)}
+    assert {e for p in parts for e in p.requests["endpoint"]} == {"/static/{id}"}
+    assert {e for p in parts for e in p.minutes["endpoint"]} == {"/static/{id}"}
+    few = parse_segments(segments[:3], get_format("combined"), ParserState(), ctx)
+    assert all(p.folds == () for p in few)
+
+
+def test_a_look_that_learns_a_fold_records_it_once_and_folds_every_file(
+    tmp_path: Path, logs: Path
+) -> None:
+    threshold = 20
+    config = tmp_path / "c.toml"
+    config.write_text(f"[endpoints]\nfold_threshold = {threshold}\n")
+    files = [logs / f"s{i}.log" for i in range(threshold)]
+    for i, f in enumerate(files):
+        write(f, 1000 * i, 3)
+    h = Harness(tmp_path, str(logs))
+    h.settings = load_settings(config, db=h.db, env={})
+    h.restart()
+    h.poll()
+    for i, f in enumerate(files):
+        with f.open("a") as fh:
+            fh.write(_static(str(f), i).data.decode())
+    assert h.poll() == threshold
+    assert h.store.endpoint_folds() == (Fold("/static", 2),)
+    stored = h.store.con.execute(
+        "SELECT DISTINCT endpoint FROM requests WHERE path LIKE '/static/%'"
+    ).fetchall()
+    assert stored == [("/static/{id}",)]
+    h.close()
 
 
 def test_a_part_is_taken_only_for_its_own_bytes_position_and_context(tmp_path: Path) -> None:
