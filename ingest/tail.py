@@ -361,7 +361,10 @@ class Tailer:
         reading = [] if wait else [(f, look, self._opened(f, idle)) for _key, f, idle, look in looks
                                    if look != f.looked]  # fmt: skip
         if changed > 1:  # several files' small appends are parsed together (ingest.preparse)
-            self.ingester.preparse([o[:2] for _, _, o in reading if o is not None and o[2]])
+            try:
+                self.ingester.preparse([o[:2] for _, _, o in reading if o is not None and o[2]])
+            except Exception as exc:  # it only saves work: each file is then parsed alone
+                log.warning("parsing appends together failed", extra={"error": str(exc)})
         read: list[tuple[Followed, FileReport, tuple[int, int, bool]]] = []
         for f, look, opened in reading:
             report = None if opened is None else self._read_followed(

@@ -236,3 +236,22 @@ def test_a_look_over_many_files_parses_once_and_stores_as_one_shot(
     assert calls == {"together": 1, "alone": 0}
     _assert_as_one_shot(h, logs, tmp_path)
     h.close()
+
+
+@pytest.mark.parametrize("where", ["parse", "look"])
+def test_a_failure_parsing_together_leaves_each_file_to_its_own_parse(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    h = _started(tmp_path, logs)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("polars: something unforeseen")
+
+    if where == "parse":  # one format's joint block
+        monkeypatch.setattr(preparse, "parse_segments", broken)
+    else:  # anything else in gathering the appends
+        monkeypatch.setattr(pipeline.Ingester, "preparse", broken)
+    grown = _grow(logs)
+    assert h.poll() == grown
+    _assert_as_one_shot(h, logs, tmp_path)
+    h.close()
