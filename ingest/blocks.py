@@ -175,6 +175,13 @@ class Segment:
     start: int
     first_line: int
 
+    @property
+    def escapes(self) -> bool:
+        """Whether a backslash is among the bytes: the CLF parser decides per block whether to
+        undo escaped quotes, which changes lines holding its stand-in characters, so segments
+        parsed together must agree on this."""
+        return b"\\" in self.data
+
 
 def parse_segments(
     segments: Sequence[Segment], fmt: Format, state: ParserState, ctx: Context
@@ -184,7 +191,7 @@ def parse_segments(
     one. A watcher following many files paid that cost, ~5 ms, for every file on every look.
 
     For formats whose lines parse independently of each other and of `state` (ingest.preparse
-    decides which), without an envelope.
+    decides which), without an envelope, and segments that agree on `escapes`.
     """
     data = b"".join(s.data for s in segments)
     nl_ends = newline_positions(data)

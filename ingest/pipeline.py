@@ -32,7 +32,7 @@ from conflictradar.ingest.formats import (
 )
 from conflictradar.ingest.holding import HeldBatch, Holding
 from conflictradar.ingest.lines import split_lines
-from conflictradar.ingest.preparse import Candidate, Preparsed
+from conflictradar.ingest.preparse import GROUP_BYTES, Candidate, Preparsed
 from conflictradar.ingest.reports import FileReport, IngestReport
 from conflictradar.ingest.rows import AfterInsert, Batch, FileRecord
 from conflictradar.ingest.schema import STRAY, TIME_REASONS
@@ -174,7 +174,8 @@ class Ingester:
         found = []
         for source, opener in sources:
             rec, start, first_line, retail = self._resume_point(source)
-            if rec is None or retail or rec.envelope or self.forced or not rec.format:
+            if rec is None or retail or rec.envelope or self.forced or not rec.format \
+                    or source.size - start > GROUP_BYTES:  # fmt: skip
                 continue
             with contextlib.suppress(InputError):
                 fmt, _, state = self._choose_format(source, rec, opener)

@@ -12,6 +12,7 @@ after it are parsed alone, with it): anything else is parsed as before.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from conflictradar.ingest.blocks import Context, Parsed, Segment, parse_segments
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 # header, like w3c, or joins lines, like rails, must not join this list;
 # tests/test_preparse.py holds every listed format to that.)
 GROUPABLE = frozenset({"combined", "common", "vcombined"})
+# Only appends this small are parsed together: the fixed cost is what grouping saves, and above
+# ~300 lines a file's own parse amortises it, while a joint block doubles what is held at once.
+GROUP_BYTES = 64 << 10
+GROUP_TOTAL_BYTES = 8 << 20  # files past this many bytes in one look are parsed alone
 
 
 @dataclass(frozen=True)
@@ -61,16 +66,20 @@ class Preparsed:
              max_line_bytes: int) -> None:  # fmt: skip
         """Parse the first block of each candidate's new lines, one block per format."""
         self._parts.clear()
-        groups: dict[tuple[str, str | None], list[tuple[Candidate, Segment]]] = {}
-        seen: set[str] = set()
+        groups: dict[tuple[str, str | None, bool], list[tuple[Candidate, Segment]]] = {}
+        # One part per path: a file moved away and draining keeps its old path, which a new
+        # file may take, and a joint block's rollup is split by path.
+        paths = Counter(c.path for c in candidates)
+        total = 0
         for c in candidates:
-            if c.path in seen or not groupable(c.fmt, c.state):
+            if paths[c.path] > 1 or not groupable(c.fmt, c.state):
                 continue
-            seen.add(c.path)
             segment = _first_block(c, block_bytes, max_line_bytes)
-            if segment is not None:
-                key = (c.fmt.name, c.state.extra.get("format_spec"))
-                groups.setdefault(key, []).append((c, segment))
+            if segment is None or total + len(segment.data) > GROUP_TOTAL_BYTES:
+                continue
+            total += len(segment.data)
+            key = (c.fmt.name, c.state.extra.get("format_spec"), segment.escapes)
+            groups.setdefault(key, []).append((c, segment))
         for members in groups.values():
             if len(members) < 2:
                 continue
@@ -102,7 +111,8 @@ def _first_block(c: Candidate, block_bytes: int, max_line_bytes: int) -> Segment
             for block in read_blocks(fh, c.start, block_bytes=block_bytes,
                                      max_line_bytes=max_line_bytes,
                                      take_unterminated=False):  # fmt: skip
-                if block.oversize or block.unterminated or not block.data:
+                if block.oversize or block.unterminated or not block.data \
+                        or len(block.data) > GROUP_BYTES:  # fmt: skip
                     return None
                 return Segment(c.path, bytes(block.data), block.start, c.first_line)
     except OSError:

@@ -5,9 +5,11 @@ and a part parsed ahead is used only for the very bytes, position and context it
 
 from __future__ import annotations
 
+import io
 import random
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,53 +25,75 @@ from tests.test_real_logs import EXPECTED_FORMAT
 from tests.test_watch import Harness, write
 from tests.test_watch_holding import _assert_as_one_shot, _grow, _started
 
-# What a combined file in the wild holds besides plain lines (beside the real logs' own).
+# What a combined file in the wild holds besides plain lines (beside the real logs' own): CRLF
+# endings, bytes that are not UTF-8, escaped quotes (a backslash makes the parser undo escapes
+# in its block) and the private-use characters it uses for them (which that changes).
 ODD_LINES = [
-    "not an access line at all",
-    "",
-    "   ",
-    '10.0.0.9 - - [04/Dec/2026:10:00:01 +0000] "GET /a\\"b HTTP/1.1" 200 5 "-" "curl \\"x\\""',
-    '"203.0.113.7, 10.0.0.1" 10.0.0.2 - - [04/Dec/2026:10:00:02 +0000] "GET /x HTTP/1.1" 409 0'
-    ' "-" "-"',
-    '10.0.0.9 - - [04/Dec/2026:10:00:03 +0000] "PUT /orders/42 HTTP/1.1" 409 12 "-" "k6/0.49"',
-    '10.0.0.9 - - [31/Feb/2026:10:00:03 +0000] "GET /bad-date HTTP/1.1" 200 1 "-" "-"',
-    "\ufffd\ufffd binary-ish \x01\x02",
+    b"not an access line at all",
+    b"",
+    b"   ",
+    b'10.0.0.9 - - [04/Dec/2026:10:00:01 +0000] "GET /a\\"b HTTP/1.1" 200 5 "-" "curl \\"x\\""',
+    b'"203.0.113.7, 10.0.0.1" 10.0.0.2 - - [04/Dec/2026:10:00:02 +0000] "GET /x HTTP/1.1" 409 0'
+    b' "-" "-"',
+    b'10.0.0.9 - - [04/Dec/2026:10:00:03 +0000] "PUT /orders/42 HTTP/1.1" 409 12 "-" "k6/0.49"\r',
+    b'10.0.0.9 - - [31/Feb/2026:10:00:03 +0000] "GET /bad-date HTTP/1.1" 200 1 "-" "-"',
+    b"\xff\xfe binary \x01\x02 \xe2\x82",
+    b'10.0.0.9 - - [04/Dec/2026:10:00:04 +0000] "GET /a\xe2\x82\xacb HTTP/1.1" 200 5 "-" "\xc3("',
+    '10.0.0.9 - - [04/Dec/2026:10:00:05 +0000] "GET /x\ue000y HTTP/1.1" 409 1 "-" "a\ue001"'.encode(),
 ]
-_AFTER_BYTES = re.compile(r'^(.*?"[^"]*" \S+ \S+).*$')
+_AFTER_BYTES = re.compile(rb'^(.*?"[^"]*" \S+ \S+).*$', re.S)
 
 
-def _combined_lines(real_logs: Path) -> list[str]:
-    lines = list(ODD_LINES)
+def _combined_lines(real_logs: Path) -> list[bytes]:
+    lines = []
     for name, fmt in EXPECTED_FORMAT.items():
         if fmt == "combined":
-            text = (real_logs / name).read_text(encoding="utf-8", errors="replace")
-            lines += text.splitlines()[:150]
+            lines += (real_logs / name).read_bytes().split(b"\n")[:150]
+    random.Random(3).shuffle(lines)
+    for at in (0, 450, 900):  # spread out, so several files hold each
+        for k, odd in enumerate(ODD_LINES):
+            lines[at + k * 37 : at + k * 37] = [odd]
     return lines
 
 
-def _lines_of(fmt: str, real_logs: Path) -> list[str]:
+def _lines_of(fmt: str, real_logs: Path) -> list[bytes]:
     combined = _combined_lines(real_logs)
     if fmt == "combined":
         return combined
     if fmt == "common":
-        return [_AFTER_BYTES.sub(r"\1", line) for line in combined]
+        return [_AFTER_BYTES.sub(rb"\1", line) for line in combined]
     if fmt == "vcombined":
-        return [f"shop{i % 3}.example.com:443 {line}" if line.strip() else line
+        return [b"shop%d.example.com:443 %s" % (i % 3, line) if line.strip() else line
                 for i, line in enumerate(combined)]  # fmt: skip
     raise AssertionError(f"no lines for {fmt}: add them when it joins GROUPABLE")
 
 
-def _segments(lines: list[str], seed: int) -> list[Segment]:
+def _segments(lines: list[bytes], seed: int) -> list[Segment]:
     """`lines` cut into files of 1-40 lines each, at made-up offsets and line numbers."""
     rng = random.Random(seed)
     found, i = [], 0
     while i < len(lines):
         n = rng.randint(1, 40)
-        data = "".join(f"{line}\n" for line in lines[i : i + n]).encode()
+        data = b"".join(line + b"\n" for line in lines[i : i + n])
         k = len(found)
         found.append(Segment(f"/var/log/site{k}.log", data, rng.randint(0, 10**6), 1 + 7 * k))
         i += n
     return found
+
+
+def _alone(segment: Segment, fmt: str, ctx: Context) -> Parsed:
+    return parse_block(segment.data, segment.start, segment.first_line, False, (),
+                       get_format(fmt), None, ParserState(), ctx, segment.path,
+                       final=True)  # fmt: skip
+
+
+def _assert_same(part: Parsed, alone: Parsed, path: str) -> None:
+    for name in ("requests", "rejects", "conflict_lines"):
+        assert_frame_equal(getattr(part, name), getattr(alone, name))
+    key = list(alone.minutes.columns)
+    assert_frame_equal(part.minutes.sort(key), alone.minutes.sort(key))
+    for name in ("lines", "skipped", "end", "unterminated", "last_line_start", "time_read"):
+        assert getattr(part, name) == getattr(alone, name), (name, path)
 
 
 def _context(tmp_path: Path, segments: list[Segment], fmt: str) -> Context:
@@ -85,31 +109,40 @@ def _assert_as_alone(segments: list[Segment], fmt: str, ctx: Context) -> list[Pa
     together = parse_segments(segments, get_format(fmt), ParserState(), ctx)
     assert len(together) == len(segments)
     for segment, part in zip(segments, together, strict=True):
-        alone = parse_block(segment.data, segment.start, segment.first_line, False, (),
-                            get_format(fmt), None, ParserState(), ctx, segment.path,
-                            final=True)  # fmt: skip
-        for name in ("requests", "rejects", "conflict_lines"):
-            assert_frame_equal(getattr(part, name), getattr(alone, name))
-        key = list(alone.minutes.columns)
-        assert_frame_equal(part.minutes.sort(key), alone.minutes.sort(key))
-        for name in ("lines", "skipped", "end", "unterminated", "last_line_start", "time_read"):
-            assert getattr(part, name) == getattr(alone, name), (name, segment.path)
+        _assert_same(part, _alone(segment, fmt, ctx), segment.path)
         assert part.folds == ()
     return together
+
+
+def _opener(data: bytes, start: int) -> Callable[[], io.BytesIO]:
+    """A reader over a file that holds `data` from offset `start`."""
+    return lambda: io.BytesIO(b"\n" * start + data)
 
 
 @pytest.mark.parametrize("fmt", sorted(preparse.GROUPABLE))
 def test_appends_of_many_files_parse_together_as_each_alone(
     fmt: str, real_logs: Path, tmp_path: Path
 ) -> None:
+    """Through the watcher's own path (fill, then each read's take): every part equals the
+    file's block parsed alone, whatever the other files hold."""
     lines = _lines_of(fmt, real_logs)
-    segments = _segments(lines, seed=len(fmt))
-    assert len(segments) > 20
-    together = _assert_as_alone(segments, fmt, _context(tmp_path, segments, fmt))
-    assert sum(p.requests.height for p in together) > len(lines) // 2
-    assert sum(p.rejects.height for p in together) > 0
-    assert sum(p.conflict_lines.height for p in together) > 0
-    assert sum(p.skipped for p in together) > 0
+    segments = [replace(s, start=s.start % 5000) for s in _segments(lines, seed=len(fmt))]
+    assert len(segments) > 20 and 1 < sum(s.escapes for s in segments) < len(segments) - 1
+    ctx = _context(tmp_path, segments, fmt)
+    found = preparse.Preparsed()
+    found.fill([preparse.Candidate(s.path, _opener(s.data, s.start), s.start, s.first_line,
+                                   get_format(fmt), ParserState()) for s in segments],
+               ctx, 1 << 20, 1 << 16)  # fmt: skip
+    parts = [found.take(s.path, s.start, s.data, s.first_line, ctx) for s in segments]
+    assert all(p is not None for p in parts)
+    for segment, part in zip(segments, parts, strict=True):
+        assert part is not None
+        _assert_same(part, _alone(segment, fmt, ctx), segment.path)
+    shown = [p for p in parts if p is not None]
+    assert sum(p.requests.height for p in shown) > len(lines) // 2
+    assert sum(p.rejects.height for p in shown) > 0
+    assert sum(p.conflict_lines.height for p in shown) > 0
+    assert sum(p.skipped for p in shown) > 0
 
 
 def _line(day: int, n: int) -> str:
@@ -255,3 +288,25 @@ def test_a_failure_parsing_together_leaves_each_file_to_its_own_parse(
     assert h.poll() == grown
     _assert_as_one_shot(h, logs, tmp_path)
     h.close()
+
+
+def test_two_files_under_one_path_and_large_appends_are_parsed_alone(tmp_path: Path) -> None:
+    """A file moved away and draining keeps its old path, which a new file may take: a joint
+    block split by path would give each the other's rollup. An append larger than
+    GROUP_BYTES amortises its own parse and is not held twice."""
+    ctx = Context(load_settings(db=tmp_path / "x.duckdb", env={}), (), ())
+    fmt = get_format("combined")
+    one = "".join(f"{_line(2, n)}\n" for n in range(1, 3)).encode()
+    two = "".join(f"{_line(2, n)}\n" for n in range(3, 6)).encode()
+    big = f"{_line(2, 9)}\n".encode() * (preparse.GROUP_BYTES // 70)
+    found = preparse.Preparsed()
+    files = [("/a.log", one, 9000), ("/a.log", two, 0), ("/b.log", one, 0), ("/c.log", two, 0),
+             ("/d.log", big, 0)]  # fmt: skip
+    found.fill([preparse.Candidate(path, _opener(data, start), start, 1, fmt, ParserState())
+                for path, data, start in files], ctx, 1 << 20, 1 << 16)  # fmt: skip
+    for path, data, start in files[:2] + files[4:]:
+        assert found.take(path, start, data, 1, ctx) is None
+    for path, data in (("/b.log", one), ("/c.log", two)):
+        part = found.take(path, 0, data, 1, ctx)
+        assert part is not None
+        assert int(part.minutes["requests"].sum()) == data.count(b"\n")
