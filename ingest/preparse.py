@@ -22,10 +22,14 @@ from conflictradar.ingest.sources import Opener, read_blocks
 log = logging.getLogger(__name__)
 
 # Formats whose lines parse each on its own, whatever else is in the block, and that keep no
-# state between blocks: several files' lines give each file's rows. (A format that remembers a
-# header, like w3c, or joins lines, like rails, must not join this list;
-# tests/test_preparse.py holds every listed format to that.)
-GROUPABLE = frozenset({"combined", "common", "vcombined"})
+# state between blocks: several files' lines give each file's rows. The JSON formats read only
+# the keys some line of a block has, as null where a line lacks them (jsonrecords.Keys), so
+# another file's keys change nothing. (A format that remembers a header, like w3c, or joins
+# lines, like rails, must not join this list; tests/test_preparse.py holds every listed
+# format to that, on real logs and the bundled samples.)
+GROUPABLE = frozenset(
+    {"combined", "common", "vcombined", "apigw", "caddy", "ecs", "envoy", "traefik"}
+)
 # Only appends this small are parsed together: the fixed cost is what grouping saves, and above
 # ~300 lines a file's own parse amortises it, while a joint block doubles what is held at once.
 GROUP_BYTES = 64 << 10

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,11 +20,15 @@ from conflictradar.ingest import pipeline, preparse
 from conflictradar.ingest.blocks import Context, Parsed, Segment, parse_block, parse_segments
 from conflictradar.ingest.endpoints import Fold
 from conflictradar.ingest.formats import ParserState, get_format
+from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.schema import STRAY
 from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.store import Store
+from sample_logs import tiered
+from sample_logs.model import FILES as SAMPLE_FILES
 from tests.test_real_logs import EXPECTED_FORMAT
 from tests.test_watch import Harness, write
-from tests.test_watch_holding import _assert_as_one_shot, _grow, _started
+from tests.test_watch_holding import TABLES, _assert_as_one_shot, _grow, _started
 
 # What a combined file in the wild holds besides plain lines (beside the real logs' own): CRLF
 # endings, bytes that are not UTF-8, escaped quotes (a backslash makes the parser undo escapes
@@ -41,6 +46,7 @@ ODD_LINES = [
     b'10.0.0.9 - - [04/Dec/2026:10:00:04 +0000] "GET /a\xe2\x82\xacb HTTP/1.1" 200 5 "-" "\xc3("',
     '10.0.0.9 - - [04/Dec/2026:10:00:05 +0000] "GET /x\ue000y HTTP/1.1" 409 1 "-" "a\ue001"'.encode(),
 ]
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_logs" / "data"
 _AFTER_BYTES = re.compile(rb'^(.*?"[^"]*" \S+ \S+).*$', re.S)
 
 
@@ -56,7 +62,48 @@ def _combined_lines(real_logs: Path) -> list[bytes]:
     return lines
 
 
+# What a JSON log in the wild holds besides records: broken, non-object and plain lines, CRLF,
+# bytes that are not UTF-8, escapes.
+ODD_JSON = [
+    b"",
+    b"{not json",
+    b"[1, 2]",
+    b"server started on :8080",
+    b'{"level":"info","msg":"listening"}',
+    b'{"request":{"method":"GET","uri":"/a\\"b\\u00e9"},"status":409}\r',
+    b'{"msg":"\xff\xfe"}',
+    b'{"level":"info","ts":1764846000.5,"logger":"http.log.access","msg":"handled request",'
+    b'"request":{"remote_ip":"10.0.0.7","method":"PUT","host":"shop.example","uri":"/orders/7",'
+    b'"headers":{"User-Agent":["curl/8"]}},"duration":0.012,"size":31,"status":409}',
+]
+
+
+def _json_lines(fmt: str, real_logs: Path) -> list[bytes]:
+    """Lines of `fmt` from the real logs and the bundled samples, shuffled, odd lines among them."""
+    lines = []
+    for name, known in EXPECTED_FORMAT.items():
+        if known == fmt:
+            lines += (real_logs / name).read_bytes().split(b"\n")[:150]
+    for f in SAMPLE_FILES:
+        if f.format == fmt and f.format != "envoy":  # the sample's envoy lines are in CRI
+            lines += (SAMPLES / f.name).read_bytes().split(b"\n")[:300]
+    if fmt in ("envoy", "ecs"):  # a fleet's gateway text lines and service records
+        rng = random.Random(11)
+        for hop in tiered.simulate(11, 300, 1_764_000_000_000_000):
+            if fmt == "envoy":
+                lines.append(tiered.envoy_line(hop).encode())
+            elif hop.service:
+                lines.append(tiered.ecs_line(hop, rng).encode())
+    rng = random.Random(5)
+    rng.shuffle(lines)
+    for at in range(0, len(lines), len(lines) // 3):
+        lines[at:at] = ODD_JSON
+    return lines
+
+
 def _lines_of(fmt: str, real_logs: Path) -> list[bytes]:
+    if fmt in ("apigw", "caddy", "ecs", "envoy", "traefik"):
+        return _json_lines(fmt, real_logs)
     combined = _combined_lines(real_logs)
     if fmt == "combined":
         return combined
@@ -68,12 +115,12 @@ def _lines_of(fmt: str, real_logs: Path) -> list[bytes]:
     raise AssertionError(f"no lines for {fmt}: add them when it joins GROUPABLE")
 
 
-def _segments(lines: list[bytes], seed: int) -> list[Segment]:
-    """`lines` cut into files of 1-40 lines each, at made-up offsets and line numbers."""
+def _segments(lines: list[bytes], seed: int, most: int = 40) -> list[Segment]:
+    """`lines` cut into files of 1-`most` lines each, at made-up offsets and line numbers."""
     rng = random.Random(seed)
     found, i = [], 0
     while i < len(lines):
-        n = rng.randint(1, 40)
+        n = rng.randint(1, most)
         data = b"".join(line + b"\n" for line in lines[i : i + n])
         k = len(found)
         found.append(Segment(f"/var/log/site{k}.log", data, rng.randint(0, 10**6), 1 + 7 * k))
@@ -126,8 +173,12 @@ def test_appends_of_many_files_parse_together_as_each_alone(
     """Through the watcher's own path (fill, then each read's take): every part equals the
     file's block parsed alone, whatever the other files hold."""
     lines = _lines_of(fmt, real_logs)
-    segments = [replace(s, start=s.start % 5000) for s in _segments(lines, seed=len(fmt))]
-    assert len(segments) > 20 and 1 < sum(s.escapes for s in segments) < len(segments) - 1
+    clf = fmt in ("combined", "common", "vcombined")
+    cut = _segments(lines, seed=len(fmt), most=40 if clf else 6)
+    segments = [replace(s, start=s.start % 5000) for s in cut]
+    assert len(segments) > 10
+    if clf:  # both kinds, so grouping by escapes shows
+        assert 1 < sum(s.escapes for s in segments) < len(segments) - 1
     ctx = _context(tmp_path, segments, fmt)
     found = preparse.Preparsed()
     found.fill([preparse.Candidate(s.path, _opener(s.data, s.start), s.start, s.first_line,
@@ -139,7 +190,7 @@ def test_appends_of_many_files_parse_together_as_each_alone(
         assert part is not None
         _assert_same(part, _alone(segment, fmt, ctx), segment.path)
     shown = [p for p in parts if p is not None]
-    assert sum(p.requests.height for p in shown) > len(lines) // 2
+    assert sum(p.requests.height for p in shown) > len(lines) // (2 if clf else 8)
     assert sum(p.rejects.height for p in shown) > 0
     assert sum(p.conflict_lines.height for p in shown) > 0
     assert sum(p.skipped for p in shown) > 0
@@ -310,3 +361,46 @@ def test_two_files_under_one_path_and_large_appends_are_parsed_alone(tmp_path: P
         part = found.take(path, 0, data, 1, ctx)
         assert part is not None
         assert int(part.minutes["requests"].sum()) == data.count(b"\n")
+
+
+def test_a_fleets_gateway_and_service_appends_parse_together_and_store_as_one_shot(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Envoy gateways and two ECS services of the same requests: a look parses the
+    gateways' appends as one block and the services' as another, and the watcher then holds
+    what one ingest of the whole files holds: links, causes and rollups included."""
+    source = tmp_path / "fleet"
+    start = int((time.time() - 3600) * 1e6)
+    tiered.write(source, seed=4, requests=400, start_us=start)
+    names = [*tiered.GATEWAYS, *tiered.SERVICES]
+    whole = {n: (source / n).read_bytes().splitlines(keepends=True) for n in names}
+    for n in names:
+        (logs / n).write_bytes(b"".join(whole[n][: len(whole[n]) * 3 // 5]))
+    h = Harness(tmp_path, str(logs))
+    h.poll()
+    calls = {"together": 0}
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls["together"] += 1
+        return parse_segments(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(preparse, "parse_segments", counted)
+    for n in names:
+        with (logs / n).open("ab") as fh:
+            fh.write(b"".join(whole[n][len(whole[n]) * 3 // 5 :]))
+    assert h.poll() == sum(len(lines) - len(lines) * 3 // 5 for lines in whole.values())
+    assert calls == {"together": 2}
+    other = tmp_path / "one-shot.duckdb"
+    with Store.open(other) as store:
+        Ingester(store, load_settings(db=other, env={})).ingest(sorted(logs.iterdir()))
+    h.store.con.execute(f"ATTACH '{other}' AS once (READ_ONLY)")
+    for table, cols in {**TABLES, "request_links": "*"}.items():
+        group = " GROUP BY ALL" if "sum(" in cols else ""
+        ours, theirs = (f"SELECT {cols} FROM {t}{group}" for t in (table, f"once.{table}"))
+        diff = h.store.con.execute(f"SELECT count(*) FROM (({ours} EXCEPT ALL {theirs})"
+                                   f" UNION ALL ({theirs} EXCEPT ALL {ours}))").fetchone()  # fmt: skip
+        assert diff == (0,), table
+    counted_rows = h.store.con.execute("SELECT count(*) FROM conflicts").fetchone()
+    assert counted_rows is not None and counted_rows[0] > 0
+    h.store.con.execute("DETACH once")
+    h.close()
