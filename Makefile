@@ -48,6 +48,7 @@ bench: bytecode
 	$(BIN)/python -u -m bench.watch_cost --fleet --rates 100,1000  # the same on a fleet: gateway + service logs of the same requests
 	$(BIN)/python -u -m bench.watch_cost --files 48 --rates 100,1000  # the same spread over 48 access logs (a host's virtual hosts)
 	$(BIN)/python -u -m bench.look_cost  # one look's CPU over 1, 4, 16, 48 files that each grew a little (in-process)
+	$(BIN)/python -u -m bench.look_cost --fleet  # the same over a fleet's two gateway and two service logs
 	$(BIN)/python -u -m bench.demo_cost  # make demo's watcher after its backfill: CPU% of a core, RSS
 	$(BIN)/python -u -m bench.dashboard  # dashboard: data-fetch time per page on 10M requests
 	$(BIN)/python -u -m bench.dashboard_live  # dashboard: each page's render time in Chromium, demo's watcher live
