@@ -24,8 +24,8 @@ from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.schema import STRAY
 from conflictradar.ingest.settings import load_settings
 from conflictradar.ingest.store import Store
-from sample_logs import tiered
-from sample_logs.model import FILES as SAMPLE_FILES
+from conflictradar.sample_logs import tiered
+from conflictradar.sample_logs.model import FILES as SAMPLE_FILES
 from tests.test_real_logs import EXPECTED_FORMAT
 from tests.test_watch import Harness, write
 from tests.test_watch_holding import TABLES, _assert_as_one_shot, _grow, _started
