@@ -224,7 +224,6 @@ def parse_segments(
             endpoints.apply_folds(pl.col("endpoint"), learned).alias("endpoint")
         )
         minutes = _rollup(requests.drop("_seg"))
-    cut = np.concatenate((firsts, [len(text)]))
     flags = out.select(pl.col("_skip", "_untimed").fill_null(False).cast(pl.Int64)).to_numpy()
     skipped, untimed = np.add.reduceat(flags, firsts).T
     parts = [_by_segment(f, "_seg", len(segments)) for f in (requests, rejects, conflict_lines)]
@@ -233,7 +232,7 @@ def parse_segments(
     offset = 0
     for i, seg in enumerate(segments):
         n = int(counts[i])
-        last = int(nl_ends[cut[i + 1] - 2]) + 1 - offset if n >= 2 else 0
+        last = int(nl_ends[firsts[i] + n - 2]) + 1 - offset if n >= 2 else 0
         found.append(Parsed(
             requests=parts[0][i], minutes=by_file.get((seg.path,), minutes.clear()), folds=learned,
             rejects=parts[1][i], conflict_lines=parts[2][i], lines=n,

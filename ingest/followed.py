@@ -15,9 +15,10 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 from conflictradar.ingest.paths import folder_files
-from conflictradar.ingest.sources import FP_BYTES, Source
+from conflictradar.ingest.sources import FP_BYTES, Opener, Source
 
 log = logging.getLogger("conflictradar.watch")
 
@@ -126,3 +127,41 @@ def source_of(f: Followed) -> Source | None:
         log.warning("cannot read file", extra={"path": str(f.path), "error": str(exc)})
         return None
     return Source(f.path, st.st_dev, st.st_ino, st.st_size, f.compressed, head)
+
+
+# A .gz that grew this recently may still be being written by gzip or logrotate.
+GZIP_SETTLE_S = 2.0
+
+
+class Opened(NamedTuple):
+    """A followed file as a look finds it: its state, a reader over what it held when the look
+    began, and whether what is new is a small append (at most `small_bytes`)."""
+
+    source: Source
+    opener: Opener
+    small: bool
+
+
+def open_followed(f: Followed, idle: float, small_bytes: int) -> Opened | None:
+    """`f` as this look finds it (None: not read now)."""
+    if f.compressed and idle < GZIP_SETTLE_S:
+        return None  # still being written by gzip/logrotate: read it once it is complete
+    source = source_of(f)
+    if source is None:
+        return None
+    opener: Opener
+    fd = f.fd
+    if f.compressed:
+
+        def opener(fd: int = fd) -> BinaryIO:
+            return gzip.GzipFile(fileobj=FdReader(fd))  # type: ignore[return-value]
+    else:
+
+        def opener(fd: int = fd, limit: int = source.size) -> BinaryIO:
+            return FdReader(fd, limit)  # type: ignore[return-value]
+
+    small = (
+        not f.compressed and f.looked is not None
+        and 0 <= source.size - f.looked[0] <= small_bytes
+    )  # fmt: skip
+    return Opened(source, opener, small)

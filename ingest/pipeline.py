@@ -291,11 +291,9 @@ class Ingester:
                         if pending:
                             shift = pending.count(b"\n")
                         oversize = tuple((i + shift, n) for i, n in block.oversize)
-                        parsed = (
-                            None
-                            if pending or oversize or block.unterminated
-                            else self.preparsed.take(str(source.path), bstart, data, line, ctx)
-                        )
+                        # A part parsed with other files' appends, if it is of these very
+                        # bytes (ingest.preparse); else this block is parsed here.
+                        parsed = self.preparsed.take(str(source.path), bstart, data, line, ctx)
                         if parsed is None:
                             parsed = parse(data, bstart, line, block.unterminated, oversize,
                                            block.unterminated)  # fmt: skip

@@ -13,19 +13,17 @@ every `poll_interval` is the safety net.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
 
 from conflictradar.ingest.batching import Batcher
-from conflictradar.ingest.followed import FdReader, Followed, expand_watch, source_of
+from conflictradar.ingest.followed import Followed, Opened, expand_watch, open_followed
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.reports import FileReport
-from conflictradar.ingest.sources import GZIP_MAGIC, Opener, Source
+from conflictradar.ingest.sources import GZIP_MAGIC
 from conflictradar.ingest.store import Store
 from conflictradar.ingest.structure_events import stop_observer, watch_structure
 
@@ -36,7 +34,6 @@ DRAIN_IDLE_S = 10.0
 # A last line without its newline is read anyway once the file has not grown for this long.
 PARTIAL_LINE_WAIT_S = 30.0
 # A compressed file is read once it has stopped growing for this long.
-GZIP_SETTLE_S = 2.0
 # The longest wait before reading a file again after reading it failed.
 RETRY_MAX_S = 60.0
 
@@ -225,44 +222,18 @@ class Tailer:
                 f.present = False
                 log.info("file moved away or deleted; draining", extra={"path": str(f.path)})
 
-    def _opened(self, f: Followed, idle: float) -> tuple[Source, Opener, bool] | None:
-        """The file as it is now, a reader over what it held when this look began, and whether
-        what is new is a small append (None: not read now)."""
-        if f.compressed and idle < GZIP_SETTLE_S:
-            return None  # still being written by gzip/logrotate: read it once it is complete
-        source = source_of(f)
-        if source is None:
-            return None
-        opener: Opener
-        fd = f.fd
-        if f.compressed:
-
-            def opener(fd: int = fd) -> BinaryIO:
-                return gzip.GzipFile(fileobj=FdReader(fd))  # type: ignore[return-value]
-        else:
-
-            def opener(fd: int = fd, limit: int = source.size) -> BinaryIO:
-                return FdReader(fd, limit)  # type: ignore[return-value]
-
-        small = (
-            not f.compressed and f.looked is not None
-            and 0 <= source.size - f.looked[0] <= self.ingester.settings.ingest.block_bytes
-        )  # fmt: skip
-        return source, opener, small
-
     def _read_followed(
-        self, f: Followed, opened: tuple[Source, Opener, bool], now: float,
+        self, f: Followed, opened: Opened, now: float,
         take_unterminated: bool, alone: bool = False, hold: bool = False,
     ) -> FileReport | None:  # fmt: skip
         """Read what is new in one followed file; its report (None: not read now). `alone`: the
         only file this look reads, so a small append is explained in its own commit's
         transaction. `hold`: a look over several files, so a small append waits to be
         committed with the others' (Ingester.commit_held)."""
-        source, opener, small = opened
         try:
-            return self.ingester.ingest_source(source, opener, take_unterminated,
-                                               classify_now=alone and small,
-                                               hold=hold and small)  # fmt: skip
+            return self.ingester.ingest_source(opened.source, opened.opener, take_unterminated,
+                                               classify_now=alone and opened.small,
+                                               hold=hold and opened.small)  # fmt: skip
         except Exception as exc:  # one bad file must not stop the others
             self._failed(f, now, str(exc))
             return None
@@ -358,11 +329,13 @@ class Tailer:
         if not wait:
             self.batcher.read_all(started)
         files = conflicts = 0
-        reading = [] if wait else [(f, look, self._opened(f, idle)) for _key, f, idle, look in looks
-                                   if look != f.looked]  # fmt: skip
+        small = self.ingester.settings.ingest.block_bytes
+        reading = [] if wait else [(f, look, open_followed(f, idle, small))
+                                   for _key, f, idle, look in looks if look != f.looked]  # fmt: skip
         if changed > 1:  # several files' small appends are parsed together (ingest.preparse)
             try:
-                self.ingester.preparse([o[:2] for _, _, o in reading if o is not None and o[2]])
+                self.ingester.preparse([(o.source, o.opener) for _, _, o in reading
+                                        if o is not None and o.small])  # fmt: skip
             except Exception as exc:  # it only saves work: each file is then parsed alone
                 log.warning("parsing appends together failed", extra={"error": str(exc)})
         read: list[tuple[Followed, FileReport, tuple[int, int, bool]]] = []
