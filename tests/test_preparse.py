@@ -20,15 +20,19 @@ from conflictradar.ingest import pipeline, preparse
 from conflictradar.ingest.blocks import Context, Parsed, Segment, parse_block, parse_segments
 from conflictradar.ingest.endpoints import Fold
 from conflictradar.ingest.formats import ParserState, get_format
-from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.schema import STRAY
 from conflictradar.ingest.settings import load_settings
-from conflictradar.ingest.store import Store
 from conflictradar.sample_logs import tiered
 from conflictradar.sample_logs.model import FILES as SAMPLE_FILES
 from tests.test_real_logs import EXPECTED_FORMAT
 from tests.test_watch import Harness, write
-from tests.test_watch_holding import TABLES, _assert_as_one_shot, _grow, _started
+from tests.test_watch_holding import (
+    TABLES,
+    _assert_as_one_shot,
+    _grow,
+    _started,
+    assert_same_as_one_shot,
+)
 
 # What a combined file in the wild holds besides plain lines (beside the real logs' own): CRLF
 # endings, bytes that are not UTF-8, escaped quotes (a backslash makes the parser undo escapes
@@ -390,17 +394,7 @@ def test_a_fleets_gateway_and_service_appends_parse_together_and_store_as_one_sh
             fh.write(b"".join(whole[n][len(whole[n]) * 3 // 5 :]))
     assert h.poll() == sum(len(lines) - len(lines) * 3 // 5 for lines in whole.values())
     assert calls == {"together": 2}
-    other = tmp_path / "one-shot.duckdb"
-    with Store.open(other) as store:
-        Ingester(store, load_settings(db=other, env={})).ingest(sorted(logs.iterdir()))
-    h.store.con.execute(f"ATTACH '{other}' AS once (READ_ONLY)")
-    for table, cols in {**TABLES, "request_links": "*"}.items():
-        group = " GROUP BY ALL" if "sum(" in cols else ""
-        ours, theirs = (f"SELECT {cols} FROM {t}{group}" for t in (table, f"once.{table}"))
-        diff = h.store.con.execute(f"SELECT count(*) FROM (({ours} EXCEPT ALL {theirs})"
-                                   f" UNION ALL ({theirs} EXCEPT ALL {ours}))").fetchone()  # fmt: skip
-        assert diff == (0,), table
-    counted_rows = h.store.con.execute("SELECT count(*) FROM conflicts").fetchone()
-    assert counted_rows is not None and counted_rows[0] > 0
-    h.store.con.execute("DETACH once")
+    assert_same_as_one_shot(h, logs, tmp_path, {**TABLES, "request_links": "*"})
+    counted = h.store.con.execute("SELECT count(*) FROM conflicts").fetchone()
+    assert counted is not None and counted[0] > 0
     h.close()
