@@ -17,10 +17,10 @@ import pytest
 
 from conflictradar.ingest import tail
 from conflictradar.ingest.classify import Classifier
+from conflictradar.ingest.followed import FdReader
 from conflictradar.ingest.pipeline import Ingester
 from conflictradar.ingest.settings import ConfigError, load_settings
 from conflictradar.ingest.sources import read_blocks
-from conflictradar.ingest.tail import FdReader
 from conflictradar.watch_stats import WatchStats
 from tests.test_watch import Harness, write
 
