@@ -2,7 +2,8 @@
 
 A fourth reference says what the scan ratio can reach on this machine: DuckDB itself parsing the
 same file with one regex and storing the `requests` columns (`bench.duckdb_parse`, a floor that
-does less than an ingest).
+does less than an ingest); a fifth, DuckDB writing those columns already parsed (`--store-only`),
+what storing them costs any ingest into a DuckDB file, before reading a byte.
 
 Two files of the same size: `uniform` (8 endpoint shapes, ids below 200,000, ~3% 409s: the
 file the first figures came from) and `realistic` (60,000 client IPs, ten endpoint shapes with
@@ -49,6 +50,16 @@ def _row(name: str, run: Run, lines: int, ref: float) -> str:
             f"   x{ref / run.seconds if run.seconds else 0:6.2f}")  # fmt: skip
 
 
+def _store_only(py: str, db: Path, log: Path) -> Run:
+    """DuckDB writing the parsed columns into a file, as a Run of the in-process time and CPU of
+    that write alone (the parse before it is not counted)."""
+    run = measure([py, "-m", "bench.duckdb_parse", str(db), str(log), "--store-only"])
+    found = json.loads(run.stdout or "{}")
+    if run.returncode != 0 or not found:
+        return Run(0.0, run.peak_rss_mb, run.returncode, run.stdout)
+    return Run(found["seconds"], run.peak_rss_mb, 0, run.stdout, found["cpu_s"])
+
+
 def bench_ingest(kind: str, lines: int, repeats: int) -> None:
     DATA.mkdir(exist_ok=True)
     log = DATA / f"{kind}-{lines}.log"
@@ -71,7 +82,7 @@ def bench_ingest(kind: str, lines: int, repeats: int) -> None:
         "params=[sys.argv[1]]).fetchall())"), str(log)]  # fmt: skip
     # The machine is noisy (runs vary by up to 40%): alternate the variants and the reference
     # scan, keep medians (one scan alone moved the ratio by 2x on a loaded machine).
-    runs: dict[str, list[Run]] = {"with": [], "without": [], "scan": [], "duck": []}
+    runs: dict[str, list[Run]] = {"with": [], "without": [], "scan": [], "duck": [], "store": []}
     loads = [os.getloadavg()[0]]
     for _ in range(repeats):
         runs["with"].append(measure([py, "-m", "bench.run_ingest", str(db), str(log)]))
@@ -80,9 +91,10 @@ def bench_ingest(kind: str, lines: int, repeats: int) -> None:
             measure([py, "-m", "bench.run_ingest", str(db), str(log), "--no-classify"])
         )
         runs["duck"].append(measure([py, "-m", "bench.duckdb_parse", str(db), str(log)]))
+        runs["store"].append(_store_only(py, db, log))
         loads.append(os.getloadavg()[0])
     ours, noclass, scan = _median(runs["with"]), _median(runs["without"]), _median(runs["scan"])
-    duck = _median(runs["duck"])
+    duck, store = _median(runs["duck"]), _median(runs["store"])
     stats = json.loads(ours.stdout or "{}")
     stats_nc = json.loads(noclass.stdout or "{}")
     print(f"(medians of {repeats} alternating runs; all runs, with classification: "
@@ -97,6 +109,7 @@ def bench_ingest(kind: str, lines: int, repeats: int) -> None:
     print(_row("wc -l", wc, lines, ref))
     print(_row("DuckDB count(*) of the file as one column", scan, lines, ref))
     print(_row("DuckDB alone: one regex, same columns stored", duck, lines, ref))
+    print(_row("DuckDB alone: storing them, already parsed", store, lines, ref))
     goaccess = ensure_debian_package("goaccess", "goaccess")
     ga: Run | None = None
     if goaccess:
@@ -130,6 +143,12 @@ def bench_ingest(kind: str, lines: int, repeats: int) -> None:
               f" (target >= 15x: {'met' if faster >= 15 else 'NOT met'})")  # fmt: skip
     else:
         print()
+    if store.seconds and scan.seconds:
+        print(f"{kind}: DuckDB writing the parsed columns alone took"
+              f" {store.seconds / scan.seconds:.1f}x its one-column scan on all its threads, and"
+              f" {store.cpu_s:.2f} s of CPU ({store.cpu_s / scan.seconds:.1f}x the scan's time):"
+              f" on {os.cpu_count()} cores, storing alone holds any ingest of these columns to"
+              f" at least {store.cpu_s / (os.cpu_count() or 1) / scan.seconds:.1f}x")  # fmt: skip
     # Every run, not only the median: a failed run's short time would move the median.
     bad = [r for r in runs["duck"]
            if r.returncode != 0 or json.loads(r.stdout or "{}").get("timed") != lines]  # fmt: skip
