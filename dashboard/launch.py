@@ -8,7 +8,10 @@ visitor of a fresh dashboard waits for polars, DuckDB, pyarrow and plotly's figu
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
+from typing import Any
 
 # When set, each full run of a page appends one JSON line to this file: its script time and the
 # time its reads took (dashboard.data; bench.dashboard_live splits a page's time with it).
@@ -49,12 +52,42 @@ def warm() -> None:
         pass
 
 
+def no_delay() -> None:
+    """Send each response at once: TCP_NODELAY on the connections the server accepts.
+
+    Streamlit binds its listening socket itself (`socket.socket(family)`, protocol left at 0)
+    and hands it to uvicorn; asyncio turns Nagle's algorithm off only on accepted sockets whose
+    protocol reads IPPROTO_TCP, so here it stays on. Then every response after the first on a
+    keep-alive connection waits for the browser's delayed ACK (~40 ms on Linux) before its body
+    goes out. A fresh browser fetches Streamlit's ~60 start-up scripts over 6 connections: 0.43 s
+    with Nagle on, 0.07 s with it off (the first page's DOMContentLoaded came ~0.25 s sooner).
+    Accepted sockets inherit TCP_NODELAY from the listener, so it is set there.
+    """
+    try:
+        from streamlit.web.server.starlette import starlette_server
+    except ImportError:  # a Streamlit without the Starlette server: nothing to fix
+        return
+    bind = getattr(starlette_server, "_bind_socket", None)
+    if bind is None or getattr(bind, "_no_delay", False):
+        return
+
+    def _bind_socket(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = bind(*args, **kwargs)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    _bind_socket._no_delay = True  # type: ignore[attr-defined]
+    starlette_server._bind_socket = _bind_socket
+
+
 def main() -> None:
     from streamlit.web.cli import main as streamlit_main
 
     # Before the server starts, not beside it: plotly's lazily built classes are not safe to
     # build from two threads at once (Streamlit's own import builds its theme with them).
     warm()
+    no_delay()
     sys.exit(streamlit_main(prog_name="streamlit"))
 
 

@@ -91,3 +91,21 @@ def test_sigterm_stops_the_dashboard_and_its_streamlit_child(tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_server_sends_without_waiting_for_acks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit's listener leaves Nagle on for its connections (each keep-alive response after
+    the first then waits ~40 ms for the browser's delayed ACK): the launcher turns it off."""
+    from streamlit.web.server.starlette import starlette_server
+
+    from conflictradar.dashboard.launch import no_delay
+
+    monkeypatch.setattr(starlette_server, "_bind_socket", starlette_server._bind_socket)
+    no_delay()
+    no_delay()  # wrapped once, however often it is called
+    listener = starlette_server._bind_socket("127.0.0.1", 0, 8)
+    with listener, socket.create_connection(listener.getsockname()[:2], timeout=5):
+        listener.setblocking(True)
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
