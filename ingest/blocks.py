@@ -254,7 +254,8 @@ def _judge(frame: pl.DataFrame, ctx: Context, envelope: bool, oversize: bool, by
            ) -> pl.DataFrame:  # fmt: skip
     """The block plan over a parsed block's frame, and the stray-time check when its times span
     far enough to hold one."""
-    plan = _block_plan(envelope, oversize, ctx.openapi, ctx.folds, by_file)
+    large = frame.height >= endpoints.WHOLE_PATH_ROWS
+    plan = _block_plan(envelope, oversize, ctx.openapi, ctx.folds, by_file, large)
     out = plans.collect(plan.apply(frame.lazy()), frame.height, streaming=False)
     if out.height and (out["_span"].max() or 0) > STRAY_SPAN_US:  # type: ignore[operator]
         out = plans.collect(STRAY_PLANS[by_file].apply(out.lazy()), out.height, streaming=False)
@@ -288,6 +289,7 @@ def _block_plan(
     openapi: tuple[endpoints.OpenApiRoute, ...],
     folds: tuple[endpoints.Fold, ...],
     by_file: bool = False,
+    large: bool = True,
 ) -> Plan:
     """What parse_block computes over a parsed block, as one lazy query (one collect for a block
     instead of ~30 eager operations; each costs more than its work on a watcher's small block).
@@ -296,6 +298,7 @@ def _block_plan(
     reject reasons of cut lines) and the literal columns parse_block adds. Output adds `line`,
     `endpoint`, `_reason` (why a line is rejected), `_skip`, `_ok`, `_bad` and `_untimed`.
     `by_file`: the block holds several files' lines (ingest.segments); `_span` is each file's.
+    `large`: a block of at least `endpoints.WHOLE_PATH_ROWS` rows (how paths are templated).
     """
     ts = pl.col("ts")
     plan = Plan()
@@ -325,9 +328,9 @@ def _block_plan(
     span = pl.when(usable).then(ts.dt.epoch("us"))
     spread = span.max() - span.min()
     plan = plan.with_columns((spread.over("file") if by_file else spread).alias("_span"))
+    endpoint = endpoints.template(pl.col("path"), pl.col("route"), openapi, folds, large)
     return plan.then(_VERDICT_PLAN).with_columns(
-        (pl.col("row").cast(pl.Int64) + pl.col("_line0")).alias("line"),
-        endpoints.template(pl.col("path"), pl.col("route"), openapi, folds).alias("endpoint"),
+        (pl.col("row").cast(pl.Int64) + pl.col("_line0")).alias("line"), endpoint.alias("endpoint")
     )
 
 

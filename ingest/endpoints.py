@@ -64,25 +64,40 @@ _ID_SHAPES = "|".join(
 )
 # One whole segment between slashes. No shape can hold a `/`, so a match is exactly one segment.
 _SEGMENT_ID = f"/(?:{_ID_SHAPES})/"
-# Only a path with one of these can hold an identifier (a cheap pre-filter).
+_ID_RE = f"^(?:{_ID_SHAPES})$"
+# Only a path (or segment) with one of these can hold an identifier (a cheap pre-filter).
 _MAYBE_ID = r"[\d@]|%40"
+# Blocks of at least this many rows are templated with the whole-path regex, smaller ones
+# segment by segment: setting up the large regex costs ~0.5 ms of CPU a block (a watcher's block
+# of 80 lines: 5.8 -> 6.3 ms), more than it saves on a few hundred paths.
+WHOLE_PATH_ROWS = 2048
 
 
-def heuristic_templates(paths: pl.Expr) -> pl.Expr:
+def heuristic_templates(paths: pl.Expr, whole_path: bool = True) -> pl.Expr:
     """`/orders/42/items/SKU-4417` -> `/orders/{id}/items/{id}` (vectorized).
 
-    The path gets a `/` at both ends and every `/segment/` of an identifier's shape becomes
-    `/{id}/`. A match takes the `/` after its segment, so of two identifiers in a row the
-    second is left for a second pass. Two regex passes over the string cost about 2/3 of
-    splitting it into segments and joining them again (measured on 500k realistic paths:
-    ~160 against ~240 ms of CPU). Paths without a digit or an @ skip the work.
+    `whole_path`: the path gets a `/` at both ends and every `/segment/` of an identifier's
+    shape becomes `/{id}/`. A match takes the `/` after its segment, so of two identifiers in a
+    row the second is left for a second pass. The two regex passes cost about 2/3 of splitting
+    the path into segments and joining them again (measured on 500k realistic paths: ~160
+    against ~240 ms of CPU), which is what happens otherwise. Both give the same templates.
+    Paths without a digit or an @ skip the work.
     """
     maybe = pl.when(paths.str.contains(_MAYBE_ID)).then(paths)
+    if not whole_path:
+        templated = maybe.str.split("/").list.eval(_segment_template(pl.element()))
+        return pl.coalesce(templated.list.join("/"), paths)
     framed = pl.concat_str(pl.lit("/"), maybe, pl.lit("/"))
     done = framed.str.replace_all(_SEGMENT_ID, "/" + ID + "/").str.replace_all(
         _SEGMENT_ID, "/" + ID + "/"
     )
     return pl.coalesce(done.str.strip_prefix("/").str.strip_suffix("/"), paths)
+
+
+def _segment_template(seg: pl.Expr) -> pl.Expr:
+    # The shape regex runs only on segments that pass the pre-filter (the others are null).
+    maybe = pl.when(seg.str.contains(_MAYBE_ID)).then(seg)
+    return pl.when(maybe.str.contains(_ID_RE)).then(pl.lit(ID)).otherwise(seg)
 
 
 # -- OpenAPI -------------------------------------------------------------------------------
@@ -215,9 +230,11 @@ def template(
     routes_in_log: pl.Expr,
     openapi: Sequence[OpenApiRoute],
     folds: Sequence[Fold],
+    whole_path: bool = True,
 ) -> pl.Expr:
-    """The endpoint of each request: OpenAPI > the log's own route > identifier heuristics."""
-    heuristic = apply_folds(heuristic_templates(paths), folds)
+    """The endpoint of each request: OpenAPI > the log's own route > identifier heuristics
+    (`whole_path`: see `heuristic_templates`)."""
+    heuristic = apply_folds(heuristic_templates(paths, whole_path), folds)
     parts = [openapi_templates(paths, openapi)] if openapi else []
     parts += [routes_in_log, heuristic]
     return pl.coalesce(parts)

@@ -1,4 +1,5 @@
-"""Endpoint templates from identifier shapes: the whole-path regex against a segment-by-segment
+"""Endpoint templates from identifier shapes: both ways of computing them (the whole-path regex
+of large blocks, segment by segment for small ones) against an independent segment-by-segment
 reading of the same rules, on named examples, real logs' paths and a large random corpus."""
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ def reference(path: str) -> str:
     )
 
 
-def templated(paths: list[str]) -> list[str]:
+def templated(paths: list[str], whole_path: bool) -> list[str]:
     frame = pl.DataFrame({"path": paths}, schema={"path": pl.String})
-    return frame.select(endpoints.heuristic_templates(pl.col("path"))).to_series().to_list()
+    expr = endpoints.heuristic_templates(pl.col("path"), whole_path)
+    return frame.select(expr).to_series().to_list()
+
+
+BOTH = pytest.mark.parametrize("whole_path", [True, False], ids=["whole-path", "by-segment"])
 
 
 EXAMPLES = {
@@ -70,26 +75,30 @@ EXAMPLES = {
 }
 
 
-def test_named_shapes() -> None:
-    assert templated(list(EXAMPLES)) == list(EXAMPLES.values())
+@BOTH
+def test_named_shapes(whole_path: bool) -> None:
+    assert templated(list(EXAMPLES), whole_path) == list(EXAMPLES.values())
     assert [reference(p) for p in EXAMPLES] == list(EXAMPLES.values())
 
 
-def test_null_path_stays_null() -> None:
-    assert templated([None, "/orders/7"]) == [None, "/orders/{id}"]  # type: ignore[list-item]
+@BOTH
+def test_null_path_stays_null(whole_path: bool) -> None:
+    assert templated([None, "/orders/7"], whole_path) == [None, "/orders/{id}"]  # type: ignore[list-item]
 
 
-def test_real_logs_paths_as_segment_by_segment(real_logs: Path) -> None:
+@BOTH
+def test_real_logs_paths_as_segment_by_segment(real_logs: Path, whole_path: bool) -> None:
     request = re.compile(rb'"[A-Z]{3,7} (/[^ "?]*)')
     paths = sorted({m.group(1).decode("utf-8", "replace")
                     for f in real_logs.rglob("*") if f.is_file() and f.stat().st_size < 50 << 20
                     for m in request.finditer(f.read_bytes())})  # fmt: skip
     assert len(paths) > 1000  # the folder holds thousands of distinct request paths
-    assert templated(paths) == [reference(p) for p in paths]
+    assert templated(paths, whole_path) == [reference(p) for p in paths]
 
 
+@BOTH
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_paths_as_segment_by_segment(seed: int) -> None:
+def test_random_paths_as_segment_by_segment(seed: int, whole_path: bool) -> None:
     rnd = random.Random(seed)
     pieces = [*(k.rsplit("/", 1)[-1] for k in EXAMPLES), "0", "7" * 30, "x" * 30, "%40", "@",
               "a1", "ab123", "abcde123", "ABCDEFGH", "abcdefg1", "1abcdefg", "abcdef1234567890",
@@ -102,7 +111,32 @@ def test_random_paths_as_segment_by_segment(seed: int) -> None:
                     for _ in range(rnd.randint(1, 6))]  # fmt: skip
         lead = "" if rnd.random() < 0.05 else "/"
         paths.append(lead + "/".join(segments) + ("/" if rnd.random() < 0.1 else ""))
-    got = templated(paths)
+    got = templated(paths, whole_path)
     wrong = [(p, g, reference(p)) for p, g in zip(paths, got, strict=True) if g != reference(p)]
     assert not wrong, wrong[:5]
     assert sum("{id}" in g for g in got) > 10_000  # the corpus exercises the shapes
+
+
+def test_blocks_of_either_size_store_the_same_endpoints(tmp_path: Path) -> None:
+    """A block under `WHOLE_PATH_ROWS` lines and one over it give the same rows their endpoints."""
+    from conflictradar.ingest.blocks import Context, parse_block
+    from conflictradar.ingest.formats import get_format
+    from conflictradar.ingest.settings import load_settings
+
+    rnd = random.Random(5)
+    shapes = ["/orders/{}", "/users/{}/cart/{}", "/blobs/deadbeef{}", "/u/a{}@x.org", "/v/1.{}.3"]
+    lines = [f'10.0.0.{i % 250} - - [02/Jun/2025:08:00:00 +0000] "GET '
+             f'{rnd.choice(shapes).format(rnd.randint(0, 10**7), i)} HTTP/1.1" 409 12 "-" "t"\n'
+             for i in range(endpoints.WHOLE_PATH_ROWS + 10)]  # fmt: skip
+    ctx = Context(load_settings(db=tmp_path / "x.duckdb", env={}), (), ())
+    fmt = get_format("combined")
+
+    def stored(data: bytes) -> list[str]:
+        parsed = parse_block(data, 0, 1, False, (), fmt, None, None, ctx, "a.log", False)
+        return parsed.requests["endpoint"].to_list()
+
+    small = [
+        e for i in range(0, len(lines), 100) for e in stored("".join(lines[i : i + 100]).encode())
+    ]
+    assert stored("".join(lines).encode()) == small
+    assert len(set(small)) == len(shapes)
