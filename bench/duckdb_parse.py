@@ -69,9 +69,8 @@ def main() -> None:
     else:
         con.execute(SQL, params)
     row = con.execute("SELECT count(*), count(ts) FROM requests").fetchone()
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     con.close()
-    seconds = seconds if args.store_only else time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     args.db.unlink(missing_ok=True)
     print(json.dumps({"rows": row[0] if row else 0, "timed": row[1] if row else 0,
                       "seconds": seconds, "cpu_s": cpu}))  # fmt: skip

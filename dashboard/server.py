@@ -93,8 +93,8 @@ def command(host: str, port: int) -> list[str]:
         "--runner.magicEnabled",
         "false",
         # No forced full garbage collection after every run of a page (Python's own still runs):
-        # it held the interpreter ~40-150 ms after each page view, while the same process was
-        # sending a fresh browser the 4.6 MB Plotly chunk the page had just asked for.
+        # it held the interpreter ~40 ms (alone; more on a busy machine) after each page view,
+        # while the same process was sending a fresh browser the Plotly chunk it had asked for.
         "--runner.postScriptGC",
         "false",
         "--client.toolbarMode",

@@ -33,7 +33,6 @@ log = logging.getLogger("conflictradar.watch")
 DRAIN_IDLE_S = 10.0
 # A last line without its newline is read anyway once the file has not grown for this long.
 PARTIAL_LINE_WAIT_S = 30.0
-# A compressed file is read once it has stopped growing for this long.
 # The longest wait before reading a file again after reading it failed.
 RETRY_MAX_S = 60.0
 
@@ -329,8 +328,8 @@ class Tailer:
         if not wait:
             self.batcher.read_all(started)
         files = conflicts = 0
-        small = self.ingester.settings.ingest.block_bytes
-        reading = [] if wait else [(f, look, open_followed(f, idle, small))
+        small_bytes = self.ingester.settings.ingest.block_bytes
+        reading = [] if wait else [(f, look, open_followed(f, idle, small_bytes))
                                    for _key, f, idle, look in looks if look != f.looked]  # fmt: skip
         if changed > 1:  # several files' small appends are parsed together (ingest.preparse)
             try:
