@@ -102,6 +102,17 @@ def pct(rate: float) -> str:
     return f"{100 * rate:.0f}%" if rate >= 0.1 else f"{100 * rate:.2g}%"
 
 
+def can_fire(rule: Rule, count: WindowCount) -> bool:
+    """Whether `detect_windows` could find `count` active: a window fires only on its floor
+    (`min_count` 409s in the long window, twice that in the short one), whatever its history.
+    Most scope values of a busy rule (endpoints, clients) have no 409 at all, so the engine
+    skips the rest of the judging for those without an alert to carry on."""
+    if round(count.now.conflicts) >= rule.min_count:
+        return True
+    both = rule.detector is not DetectorKind.THRESHOLD and rule.short_window_s < rule.window_s
+    return both and round(count.short.conflicts) >= 2 * rule.min_count
+
+
 def detect_windows(rule: Rule, count: WindowCount) -> Verdict:
     """Both windows of a rule (SRE multi-window alerting): the short window on its own history,
     or the long window confirmed by the short one standing `ratio` above the long baseline."""

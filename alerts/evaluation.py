@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from conflictradar.alerts.counts import Sample
-from conflictradar.alerts.detectors import Verdict, detect_windows
+from conflictradar.alerts.detectors import Verdict, can_fire, detect_windows
 from conflictradar.alerts.lifecycle import AlertState, Change, Track, advance
 from conflictradar.alerts.notifications import AlertItem, Notification, Status, dashboard_link
 from conflictradar.alerts.rules import Rule, Scope
@@ -58,12 +58,18 @@ class Transition:
 def step_rule(
     rule: Rule, tracks: Mapping[str, Track], sample: Sample
 ) -> tuple[dict[str, Track], list[Transition]]:
-    """Advance every alert of `rule` (scope values seen now or remembered) by one evaluation."""
+    """Advance every alert of `rule` (scope values seen now or remembered) by one evaluation.
+    A value without an alert that cannot fire now (`can_fire`) is left out of what it returns:
+    judged, it would only be an inactive track, which nobody keeps."""
     keys = sorted({c.key for c in sample.counts} | set(tracks))
     updated: dict[str, Track] = {}
     transitions = []
     for key in keys:
         counted = sample.get(key)
+        if key not in tracks and not can_fire(rule, counted):
+            # Inactive whatever its history, with nothing remembered: it would stay an
+            # inactive track, which neither the engine nor a backtest keeps.
+            continue
         verdict = detect_windows(rule, counted)
         before = tracks.get(key) or Track(rule.name, rule.scope, key)
         after, change = advance(before, verdict, sample.now, rule)

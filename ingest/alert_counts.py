@@ -83,7 +83,12 @@ def first_minute(con: duckdb.DuckDBPyConnection) -> datetime | None:
 def _part(
     scope: Scope, spans: Sequence[Span], *, rows: bool, p: str
 ) -> tuple[str, dict[str, object]]:
-    """One SELECT of (span id, key, requests, 409s) over rollups or rows; params prefixed `p`."""
+    """One SELECT of (span id, key, requests, 409s) over rollups or rows; params prefixed `p`.
+
+    Each source is first reduced to (time, key, requests, 409s) inside the spans' bounds, then
+    joined to the spans: the rollups hold a row per file, host, method and status of each
+    minute, and a history of 30 windows joined row by row cost 3x as much (23 against 7.5 ms
+    for 2.5 hours of 48 files' rollups)."""
     spans_sql = (
         f"SELECT unnest(${p}ids) AS id, unnest(${p}starts::TIMESTAMPTZ[]) AS lo,"
         f" unnest(${p}ends::TIMESTAMPTZ[]) AS hi, unnest(${p}weights::DOUBLE[]) AS weight"
@@ -96,36 +101,46 @@ def _part(
         f"{p}lo": min(s.start for s in spans),
         f"{p}hi": max(s.end for s in spans),
     }
+    key = {Scope.GLOBAL: "''", Scope.ENDPOINT: _ENDPOINT_KEY, Scope.CAUSE: "''"}[scope]
     if rows:  # (start, end] of rows: each request's client-facing line, one request each
-        ts, left, right, n = "ts", ">", "<=", "1"
-        tables = (_HEADS.format(p=p), "conflicts")
+        ts, left, right = "ts", ">", "<="
+        requests = (
+            f"SELECT ts, {key} AS key, count(*) AS requests,"
+            f" count(*) FILTER (status = 409) AS conflicts FROM {_HEADS.format(p=p)}"
+        )
+        by_cause = f"SELECT ts, {_CAUSE_KEY} AS key, count(*) AS conflicts FROM conflicts"
     else:  # [start, end) of minute rollups
-        ts, left, right, n = "minute", ">=", "<", "s.requests"
-        tables = ("request_minutes", "conflict_minutes")
-    joined = (
-        f"FROM ({spans_sql}) w JOIN (SELECT * FROM {{table}} WHERE {ts} {left} ${p}lo"
-        f" AND {ts} {right} ${p}hi) s ON s.{ts} {left} w.lo AND s.{ts} {right} w.hi"
+        ts, left, right = "minute", ">=", "<"
+        requests = (
+            f"SELECT minute, {key} AS key, sum(requests) AS requests,"
+            " sum(requests) FILTER (status = 409) AS conflicts FROM request_minutes"
+        )
+        by_cause = (
+            f"SELECT minute, {_CAUSE_KEY} AS key, sum(conflicts) AS conflicts FROM conflict_minutes"
+        )
+    inside = f" WHERE {ts} {left} ${p}lo AND {ts} {right} ${p}hi GROUP BY ALL"
+
+    def joined(source: str) -> str:
+        return (
+            f"FROM ({spans_sql}) w JOIN ({source}{inside}) s"
+            f" ON s.{ts} {left} w.lo AND s.{ts} {right} w.hi"
+        )
+
+    counted = (
+        "SELECT w.id, s.key, sum(s.requests * w.weight) AS requests,"
+        f" sum(s.conflicts * w.weight) AS conflicts {joined(requests)} GROUP BY ALL"
     )
-    requests = joined.format(table=tables[0])
-    if scope is Scope.CAUSE:
-        conflicts = "1" if rows else "s.conflicts"
-        sql = f"""
-            SELECT * FROM (
-            WITH t AS (SELECT w.id, sum({n} * w.weight) AS requests,
-                              sum({n} * w.weight) FILTER (s.status = 409) AS conflicts
-                       {requests} GROUP BY ALL),
-            c AS (SELECT w.id, {_CAUSE_KEY} AS key, sum({conflicts} * w.weight) AS conflicts
-                  {joined.format(table=tables[1])} GROUP BY ALL)
-            SELECT id, '' AS key, requests, conflicts FROM t
-            UNION ALL SELECT c.id, c.key, t.requests, c.conflicts FROM c JOIN t USING (id))
-        """
-    else:
-        key = _ENDPOINT_KEY if scope is Scope.ENDPOINT else "''"
-        sql = f"""
-            SELECT w.id, {key} AS key, sum({n} * w.weight) AS requests,
-                   sum({n} * w.weight) FILTER (s.status = 409) AS conflicts
-            {requests} GROUP BY ALL
-        """
+    if scope is not Scope.CAUSE:
+        return counted, params
+    # The cause scope: 409s per cause, each over all requests of its span (the key '').
+    sql = f"""
+        SELECT * FROM (
+        WITH t AS ({counted}),
+        c AS (SELECT w.id, s.key, sum(s.conflicts * w.weight) AS conflicts
+              {joined(by_cause)} GROUP BY ALL)
+        SELECT id, '' AS key, requests, conflicts FROM t
+        UNION ALL SELECT c.id, c.key, t.requests, c.conflicts FROM c JOIN t USING (id))
+    """
     return sql, params
 
 

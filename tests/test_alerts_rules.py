@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,11 +12,13 @@ from typing import Any
 import pytest
 
 from conflictradar.alerts.config import DeliveryPolicy, parse_alert_config
-from conflictradar.alerts.counts import Tally
-from conflictradar.alerts.detectors import baseline_of, detect
+from conflictradar.alerts.counts import Sample, Tally, WindowCount
+from conflictradar.alerts.detectors import baseline_of, can_fire, detect, detect_windows
+from conflictradar.alerts.evaluation import step_rule
 from conflictradar.alerts.lifecycle import AlertState, Track, advance
 from conflictradar.alerts.rules import DEFAULT_RULES, DetectorKind, Rule, Scope
 from conflictradar.alerts.secrets import Secret, redact
+from conflictradar.alerts.state import worth_keeping
 from conflictradar.ingest.errors import ConfigError
 
 ENV = {"SLACK_URL": "https://hooks.slack.com/services/T0/B0/sekrit", "HMAC": "k3y"}
@@ -359,3 +362,75 @@ def test_alert_settings_are_typed_and_validated_when_the_settings_load(tmp_path:
     config.write_text('[[alerts.rules]]\nname = "fast"\nwindow = "2m"\nratio = 1.5\n')
     (rule,) = load_settings(config, env={}).alerts.rules
     assert (rule.window_s, rule.short_window_s, rule.ratio) == (120, 60, 1.5)
+
+
+# -- which scope values are judged ---------------------------------------------------------------
+
+
+def _random_count(rng: random.Random, key: str) -> WindowCount:
+    def tally(busy: int) -> Tally:
+        requests = rng.choice([0, rng.randint(1, 40), rng.randint(40, 3000)])
+        return Tally(requests, min(requests, rng.choice([0, 0, rng.randint(0, busy)])))
+
+    def past(n: int) -> tuple[Tally, ...]:
+        return tuple(tally(8) for _ in range(n))
+
+    return WindowCount(key, tally(60), past(rng.choice([0, 5, 12, 30])), tally(40),
+                       past(rng.choice([0, 12, 30])))  # fmt: skip
+
+
+RULES = (*DEFAULT_RULES, replace(QUIET, detector=DetectorKind.THRESHOLD, min_count=3),
+         replace(QUIET, short_window_s=QUIET.window_s), replace(QUIET, min_count=0))  # fmt: skip
+
+
+def test_a_scope_value_below_both_floors_is_never_judged_active() -> None:
+    rng = random.Random(13)
+    skipped = 0
+    for rule in RULES:
+        for i in range(4000):
+            count = _random_count(rng, str(i))
+            if not can_fire(rule, count):
+                skipped += 1
+                assert not detect_windows(rule, count).active, (rule, count)
+    assert skipped > 4000  # the check did skip most of them
+
+
+def test_judging_only_what_can_fire_changes_no_alert() -> None:
+    """step_rule skips scope values that cannot fire and have no alert: what it returns is what
+    judging every value returns, less the inactive tracks that nobody keeps."""
+    rng = random.Random(29)
+    now = T0 + timedelta(hours=3)
+    for rule in RULES:
+        for _round in range(30):
+            counts = tuple(_random_count(rng, f"/e{i}") for i in range(120))
+            sample = Sample(now, tuple(sorted(counts, key=lambda c: c.key)))
+            states = [
+                AlertState.PENDING,
+                AlertState.FIRING,
+                AlertState.RESOLVED,
+                AlertState.INACTIVE,
+            ]
+            tracks = {
+                f"/e{i}": Track(rule.name, rule.scope, f"/e{i}", state=rng.choice(states),
+                                since=now - timedelta(minutes=rng.randint(1, 90)),
+                                active_since=now - timedelta(minutes=5),
+                                last_notified=now - timedelta(minutes=rng.randint(1, 300)),
+                                fire_starts=(now - timedelta(minutes=20),) * rng.randint(0, 1))
+                for i in rng.sample(range(140), 15)
+            }  # fmt: skip
+            updated, transitions = step_rule(rule, tracks, sample)
+            every: dict[str, Track] = {}
+            changes = []
+            for key in sorted({c.key for c in counts} | set(tracks)):
+                before = tracks.get(key) or Track(rule.name, rule.scope, key)
+                after, change = advance(before, detect_windows(rule, sample.get(key)), now, rule)
+                every[key] = after
+                if change is not None:
+                    changes.append((key, change))
+            assert [(t.track.key, t.change) for t in transitions] == changes
+            for key, track in every.items():
+                if key in updated:
+                    assert updated[key] == track
+                else:
+                    assert key not in tracks and track.state is AlertState.INACTIVE
+                    assert not worth_keeping(track, now) and not track.fire_starts
