@@ -47,6 +47,7 @@ bench: bytecode
 	$(BIN)/python -u -m bench.watch_cost --rates 100,1000 --budget 3  # the same under [watch] cpu_budget = "3%"
 	$(BIN)/python -u -m bench.watch_cost --fleet --rates 100,1000  # the same on a fleet: gateway + service logs of the same requests
 	$(BIN)/python -u -m bench.watch_cost --files 48 --rates 100,1000  # the same spread over 48 access logs (a host's virtual hosts)
+	$(BIN)/python -u -m bench.watch_cost --files 48 --rates 100 --history 180  # the same after 3 h of logs: alert baselines in full
 	$(BIN)/python -u -m bench.look_cost  # one look's CPU over 1, 4, 16, 48 files that each grew a little (in-process)
 	$(BIN)/python -u -m bench.look_cost --fleet  # the same over a fleet's two gateway and two service logs
 	$(BIN)/python -u -m bench.demo_cost  # make demo's watcher after its backfill: CPU% of a core, RSS

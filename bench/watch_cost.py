@@ -24,6 +24,10 @@ line to its gateway line, the services' database and cloud-API error texts), so 
 classification takes its linked, text-matching form; the rate counts the lines of all four.
 `--files N` spreads the realistic traffic over N access logs instead of one (a host's virtual
 hosts, each growing by a line or two a second: what each file's read costs beside its lines).
+`--history MINUTES` has the logs hold that many minutes at 100 lines/s when the watcher starts
+(access logs only), instead of the last 200 s: the default rules' baselines look back 160
+minutes, so only a history that long prices an alert evaluation as a watcher that has run for
+hours pays it, every 10 s.
 """
 
 from __future__ import annotations
@@ -181,7 +185,7 @@ def _probe_line(probe: int, stamp: str) -> bytes:
 
 @contextmanager
 def watcher(
-    seed: int, budget: float = 0.0, fleet: bool = False, spread: int = 1
+    seed: int, budget: float = 0.0, fleet: bool = False, spread: int = 1, history_min: float = 0.0
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Settings]]:
     with tempfile.TemporaryDirectory(prefix="conflictradar-bench-cost-") as tmp:
         logs = Path(tmp) / "logs"
@@ -191,8 +195,8 @@ def watcher(
         config.write_text(f'[watch]\ncpu_budget = "{budget:g}%"\n')
         log = logs / "access.log"
         # The logs as the watcher finds them: the last BACKFILL_LINES / 100 seconds at 100
-        # lines/s.
-        backfill = BACKFILL_LINES
+        # lines/s, or the last `history_min` minutes.
+        backfill = round(history_min * 60 * 100) if history_min > 0 else BACKFILL_LINES
         if fleet:
             first = _now_us() - 250 * 1_000_000  # ~14,000 requests at 70 a second: 205 s
             files = Fleet(seed).lines(BACKFILL_LINES, first, per_second=70)  # ~1.4 lines each
@@ -201,7 +205,7 @@ def watcher(
                 (logs / name).write_bytes(data)
         else:
             traffic = Traffic(seed)
-            lines = traffic.lines(BACKFILL_LINES, past_stamps(BACKFILL_LINES, 100)).splitlines(True)
+            lines = traffic.lines(backfill, past_stamps(backfill, 100)).splitlines(True)
             for k in range(spread):
                 (logs / spread_name(log, k)).write_bytes(b"".join(lines[k::spread]))
         proc = subprocess.Popen(
@@ -211,7 +215,7 @@ def watcher(
         )  # fmt: skip
         settings = load_settings(db=db, env={})
         try:
-            _wait_rows(settings, backfill, 120)
+            _wait_rows(settings, backfill, 120 + backfill / 5_000)
             time.sleep(2.0)  # backfill classified, first alert evaluation done
             yield proc, log, settings
         finally:
@@ -275,9 +279,9 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7,
-             budget: float = 0.0, fleet: bool = False, files: int = 1) -> Cost:  # fmt: skip
-    with watcher(seed, budget, fleet, files) as (proc, log, settings):
+def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7, budget: float = 0.0,
+             fleet: bool = False, files: int = 1, history_min: float = 0.0) -> Cost:  # fmt: skip
+    with watcher(seed, budget, fleet, files, history_min) as (proc, log, settings):
         writer = Writer(log, rate, seed + 1, fleet, files)
         writer.start()
         time.sleep(3.0)  # past the first batches at this rate
@@ -294,8 +298,9 @@ def cost_run(rate: int, seconds: float, latency_s: float, seed: int = 7,
                 len(lat))  # fmt: skip
 
 
-def idle_run(seconds: float, seed: int = 7, fleet: bool = False, files: int = 1) -> float:
-    with watcher(seed, fleet=fleet, spread=files) as (proc, _log, _settings):
+def idle_run(seconds: float, seed: int = 7, fleet: bool = False, files: int = 1,
+             history_min: float = 0.0) -> float:  # fmt: skip
+    with watcher(seed, fleet=fleet, spread=files, history_min=history_min) as (proc, _, _):
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(seconds)
         return 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
@@ -333,25 +338,28 @@ def long_run(minutes: float, rate: int = 1_000, seed: int = 7) -> None:
 
 def bench_watch_cost(
     rates: list[int], seconds: float, latency_s: float, budget: float = 0.0, fleet: bool = False,
-    files: int = 1,
+    files: int = 1, history_min: float = 0.0,
 ) -> None:  # fmt: skip
     print("\n== watch cost: the watcher's own CPU (% of one core, /proc utime+stime) and RSS,"
           + (" a fleet: two gateway and two service logs of the same requests, linked by"
              " request id, with the services' error texts" if fleet else " realistic traffic")
           + (f" spread over {files} access logs" if files > 1 else "")
+          + (f", {history_min:g} minutes of history at 100 lines/s before it" if history_min
+             else "")
           + (f"; [watch] cpu_budget = {budget:g}% (the issue's targets are for the default)"
              if budget else "") + " ==")  # fmt: skip
     if not budget:
         print(
             f"idle (nothing appended), {seconds:g} s:"
-            f" {idle_run(seconds, fleet=fleet, files=files):.2f}%"
+            f" {idle_run(seconds, fleet=fleet, files=files, history_min=history_min):.2f}%"
             " of a core"
         )
     print(f"{'rate':>10} {'CPU':>7} {'RSS':>8} {'p50':>7} {'p95':>7}  probes  {'read CPU':>8}"
           "  targets")  # fmt: skip
     targets = {100: 3.0, 1_000: 10.0}
     for rate in rates:
-        c = cost_run(rate, seconds, latency_s, budget=budget, fleet=fleet, files=files)
+        c = cost_run(rate, seconds, latency_s, budget=budget, fleet=fleet, files=files,
+                     history_min=history_min)  # fmt: skip
         cpu_target = targets.get(rate)
         verdict = (f"CPU <= {cpu_target:g}%: {'met' if c.cpu_pct <= cpu_target else 'NOT met'}; "
                    if cpu_target else "")  # fmt: skip
@@ -387,11 +395,16 @@ def main() -> None:
                    " request id, with error texts) instead of one access log")  # fmt: skip
     p.add_argument("--files", type=int, default=1, metavar="N",
                    help="spread the traffic over N access logs (default 1)")  # fmt: skip
+    p.add_argument("--history", type=float, default=0.0, metavar="MINUTES",
+                   help="the logs hold this many minutes at 100 lines/s when the watcher starts"
+                   " (default 0: the last 200 s; access logs only)")  # fmt: skip
     args = p.parse_args()
+    if args.history and args.fleet:
+        p.error("--history applies to access logs, not to --fleet")
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     if rates:
         bench_watch_cost(rates, args.seconds, args.latency_seconds, args.budget, args.fleet,
-                         max(1, args.files))  # fmt: skip
+                         max(1, args.files), args.history)  # fmt: skip
     if args.long > 0:
         long_run(args.long)
 
