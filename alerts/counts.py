@@ -5,7 +5,8 @@ sliding (now - window, now]: its whole minutes come from the rollups, the
 minute it starts in counts in proportion to how much of it is inside, and the minute under way
 is counted from the rows. History windows end `(k - 1) * step` before the window's start minus a one-window gap (k = 1..
 history) and are summed from the rollups; those that start before the database's first request
-are left out rather than counted as quiet. The SQL lives in `ingest.alert_counts`.
+are left out rather than counted as quiet. Both windows and all their history windows, at every
+evaluation time asked, are counted in one query. The SQL lives in `ingest.alert_counts`.
 """
 
 from __future__ import annotations

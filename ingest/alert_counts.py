@@ -1,7 +1,8 @@
 """Store -> alerts: requests and 409s per scope value in given time spans (the alert reads).
 
-`window_counts` takes lists of spans, so a backtest over a day costs a few queries and the live
-engine runs the very same SQL with one evaluation time. Spans over whole minutes are summed from
+`window_counts` takes lists of spans, so a rule's windows and history windows at every time of a
+backtest over a day cost one query, and the live engine runs the very same SQL with one
+evaluation time. Spans over whole minutes are summed from
 the rollups (`request_minutes`, `conflict_minutes`) with a weight (a partly covered minute counts
 in proportion); the minute under way is counted from the rows (`requests`, `conflicts`). Both
 count requests, not lines: a service line joined under its gateway's line (ingest.tiers) is one
