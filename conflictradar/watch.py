@@ -141,7 +141,9 @@ def run_watch(settings: Settings, paths: list[str], log_format: str | None, aler
             stats.batch(lines, tailer.last_look_s)
             if hook is not None and pace.due(time.monotonic(), tailer.last_conflicts,
                                              read=not tailer.last_waited):  # fmt: skip
+                started, cpu = time.monotonic(), time.thread_time()
                 hook(lines)
+                stats.alerts(time.monotonic() - started, time.thread_time() - cpu)
             for extra in extras:
                 extra.on_batch(lines)
             if time.monotonic() - last_maintenance >= MAINTENANCE_EVERY_S:

@@ -1,7 +1,10 @@
-"""The watcher's own cost, logged every minute with `watch -v`: lines/s, batch latency, CPU%, RSS.
+"""The watcher's own cost, logged every minute with `watch -v`: lines/s, batch latency, CPU%, RSS,
+and what the alert evaluations took of it.
 
 CPU is this process's user + system time (all threads, `getrusage`), as % of one core over the
-interval, so it reads the same on a busy machine as on an idle one.
+interval, so it reads the same on a busy machine as on an idle one. The alert evaluations' share
+is the CPU time of the thread that runs them (the watcher's DuckDB runs its queries on that
+thread): the part of the watcher's cost that grows with the history the rules look back on.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class WatchStats:
         self.since, self.cpu_since = now, cpu
         self.lines = 0
         self.durations: list[float] = []
+        self.alert_durations: list[float] = []
+        self.alert_cpu = 0.0
 
     def batch(self, lines: int, seconds: float) -> None:
         """One look that read `lines` lines and took `seconds`, commit and classification
@@ -54,6 +59,11 @@ class WatchStats:
         if lines:
             self.lines += lines
             self.durations.append(seconds)
+
+    def alerts(self, seconds: float, cpu_seconds: float) -> None:
+        """One alert evaluation (deliveries due included): its wall time and its thread's CPU."""
+        self.alert_durations.append(seconds)
+        self.alert_cpu += cpu_seconds
 
     def summary(self, now: float, cpu: float) -> dict[str, object]:
         elapsed = max(now - self.since, 1e-9)
@@ -71,6 +81,12 @@ class WatchStats:
                 "batch_ms_p50": round(1000 * _percentile(ordered, 50), 1),
                 "batch_ms_p95": round(1000 * _percentile(ordered, 95), 1),
                 "batch_ms_max": round(1000 * ordered[-1], 1),
+            }
+        if self.alert_durations:
+            out |= {
+                "alert_evaluations": len(self.alert_durations),
+                "alert_cpu_pct": round(100 * self.alert_cpu / elapsed, 2),
+                "alert_ms_max": round(1000 * max(self.alert_durations), 1),
             }
         return out
 

@@ -120,7 +120,10 @@ def test_stats_report_lines_batches_latency_cpu_and_memory(
     stats.batch(100, 0.020)
     stats.batch(0, 5.0)  # a look that read nothing is no batch
     stats.batch(300, 0.040)
+    stats.alerts(0.050, 0.030)
+    stats.alerts(0.020, 0.010)
     stats.every_s = 0.0
+    stats.since -= 10.0  # the interval: 10 s
     with caplog.at_level(logging.INFO, logger="conflictradar.watch"):
         out = stats.tick()
     assert out is not None
@@ -130,10 +133,13 @@ def test_stats_report_lines_batches_latency_cpu_and_memory(
     assert isinstance(out["cpu_pct"], float) and out["cpu_pct"] >= 0
     assert isinstance(out["rss_mb"], float) and out["rss_mb"] > 10
     assert float(str(out["lines_per_s"])) > 0
+    assert (out["alert_evaluations"], out["alert_ms_max"]) == (2, 50.0)
+    assert out["alert_cpu_pct"] == 0.4  # 40 ms of the evaluations' CPU in 10 s
     assert [r.getMessage() for r in caplog.records] == ["stats"]
     # The next interval starts empty.
     after = stats.tick()
     assert after is not None and (after["lines"], after["batches"]) == (0, 0)
+    assert "alert_evaluations" not in after  # none in this interval: no alert figures
 
 
 def test_a_look_with_no_409_in_reach_skips_the_classification_query(
