@@ -3,8 +3,9 @@ and what the alert evaluations took of it.
 
 CPU is this process's user + system time (all threads, `getrusage`), as % of one core over the
 interval, so it reads the same on a busy machine as on an idle one. The alert evaluations' share
-is the CPU time of the thread that runs them (the watcher's DuckDB runs its queries on that
-thread): the part of the watcher's cost that grows with the history the rules look back on.
+is the CPU time of the thread that runs them (with the default `[watch] threads = 1` the
+watcher's DuckDB runs their queries on that thread; with more, it reads low): the part of the
+watcher's cost that grows with the history the rules look back on.
 """
 
 from __future__ import annotations
