@@ -50,6 +50,7 @@ bench: bytecode
 	$(BIN)/python -u -m bench.watch_cost --files 48 --rates 100 --history 180  # the same after 3 h of logs: alert baselines in full
 	$(BIN)/python -u -m bench.look_cost  # one look's CPU over 1, 4, 16, 48 files that each grew a little (in-process)
 	$(BIN)/python -u -m bench.look_cost --fleet  # the same over a fleet's two gateway and two service logs
+	$(BIN)/python -u -m bench.alert_cost  # one alert evaluation over 48 logs after 3 min and 3 h of history (in-process)
 	$(BIN)/python -u -m bench.demo_cost  # make demo's watcher after its backfill: CPU% of a core, RSS
 	$(BIN)/python -u -m bench.dashboard  # dashboard: data-fetch time per page on 10M requests
 	$(BIN)/python -u -m bench.dashboard_live  # dashboard: each page's render time in Chromium, demo's watcher live
