@@ -537,7 +537,8 @@ sys.meta_path.insert(0, Watch())
 @pytest.mark.parametrize(
     "entry",
     ["conflictradar.cli", "conflictradar.dashboard.launch", "conflictradar.dashboard.server",
-     "bench.run_ingest", "bench.parse_cost", "bench.watch_cost", "bench.__main__"],
+     "bench.run_ingest", "bench.parse_cost", "bench.watch_cost", "bench.alert_cost",
+     "bench.__main__"],
 )  # fmt: skip
 @pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("3", "3")])
 def test_openblas_threads_are_set_before_numpy_loads_unless_the_user_set_them(
