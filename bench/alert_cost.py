@@ -12,7 +12,6 @@ back 160 minutes, so a history shorter than that prices a watcher that has just 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -20,18 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.gen_realistic import Traffic, past_stamps
+from bench.look_cost import in_process_watcher, process_cpu
 from conflictradar.alerts.engine import AlertEngine
-from conflictradar.ingest.pipeline import Ingester
-from conflictradar.ingest.settings import load_settings
-from conflictradar.ingest.store import Store
-from conflictradar.ingest.tail import Tailer
 
 RATE = 100  # lines/s over all the logs
-
-
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def alert_cost(files: int, history_min: float, evaluations: int,
@@ -45,26 +36,19 @@ def alert_cost(files: int, history_min: float, evaluations: int,
         rows = traffic.lines(lines, past_stamps(lines, RATE)).splitlines(True)
         for k in range(files):
             (logs / f"site{k}.access.log").write_bytes(b"".join(rows[k::files]))
-        settings = load_settings(db=Path(tmp) / "alerts.duckdb", env={})
-        w = settings.watch
-        with Store.open(settings.db, sandboxed=True, memory_limit=w.memory_limit,
-                        threads=w.threads) as store:  # fmt: skip
-            tailer = Tailer(store, Ingester(store, settings, classify_later=True),
-                            [str(logs)], w.poll_interval_s)  # fmt: skip
-            tailer.poll_once()
+        with in_process_watcher(logs, Path(tmp) / "alerts.duckdb") as (settings, store, _):
             row = store.con.execute("SELECT count(*) FROM request_minutes").fetchone()
             rollups = int(row[0]) if row else 0
             engine = AlertEngine(settings, store)
             cpu, wall = [], []
             try:
                 for _ in range(evaluations):
-                    c, t = _cpu(), time.perf_counter()
+                    c, t = process_cpu(), time.perf_counter()
                     engine.evaluate(datetime.now(UTC))
-                    cpu.append(_cpu() - c)
+                    cpu.append(process_cpu() - c)
                     wall.append(time.perf_counter() - t)
             finally:
                 engine.close()
-                tailer.close()
     return cpu, wall, rollups
 
 

@@ -15,19 +15,38 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.gen_realistic import Traffic, now_stamps, past_stamps
 from bench.watch_cost import Fleet
 from conflictradar.ingest.pipeline import Ingester
-from conflictradar.ingest.settings import load_settings
+from conflictradar.ingest.settings import Settings, load_settings
 from conflictradar.ingest.store import Store
 from conflictradar.ingest.tail import Tailer
 
 
-def _cpu() -> float:
+def process_cpu() -> float:
+    """This process's CPU seconds so far (user + sys, every thread)."""
     t = os.times()
     return t.user + t.system
+
+
+@contextmanager
+def in_process_watcher(logs: Path, db: Path) -> Iterator[tuple[Settings, Store, Tailer]]:
+    """What `watch` runs over `logs`, in this process: its store (with the watcher's sandbox,
+    memory limit and threads) and its Tailer, the logs read once already."""
+    settings = load_settings(db=db, env={})
+    w = settings.watch
+    with Store.open(db, sandboxed=True, memory_limit=w.memory_limit, threads=w.threads) as store:
+        tailer = Tailer(store, Ingester(store, settings, classify_later=True), [str(logs)],
+                        w.poll_interval_s)  # fmt: skip
+        try:
+            tailer.poll_once()
+            yield settings, store, tailer
+        finally:
+            tailer.close()
 
 
 class FleetAppends:
@@ -59,13 +78,7 @@ def look_cost(files: int, rate: int, every_s: float, looks: int, seed: int = 7,
         for name in names:  # each file read once before: later looks read appends
             name.write_bytes(traffic.lines(200, past_stamps(200, 5)))
         fleet_logs = FleetAppends(logs, seed) if fleet else None
-        settings = load_settings(db=Path(tmp) / "look.duckdb", env={})
-        w = settings.watch
-        with Store.open(settings.db, sandboxed=True, memory_limit=w.memory_limit,
-                        threads=w.threads) as store:  # fmt: skip
-            tailer = Tailer(store, Ingester(store, settings, classify_later=True),
-                            [str(logs)], w.poll_interval_s)  # fmt: skip
-            tailer.poll_once()
+        with in_process_watcher(logs, Path(tmp) / "look.duckdb") as (_, _, tailer):
             each = max(1, round(rate * every_s / files))
             spent = []
             for _ in range(looks):
@@ -74,10 +87,9 @@ def look_cost(files: int, rate: int, every_s: float, looks: int, seed: int = 7,
                 for name in names:
                     with name.open("ab") as fh:
                         fh.write(traffic.lines(each, now_stamps(each)))
-                before = _cpu()
+                before = process_cpu()
                 tailer.poll_once(scan=False)
-                spent.append(_cpu() - before)
-            tailer.close()
+                spent.append(process_cpu() - before)
     return spent
 
 
