@@ -160,12 +160,12 @@ def _plan(
     return plan
 
 
-def _series(plan: _Plan, got: dict[tuple[int, str], Tally]) -> list[Series]:
-    """Per evaluation time: each scope value's (window tally, history tallies)."""
+def _series(
+    plan: _Plan, got: dict[tuple[int, str], Tally], keys: dict[int, list[str]]
+) -> list[Series]:
+    """Per evaluation time: each scope value's (window tally, history tallies); `keys`: the
+    scope values counted in each span."""
     scope = plan.scope
-    keys: dict[int, list[str]] = {}
-    for i, key in got:
-        keys.setdefault(i, []).append(key)
     out: list[Series] = []
     for i, past in zip(plan.current, plan.history, strict=True):
         series: Series = {}
@@ -200,8 +200,11 @@ def sample_rule(
     rolled = [s for p in plans for s in p.rolled]
     rows = [s for p in plans for s in p.rows]
     _add(got, window_counts(con, rule.scope, rolled, rows))
-    long_series = _series(long, got)
-    short_series = _series(plans[-1], got)
+    keys: dict[int, list[str]] = {}
+    for i, key in got:
+        keys.setdefault(i, []).append(key)
+    long_series = _series(long, got, keys)
+    short_series = _series(plans[-1], got, keys)
     out = []
     for i, now in enumerate(nows):
         counts = []
