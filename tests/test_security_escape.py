@@ -71,6 +71,19 @@ def test_markdown_renders_as_the_text_itself(payload: str) -> None:
     assert not GFM_LITERAL.search(panels.text(payload))  # no autolink can form
 
 
+def test_markdown_table_keeps_every_payload_in_its_own_cell() -> None:
+    """The Overview's Top endpoints: hostile endpoints stay one cell each, as text."""
+    frame = pl.DataFrame({"endpoint": [*PAYLOADS, "/a|b|c"], "n": list(range(len(PAYLOADS) + 1))})
+    source = panels.markdown_table(frame, {"endpoint": ("endpoint", str), "n": ("#409s", str)})
+    html = MarkdownIt("commonmark").enable("table").render(source)
+    assert html.count("<tr>") == len(PAYLOADS) + 2  # header + every row
+    assert html.count("<td") == 2 * (len(PAYLOADS) + 1)  # a `|` in a payload splits nothing
+    assert "<a " not in html and "<img" not in html and "<strong>" not in html
+    assert not GFM_LITERAL.search(source)
+    assert '<td style="text-align:right">0</td>' in html  # numbers right-aligned
+    assert "<td>/a|b|c</td>" in html  # shown as written
+
+
 def test_markdown_shows_the_characters_written() -> None:
     html = MarkdownIt("commonmark").render(panels.text("[x](https://e.example) *y*"))
     assert "[x](https://e.example) *y*" in html
