@@ -8,10 +8,10 @@ import streamlit as st
 
 from conflictradar.dashboard import charts
 from conflictradar.dashboard.frame import View, page
-from conflictradar.dashboard.panels import download, markdown_table
+from conflictradar.dashboard.panels import Cell, download, markdown_table
 from conflictradar.ingest import reads
 
-TOP_ENDPOINTS = {
+TOP_ENDPOINTS: dict[str, tuple[str, Cell]] = {
     "endpoint": ("endpoint", str),
     "conflicts": ("#409s", "{:,}".format),
     "requests": ("#requests", "{:,}".format),
