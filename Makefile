@@ -35,8 +35,8 @@ lint: $(STAMP) mypy-tree
 
 test: bytecode lint
 	$(BIN)/python -m tests.system_packages   # Chromium, Prometheus, Alertmanager from Debian when missing
-	# The browser test first, alone: the page render times it reports are timings, and beside a
-	# second test worker on 2 cores they measured that worker (Overview 2.1-2.4 s against ~1.6 s).
+# The browser test first, alone: the page render times it reports are timings, and beside a
+# second test worker on 2 cores they measured that worker (Overview 2.1-2.4 s against ~1.6 s).
 	$(BIN)/python -m pytest -q tests/test_dashboard_browser.py
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --ignore tests/test_dashboard_browser.py   # two workers, longest files first (tests/conftest.py)
 
