@@ -194,7 +194,12 @@ ok AS (
     FROM requests r
 {_ANTI_OK}    WHERE r.status BETWEEN 200 AND 299
       AND r.ts BETWEEN $lo - to_microseconds($window_us) AND $hi
-      AND r.path IN (SELECT path FROM c)
+      -- on a 409's path, in its window's bucket or the one before (see the joins below): on a
+      -- busy path most successes lie outside every 409's window (measured on 2M realistic
+      -- lines: 499k candidates -> 253k, the query 0.33 -> 0.27 s)
+      AND (r.path, epoch_us(r.ts) // $window_b) IN (
+          SELECT DISTINCT path, unnest([epoch_us(ts) // $window_b, epoch_us(ts) // $window_b - 1])
+          FROM c)
 ),
 -- Both joins also match on a time bucket of the window's width (a candidate lies in the 409's
 -- bucket or the one before), so a hot path with thousands of writes does not make the join
@@ -295,6 +300,7 @@ class Classifier:
             "retry_us": self.rules.retry_us,
             "race_us": self.rules.race_us,
             # Bucket widths: the window itself (at least 1 µs, for a window of 0).
+            "window_b": max(self.window_us, 1),
             "retry_b": max(self.rules.retry_us, 1),
             "race_b": max(self.rules.race_us, 1),
             "retry_s": f"{self.rules.retry_us / 1e6:g}",
